@@ -1,1 +1,29 @@
+//! ovlva: GStreamer elements running OpenVINO models on video and emitting Azure Live Video
+//! Analytics (LVA) inference JSON.
+//!
+//! Elements: `ovinfer` (inference, results as meta). The meta contract between elements is in
+//! [`meta`]; the OpenVINO runtime is reached through [`openvino`].
 
+use gst::glib;
+
+pub mod meta;
+pub mod openvino;
+pub mod ovinfer;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    meta::register();
+    ovinfer::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    ovlva,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

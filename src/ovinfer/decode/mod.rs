@@ -1,0 +1,274 @@
+//! Output decoders: pure functions from output tensors to detections or a classification.
+//!
+//! Boxes are normalised to the model input (0..1, may lie outside before clipping); because the
+//! frame is stretched to the input, they are normalised to the frame too.
+
+pub mod blazeface;
+pub mod classification;
+pub mod nms;
+pub mod ssd;
+pub mod yolo;
+
+use std::fmt;
+
+/// One detected object, box normalised to the frame (not yet clipped).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub label_id: i32,
+    pub confidence: f32,
+    pub x_min: f32,
+    pub y_min: f32,
+    pub x_max: f32,
+    pub y_max: f32,
+}
+
+impl Detection {
+    pub fn area(&self) -> f32 {
+        (self.x_max - self.x_min).max(0.0) * (self.y_max - self.y_min).max(0.0)
+    }
+
+    /// The box clipped to the frame, or `None` when nothing of it is left inside.
+    pub fn clipped(&self) -> Option<Detection> {
+        let c = Detection {
+            x_min: self.x_min.clamp(0.0, 1.0),
+            y_min: self.y_min.clamp(0.0, 1.0),
+            x_max: self.x_max.clamp(0.0, 1.0),
+            y_max: self.y_max.clamp(0.0, 1.0),
+            ..*self
+        };
+        let finite = [c.x_min, c.y_min, c.x_max, c.y_max, c.confidence]
+            .iter()
+            .all(|v| v.is_finite());
+        (finite && c.x_max > c.x_min && c.y_max > c.y_min).then_some(c)
+    }
+}
+
+/// A whole-frame classification result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Classification {
+    pub label_id: i32,
+    pub confidence: f32,
+}
+
+/// What one inference produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Detections(Vec<Detection>),
+    Classification(Option<Classification>),
+}
+
+/// One output tensor as f32 with its shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Tensor<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+/// The output decoders `ovinfer` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecoderKind {
+    /// DetectionOutput [1,1,N,7]: (image, class, confidence, x0, y0, x1, y1).
+    Ssd,
+    /// BlazeFace: regressors [1,N,16] + classificators [1,N,1] over generated anchors.
+    BlazeFace,
+    /// YOLOv8/v11 [1,4+C,N] (or [1,N,4+C]): cx, cy, w, h in input pixels, then C class scores.
+    Yolo,
+    /// Whole-frame classification [1,C] or [1,C,1,1].
+    Classification,
+}
+
+impl fmt::Display for DecoderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DecoderKind::Ssd => "ssd",
+            DecoderKind::BlazeFace => "blazeface",
+            DecoderKind::Yolo => "yolo",
+            DecoderKind::Classification => "classification",
+        })
+    }
+}
+
+/// Static description of the model the decoder works on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelShape {
+    /// Static output shapes, in the model's output order.
+    pub outputs: Vec<Vec<usize>>,
+    pub input_width: usize,
+    pub input_height: usize,
+}
+
+fn shapes_string(outputs: &[Vec<usize>]) -> String {
+    outputs
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl DecoderKind {
+    /// Picks the decoder whose expected output shapes match the model's.
+    pub fn detect(model: &ModelShape) -> Result<DecoderKind, String> {
+        for kind in [
+            DecoderKind::Ssd,
+            DecoderKind::BlazeFace,
+            DecoderKind::Yolo,
+            DecoderKind::Classification,
+        ] {
+            if kind.check(model).is_ok() {
+                return Ok(kind);
+            }
+        }
+        Err(format!(
+            "no decoder understands outputs {}; supported: ssd [1,1,N,7], blazeface [1,N,16] + \
+             [1,N,1], yolo [1,4+C,N], classification [1,C] or [1,C,1,1]",
+            shapes_string(&model.outputs)
+        ))
+    }
+
+    /// Checks that the model's outputs are what this decoder reads.
+    pub fn check(self, model: &ModelShape) -> Result<(), String> {
+        let o = &model.outputs;
+        let ok = match self {
+            DecoderKind::Ssd => o.len() == 1 && ssd::accepts(&o[0]),
+            DecoderKind::BlazeFace => {
+                blazeface::accepts(o, model.input_width, model.input_height).is_ok()
+            }
+            DecoderKind::Yolo => o.len() == 1 && yolo::layout(&o[0]).is_some(),
+            DecoderKind::Classification => o.len() == 1 && classification::classes(&o[0]).is_some(),
+        };
+        if ok {
+            return Ok(());
+        }
+        let detail = match self {
+            DecoderKind::BlazeFace => blazeface::accepts(o, model.input_width, model.input_height)
+                .err()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        Err(format!(
+            "decoder {self} cannot read outputs {}{detail}",
+            shapes_string(o)
+        ))
+    }
+
+    /// Decodes one inference's outputs (in model output order).
+    pub fn decode(
+        self,
+        outputs: &[Tensor<'_>],
+        model: &ModelShape,
+        threshold: f32,
+    ) -> Result<Decoded, String> {
+        let first = outputs.first().ok_or("the model produced no output")?;
+        Ok(match self {
+            DecoderKind::Ssd => Decoded::Detections(ssd::decode(first, threshold)?),
+            DecoderKind::BlazeFace => Decoded::Detections(blazeface::decode(
+                outputs,
+                model.input_width,
+                model.input_height,
+                threshold,
+            )?),
+            DecoderKind::Yolo => Decoded::Detections(yolo::decode(
+                first,
+                model.input_width,
+                model.input_height,
+                threshold,
+            )?),
+            DecoderKind::Classification => {
+                Decoded::Classification(classification::decode(first, threshold)?)
+            }
+        })
+    }
+
+    /// A label for class ids when no labels file is given.
+    pub fn default_label(self, label_id: i32) -> String {
+        match self {
+            DecoderKind::BlazeFace => "face".to_string(),
+            _ => label_id.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(outputs: Vec<Vec<usize>>, w: usize, h: usize) -> ModelShape {
+        ModelShape {
+            outputs,
+            input_width: w,
+            input_height: h,
+        }
+    }
+
+    #[test]
+    fn detects_each_decoder_from_shapes() {
+        assert_eq!(
+            DecoderKind::detect(&model(vec![vec![1, 1, 100, 7]], 300, 300)),
+            Ok(DecoderKind::Ssd)
+        );
+        assert_eq!(
+            DecoderKind::detect(&model(vec![vec![1, 896, 16], vec![1, 896, 1]], 128, 128)),
+            Ok(DecoderKind::BlazeFace)
+        );
+        assert_eq!(
+            DecoderKind::detect(&model(vec![vec![1, 896, 1], vec![1, 896, 16]], 128, 128)),
+            Ok(DecoderKind::BlazeFace)
+        );
+        assert_eq!(
+            DecoderKind::detect(&model(vec![vec![1, 84, 8400]], 640, 640)),
+            Ok(DecoderKind::Yolo)
+        );
+        assert_eq!(
+            DecoderKind::detect(&model(vec![vec![1, 1000]], 224, 224)),
+            Ok(DecoderKind::Classification)
+        );
+        assert_eq!(
+            DecoderKind::detect(&model(vec![vec![1, 10, 1, 1]], 224, 224)),
+            Ok(DecoderKind::Classification)
+        );
+    }
+
+    #[test]
+    fn unknown_outputs_are_named_in_the_error() {
+        let err = DecoderKind::detect(&model(vec![vec![1, 5, 5, 5]], 5, 5)).unwrap_err();
+        assert!(err.contains("[1, 5, 5, 5]"), "{err}");
+        assert!(err.contains("supported"), "{err}");
+    }
+
+    #[test]
+    fn explicit_decoder_is_checked_against_the_model() {
+        let m = model(vec![vec![1, 1000]], 224, 224);
+        let err = DecoderKind::Ssd.check(&m).unwrap_err();
+        assert!(
+            err.contains("decoder ssd cannot read outputs [1, 1000]"),
+            "{err}"
+        );
+        assert!(DecoderKind::Classification.check(&m).is_ok());
+    }
+
+    #[test]
+    fn clipping_keeps_the_inside_and_drops_empty_boxes() {
+        let d = Detection {
+            label_id: 1,
+            confidence: 0.9,
+            x_min: -0.2,
+            y_min: 0.5,
+            x_max: 0.4,
+            y_max: 1.5,
+        };
+        let c = d.clipped().unwrap();
+        assert_eq!((c.x_min, c.y_min, c.x_max, c.y_max), (0.0, 0.5, 0.4, 1.0));
+        let outside = Detection {
+            x_min: 1.2,
+            x_max: 1.4,
+            ..d
+        };
+        assert_eq!(outside.clipped(), None);
+        let nan = Detection {
+            confidence: f32::NAN,
+            ..d
+        };
+        assert_eq!(nan.clipped(), None);
+    }
+}

@@ -1,0 +1,94 @@
+//! Copying a mapped video frame, plane by plane and without row padding, into the input tensor.
+
+use crate::openvino::PixelFormat;
+
+/// The OpenVINO pixel format for a GStreamer video format, if ovinfer takes it.
+pub fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
+    use gst_video::VideoFormat as F;
+    Some(match format {
+        F::Rgb => PixelFormat::Rgb,
+        F::Bgr => PixelFormat::Bgr,
+        // The fourth byte (padding or alpha) is ignored by the conversion.
+        F::Rgbx | F::Rgba => PixelFormat::Rgbx,
+        F::Bgrx | F::Bgra => PixelFormat::Bgrx,
+        F::Nv12 => PixelFormat::Nv12,
+        F::I420 => PixelFormat::I420,
+        _ => return None,
+    })
+}
+
+/// Bytes per row and rows of each plane of a tightly packed frame.
+pub fn plane_sizes(format: PixelFormat, width: usize, height: usize) -> Vec<(usize, usize)> {
+    match format {
+        PixelFormat::Rgb | PixelFormat::Bgr => vec![(width * 3, height)],
+        PixelFormat::Rgbx | PixelFormat::Bgrx => vec![(width * 4, height)],
+        PixelFormat::Nv12 => vec![(width, height), (width, height / 2)],
+        PixelFormat::I420 => vec![
+            (width, height),
+            (width / 2, height / 2),
+            (width / 2, height / 2),
+        ],
+    }
+}
+
+/// Copies `planes` (data, stride) with the given row sizes into `dst`, one plane after another.
+/// Returns false when a plane is shorter than its rows need or `dst` has the wrong size.
+pub fn pack(planes: &[(&[u8], usize)], sizes: &[(usize, usize)], dst: &mut [u8]) -> bool {
+    if planes.len() != sizes.len() || dst.len() != sizes.iter().map(|(r, n)| r * n).sum::<usize>() {
+        return false;
+    }
+    let mut offset = 0;
+    for (&(src, stride), &(row, rows)) in planes.iter().zip(sizes) {
+        if rows > 0 && (stride < row || src.len() < stride * (rows - 1) + row) {
+            return false;
+        }
+        if stride == row {
+            dst[offset..offset + row * rows].copy_from_slice(&src[..row * rows]);
+        } else {
+            for (y, out) in dst[offset..offset + row * rows]
+                .chunks_exact_mut(row)
+                .enumerate()
+            {
+                out.copy_from_slice(&src[y * stride..y * stride + row]);
+            }
+        }
+        offset += row * rows;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_row_padding_plane_by_plane() {
+        // 2x2 NV12 with stride 4: Y rows [1,2,_,_] [3,4,_,_], UV row [5,6,_,_]
+        let y = [1, 2, 0, 0, 3, 4, 0, 0];
+        let uv = [5, 6, 0, 0];
+        let sizes = plane_sizes(PixelFormat::Nv12, 2, 2);
+        let mut dst = [0u8; 6];
+        assert!(pack(&[(&y, 4), (&uv, 4)], &sizes, &mut dst));
+        assert_eq!(dst, [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn refuses_short_planes_and_wrong_destinations() {
+        let sizes = plane_sizes(PixelFormat::Rgb, 2, 2);
+        let mut dst = [0u8; 12];
+        assert!(!pack(&[(&[0u8; 10], 6)], &sizes, &mut dst));
+        assert!(pack(&[(&[0u8; 14], 8)], &sizes, &mut dst));
+        assert!(!pack(&[(&[0u8; 12], 6)], &sizes, &mut [0u8; 11]));
+    }
+
+    #[test]
+    fn formats() {
+        use gst_video::VideoFormat as F;
+        assert_eq!(pixel_format(F::Bgra), Some(PixelFormat::Bgrx));
+        assert_eq!(pixel_format(F::Gray8), None);
+        assert_eq!(
+            plane_sizes(PixelFormat::I420, 4, 2),
+            vec![(4, 2), (2, 1), (2, 1)]
+        );
+    }
+}

@@ -1,0 +1,639 @@
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, OnceLock};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+
+use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
+use super::input::{self, InputRange, ModelInput};
+use super::labels::Labels;
+use super::{DecoderChoice, ModelColorFormat, frame};
+use crate::meta::{self, DetectionInfo, FrameClassification};
+use crate::openvino::{self, CompiledModel, Core, InferRequest, Model, PixelFormat};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "ovinfer",
+        gst::DebugColorFlags::empty(),
+        Some("OpenVINO inference on video frames"),
+    )
+});
+
+const DEFAULT_DEVICE: &str = "CPU";
+const DEFAULT_THRESHOLD: f64 = 0.5;
+const DEFAULT_INTERVAL: u32 = 1;
+const DEFAULT_INPUT_RANGE: &str = "auto";
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: Option<PathBuf>,
+    device: String,
+    labels: Option<PathBuf>,
+    threshold: f64,
+    decoder: DecoderChoice,
+    interval: u32,
+    input_range: String,
+    model_color_format: ModelColorFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: None,
+            device: DEFAULT_DEVICE.to_string(),
+            labels: None,
+            threshold: DEFAULT_THRESHOLD,
+            decoder: DecoderChoice::Auto,
+            interval: DEFAULT_INTERVAL,
+            input_range: DEFAULT_INPUT_RANGE.to_string(),
+            model_color_format: ModelColorFormat::Rgb,
+        }
+    }
+}
+
+/// The model compiled for the negotiated caps.
+struct Compiled {
+    request: InferRequest,
+    // Keeps the compiled model alive for the request.
+    _model: CompiledModel,
+    info: gst_video::VideoInfo,
+    format: PixelFormat,
+}
+
+/// Per-run state: from `start` to `stop`.
+struct State {
+    model: Model,
+    model_name: String,
+    model_input: ModelInput,
+    model_shape: ModelShape,
+    decoder: DecoderKind,
+    labels: Labels,
+    range: InputRange,
+    settings: Settings,
+    compiled: Option<Compiled>,
+    frames: u64,
+}
+
+#[derive(Default)]
+pub struct OvInfer {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+/// One OpenVINO core for the whole process (it is thread-safe and caches device plugins).
+fn core() -> Result<&'static Core, openvino::Error> {
+    static CORE: OnceLock<Result<Core, openvino::Error>> = OnceLock::new();
+    CORE.get_or_init(Core::new).as_ref().map_err(Clone::clone)
+}
+
+fn model_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl OvInfer {
+    /// Loads the model, picks the decoder and reads the labels: everything that does not depend
+    /// on caps, so that a bad model or labels file fails the state change.
+    fn load(&self, settings: &Settings) -> Result<State, gst::ErrorMessage> {
+        let path = settings.model.clone().ok_or_else(|| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["no model set: set the model property to an IR .xml, .onnx or .tflite file"]
+            )
+        })?;
+        if !path.is_file() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                [
+                    "model file {} does not exist: check the model property",
+                    path.display()
+                ]
+            ));
+        }
+        let range = InputRange::parse(&settings.input_range)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{e}"]))?;
+        let labels = match &settings.labels {
+            None => Labels::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::NotFound,
+                        [
+                            "labels file {} cannot be read ({e}): check the labels property",
+                            p.display()
+                        ]
+                    )
+                })?;
+                Labels::parse(&text)
+            }
+        };
+        let core = core().map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{e}"]))?;
+        let mut model = core.read_model(&path).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ["cannot read model {}: {e}. Is it a valid OpenVINO IR (.xml with its .bin), ONNX or TFLite file?", path.display()]
+            )
+        })?;
+        let in_err = |e: String| {
+            gst::error_msg!(gst::StreamError::Format, ["model {}: {e}", path.display()])
+        };
+        let inputs = model.inputs().map_err(|e| in_err(e.to_string()))?;
+        if inputs.len() != 1 {
+            return Err(in_err(format!(
+                "has {} inputs; ovinfer feeds models with exactly one image input",
+                inputs.len()
+            )));
+        }
+        let model_input = input::model_input(&inputs[0]).map_err(in_err)?;
+        if inputs[0].shape[0].is_none() {
+            let dims: Vec<i64> = inputs[0].shape.iter().map(|d| d.unwrap_or(1)).collect();
+            model
+                .reshape_input(&dims)
+                .map_err(|e| in_err(e.to_string()))?;
+        }
+        let outputs = model.outputs().map_err(|e| in_err(e.to_string()))?;
+        let output_shapes = outputs
+            .iter()
+            .map(|o| {
+                o.static_shape().ok_or_else(|| {
+                    in_err(format!(
+                        "output '{}' has a dynamic shape {}; ovinfer needs static output shapes",
+                        o.name,
+                        o.shape_string()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let model_shape = ModelShape {
+            outputs: output_shapes,
+            input_width: model_input.width,
+            input_height: model_input.height,
+        };
+        let decoder = match settings.decoder.kind() {
+            Some(kind) => {
+                kind.check(&model_shape)
+                    .map_err(|e| in_err(format!("{e}; use decoder=auto or a matching model")))?;
+                kind
+            }
+            None => {
+                let kind = DecoderKind::detect(&model_shape).map_err(in_err)?;
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "decoder=auto picked '{kind}' for outputs {:?}",
+                    model_shape.outputs
+                );
+                kind
+            }
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded {} with OpenVINO {}: input {} {:?} {}x{} {}, decoder {decoder}, {} labels",
+            path.display(),
+            openvino::version().unwrap_or_default(),
+            inputs[0].shape_string(),
+            model_input.element_type,
+            model_input.width,
+            model_input.height,
+            model_input.layout,
+            labels.len()
+        );
+        Ok(State {
+            model,
+            model_name: model_stem(&path),
+            model_input,
+            model_shape,
+            decoder,
+            labels,
+            range,
+            settings: settings.clone(),
+            compiled: None,
+            frames: 0,
+        })
+    }
+
+    /// Compiles the model with pre-processing from the negotiated frames.
+    fn compile(&self, state: &State, info: &gst_video::VideoInfo) -> Result<Compiled, String> {
+        let format = frame::pixel_format(info.format())
+            .ok_or_else(|| format!("unsupported video format {:?}", info.format()))?;
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        if matches!(format, PixelFormat::Nv12 | PixelFormat::I420) && (w % 2 != 0 || h % 2 != 0) {
+            return Err(format!(
+                "{:?} frames of odd size {w}x{h} cannot be converted by OpenVINO: scale to an \
+                 even size or convert to RGB before ovinfer",
+                info.format()
+            ));
+        }
+        let pre = input::preprocessing(
+            &state.model_input,
+            format,
+            w,
+            h,
+            state.settings.model_color_format == ModelColorFormat::Bgr,
+            state.range,
+            state.decoder,
+        );
+        let core = core().map_err(|e| e.to_string())?;
+        let model = state
+            .model
+            .with_preprocessing(&pre)
+            .map_err(|e| e.to_string())?;
+        let compiled = core
+            .compile(
+                &model,
+                &state.settings.device,
+                &[("PERFORMANCE_HINT", "LATENCY")],
+            )
+            .map_err(|e| format!("on device {}: {e}", state.settings.device))?;
+        let request = compiled.create_request().map_err(|e| e.to_string())?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "compiled for {:?} {w}x{h} on {}: {pre:?}",
+            info.format(),
+            state.settings.device
+        );
+        Ok(Compiled {
+            request,
+            _model: compiled,
+            info: info.clone(),
+            format,
+        })
+    }
+
+    fn label(state: &State, label_id: i32) -> String {
+        state
+            .labels
+            .get(label_id)
+            .map(str::to_string)
+            .unwrap_or_else(|| state.decoder.default_label(label_id))
+    }
+
+    /// Runs one inference on `buffer` and attaches the results.
+    fn infer(&self, state: &mut State, buffer: &mut gst::BufferRef) -> Result<(), String> {
+        let compiled = state
+            .compiled
+            .as_mut()
+            .ok_or("no caps negotiated before the first frame")?;
+        {
+            let frame =
+                gst_video::VideoFrameRef::from_buffer_ref_readable(&*buffer, &compiled.info)
+                    .map_err(|_| "cannot map the frame for reading".to_string())?;
+            let planes = (0..frame.n_planes())
+                .map(|p| {
+                    let data = frame
+                        .plane_data(p)
+                        .map_err(|_| format!("cannot read plane {p}"))?;
+                    Ok((data, frame.plane_stride()[p as usize] as usize))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let sizes = frame::plane_sizes(
+                compiled.format,
+                compiled.info.width() as usize,
+                compiled.info.height() as usize,
+            );
+            let dst = compiled.request.input_bytes().map_err(|e| e.to_string())?;
+            if !frame::pack(&planes, &sizes, dst) {
+                return Err(format!(
+                    "the frame's planes do not match its caps (planes {:?}, expected rows {sizes:?}, tensor {} bytes)",
+                    planes
+                        .iter()
+                        .map(|(d, s)| (d.len(), *s))
+                        .collect::<Vec<_>>(),
+                    dst.len()
+                ));
+            }
+        }
+        compiled.request.infer().map_err(|e| e.to_string())?;
+        let outputs = (0..state.model_shape.outputs.len())
+            .map(|i| compiled.request.output_f32(i).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, String>>()?;
+        let tensors: Vec<Tensor<'_>> = outputs
+            .iter()
+            .map(|(shape, data)| Tensor { shape, data })
+            .collect();
+        let threshold = state.settings.threshold as f32;
+        let decoded = state
+            .decoder
+            .decode(&tensors, &state.model_shape, threshold)?;
+        let (width, height) = (compiled.info.width(), compiled.info.height());
+        let n = state.frames - 1;
+        match decoded {
+            Decoded::Detections(found) => {
+                let mut attached = 0;
+                for d in found.iter().filter_map(|d| d.clipped()) {
+                    let info = DetectionInfo {
+                        label: Self::label(state, d.label_id),
+                        label_id: d.label_id,
+                        confidence: d.confidence as f64,
+                        bbox: [d.x_min, d.y_min, d.x_max, d.y_max].map(f64::from),
+                        model: state.model_name.clone(),
+                    };
+                    let rect = meta::pixel_rect(info.bbox, width, height);
+                    if rect.2 == 0 || rect.3 == 0 {
+                        continue;
+                    }
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "frame {n}: {} ({}) {:.3} at x={} y={} w={} h={}",
+                        info.label,
+                        info.label_id,
+                        info.confidence,
+                        rect.0,
+                        rect.1,
+                        rect.2,
+                        rect.3
+                    );
+                    meta::add_detection(buffer, width, height, &info);
+                    attached += 1;
+                }
+                gst::log!(CAT, imp = self, "frame {n}: {attached} detections");
+            }
+            Decoded::Classification(Some(c)) => {
+                let result = FrameClassification {
+                    label: Self::label(state, c.label_id),
+                    label_id: c.label_id,
+                    confidence: c.confidence as f64,
+                    model: state.model_name.clone(),
+                };
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "frame {n}: class {} ({}) {:.3}",
+                    result.label,
+                    result.label_id,
+                    result.confidence
+                );
+                meta::add_frame_classification(buffer, &result);
+            }
+            Decoded::Classification(None) => {
+                gst::log!(CAT, imp = self, "frame {n}: no class above threshold");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for OvInfer {
+    const NAME: &'static str = "GstOvInfer";
+    type Type = super::OvInfer;
+    type ParentType = gst_base::BaseTransform;
+}
+
+impl ObjectImpl for OvInfer {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model")
+                    .blurb("Model file: OpenVINO IR (.xml, with its .bin beside it), ONNX (.onnx) or TFLite (.tflite)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("OpenVINO device to run on: CPU, GPU, NPU, AUTO, ... (passed to OpenVINO as is)")
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("labels")
+                    .nick("Labels")
+                    .blurb("Labels file: one label per line (id = line number from 0), or \"id name\" per line; without it labels are the class ids")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("threshold")
+                    .nick("Threshold")
+                    .blurb("Minimum confidence of a detection or classification to be attached")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("decoder", DecoderChoice::Auto)
+                    .nick("Decoder")
+                    .blurb("How to read the model's outputs; auto picks from the output shapes and logs its choice (GST_DEBUG=ovinfer:4)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("interval")
+                    .nick("Interval")
+                    .blurb("Run inference on every Nth frame; the others pass through untouched")
+                    .minimum(1)
+                    .default_value(DEFAULT_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("input-range")
+                    .nick("Input range")
+                    .blurb("Value range pixels are scaled to for float model inputs: \"MIN,MAX\" (e.g. \"-1,1\"), or auto: [-1,1] for BlazeFace, [0,1] for other float models; integer inputs always get 0..255")
+                    .default_value(Some(DEFAULT_INPUT_RANGE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("model-color-format", ModelColorFormat::Rgb)
+                    .nick("Model colour format")
+                    .blurb("Channel order the model expects; frames are converted to it by OpenVINO")
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let name = pspec.name();
+        let live = matches!(name, "threshold" | "interval");
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.is_some() && !live {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "property {name} cannot change while running; set it in the NULL or READY state"
+            );
+            return;
+        }
+        let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        match name {
+            "model" => {
+                settings.model = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .map(PathBuf::from)
+            }
+            "device" => {
+                settings.device = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| DEFAULT_DEVICE.to_string())
+            }
+            "labels" => {
+                settings.labels = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .map(PathBuf::from)
+            }
+            "threshold" => settings.threshold = value.get().unwrap_or(DEFAULT_THRESHOLD),
+            "decoder" => settings.decoder = value.get().unwrap_or_default(),
+            "interval" => settings.interval = value.get().unwrap_or(DEFAULT_INTERVAL),
+            "input-range" => {
+                settings.input_range = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| DEFAULT_INPUT_RANGE.to_string())
+            }
+            "model-color-format" => settings.model_color_format = value.get().unwrap_or_default(),
+            _ => unreachable!("unknown property {name}"),
+        }
+        if let Some(state) = state.as_mut() {
+            state.settings.threshold = settings.threshold;
+            state.settings.interval = settings.interval;
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+        match pspec.name() {
+            "model" => path(&s.model).to_value(),
+            "device" => s.device.to_value(),
+            "labels" => path(&s.labels).to_value(),
+            "threshold" => s.threshold.to_value(),
+            "decoder" => s.decoder.to_value(),
+            "interval" => s.interval.to_value(),
+            "input-range" => s.input_range.to_value(),
+            "model-color-format" => s.model_color_format.to_value(),
+            name => unreachable!("unknown property {name}"),
+        }
+    }
+}
+
+impl GstObjectImpl for OvInfer {}
+
+impl ElementImpl for OvInfer {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "OpenVINO inference",
+                "Filter/Analyzer/Video",
+                "Runs an OpenVINO model (IR, ONNX, TFLite) on video frames and attaches detections \
+                 as GstVideoRegionOfInterestMeta and classifications as custom meta",
+                "ovlva developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            use gst_video::VideoFormat as F;
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list([
+                    F::Rgb,
+                    F::Bgr,
+                    F::Rgbx,
+                    F::Bgrx,
+                    F::Rgba,
+                    F::Bgra,
+                    F::Nv12,
+                    F::I420,
+                ])
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid src template"),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid sink template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for OvInfer {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let state = self.load(&settings)?;
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(state) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            gst::info!(CAT, imp = self, "stopped after {} frames", state.frames);
+        }
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "invalid caps {incaps}"))?;
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+        if state.compiled.as_ref().is_some_and(|c| c.info == info) {
+            return Ok(());
+        }
+        state.compiled = None;
+        match self.compile(state, &info) {
+            Ok(compiled) => {
+                state.compiled = Some(compiled);
+                Ok(())
+            }
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ["model {} cannot take these frames: {e}", state.model_name],
+                    details: gst::Structure::builder("ovinfer-caps").field("caps", incaps).build()
+                );
+                Err(gst::loggable_error!(CAT, "cannot use caps {incaps}: {e}"))
+            }
+        }
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let n = state.frames;
+        state.frames += 1;
+        if n % u64::from(state.settings.interval.max(1)) != 0 {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        if let Err(e) = self.infer(state, buf) {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ["inference on frame {n} failed: {e}"]
+            );
+            return Err(gst::FlowError::Error);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

@@ -1,0 +1,66 @@
+//! `ovinfer`: OpenVINO inference on raw video frames; results attached as meta (see `crate::meta`).
+
+pub mod decode;
+pub mod frame;
+mod imp;
+pub mod input;
+pub mod labels;
+
+use gst::glib;
+use gst::prelude::*;
+
+glib::wrapper! {
+    pub struct OvInfer(ObjectSubclass<imp::OvInfer>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// Which output decoder to use (`decoder` property).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstOvInferDecoder")]
+pub enum DecoderChoice {
+    #[default]
+    #[enum_value(name = "Pick from the model's output shapes", nick = "auto")]
+    Auto,
+    #[enum_value(name = "SSD DetectionOutput [1,1,N,7]", nick = "ssd")]
+    Ssd,
+    #[enum_value(name = "BlazeFace anchors + NMS", nick = "blazeface")]
+    BlazeFace,
+    #[enum_value(name = "YOLOv8/v11 [1,4+C,N] + NMS", nick = "yolo")]
+    Yolo,
+    #[enum_value(name = "Whole-frame classification [1,C]", nick = "classification")]
+    Classification,
+}
+
+impl DecoderChoice {
+    pub fn kind(self) -> Option<decode::DecoderKind> {
+        use decode::DecoderKind as K;
+        match self {
+            DecoderChoice::Auto => None,
+            DecoderChoice::Ssd => Some(K::Ssd),
+            DecoderChoice::BlazeFace => Some(K::BlazeFace),
+            DecoderChoice::Yolo => Some(K::Yolo),
+            DecoderChoice::Classification => Some(K::Classification),
+        }
+    }
+}
+
+/// Channel order the model was trained on (`model-color-format` property).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstOvInferColorFormat")]
+pub enum ModelColorFormat {
+    #[default]
+    #[enum_value(name = "RGB", nick = "rgb")]
+    Rgb,
+    #[enum_value(name = "BGR", nick = "bgr")]
+    Bgr,
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "ovinfer",
+        gst::Rank::NONE,
+        OvInfer::static_type(),
+    )
+}
