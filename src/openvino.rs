@@ -290,20 +290,31 @@ unsafe fn port_info(port: *const sys::ov_output_const_port_t) -> Result<PortInfo
     }
 }
 
-/// An OpenVINO runtime core. Thread-safe.
-pub struct Core(*mut sys::ov_core_t);
+/// Declares an owning wrapper of an OpenVINO handle, freed exactly once on drop.
+macro_rules! handle {
+    ($(#[$doc:meta])* $vis:vis $name:ident($ty:ty), $free:path) => {
+        $(#[$doc])*
+        $vis struct $name(*mut $ty);
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                // SAFETY: the pointer was returned by the OpenVINO call that created this
+                // handle, is owned by this wrapper alone and is freed only here.
+                unsafe { $free(self.0) }
+            }
+        }
+    };
+}
+
+handle!(
+    /// An OpenVINO runtime core. Thread-safe.
+    pub Core(sys::ov_core_t), sys::ov_core_free
+);
 
 // SAFETY: ov::Core is documented thread-safe; the handle is only freed in Drop.
 unsafe impl Send for Core {}
 // SAFETY: as above, all methods used take the core by const pointer.
 unsafe impl Sync for Core {}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        // SAFETY: created by ov_core_create, freed exactly once.
-        unsafe { sys::ov_core_free(self.0) }
-    }
-}
 
 impl Core {
     pub fn new() -> Result<Core> {
@@ -364,20 +375,15 @@ impl Core {
     }
 }
 
-/// A model read from a file (not yet compiled).
-pub struct Model(*mut sys::ov_model_t);
+handle!(
+    /// A model read from a file (not yet compiled).
+    pub Model(sys::ov_model_t), sys::ov_model_free
+);
 
 // SAFETY: a model is only mutated through &mut or by building a new one; the handle is owned.
 unsafe impl Send for Model {}
 // SAFETY: the methods taking &self only read the model.
 unsafe impl Sync for Model {}
-
-impl Drop for Model {
-    fn drop(&mut self) {
-        // SAFETY: owned handle, freed exactly once.
-        unsafe { sys::ov_model_free(self.0) }
-    }
-}
 
 impl Model {
     fn ports(&self, inputs: bool) -> Result<Vec<PortInfo>> {
@@ -499,14 +505,10 @@ pub struct InputPreprocessing {
     pub scale: f32,
 }
 
-struct Preprocessor(*mut sys::ov_preprocess_prepostprocessor_t);
-
-impl Drop for Preprocessor {
-    fn drop(&mut self) {
-        // SAFETY: owned handle, freed exactly once.
-        unsafe { sys::ov_preprocess_prepostprocessor_free(self.0) }
-    }
-}
+handle!(
+    Preprocessor(sys::ov_preprocess_prepostprocessor_t),
+    sys::ov_preprocess_prepostprocessor_free
+);
 
 /// Frees an OpenVINO handle when it goes out of scope.
 struct Guard<T>(*mut T, unsafe fn(*mut T));
@@ -669,7 +671,7 @@ impl Preprocessor {
     }
 }
 
-struct Layout(*mut sys::ov_layout_t);
+handle!(Layout(sys::ov_layout_t), sys::ov_layout_free);
 
 impl Layout {
     fn new(desc: &str) -> Result<Self> {
@@ -684,30 +686,18 @@ impl Layout {
     }
 }
 
-impl Drop for Layout {
-    fn drop(&mut self) {
-        // SAFETY: owned handle, freed exactly once.
-        unsafe { sys::ov_layout_free(self.0) }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Compiled models, requests and tensors
 
-/// A model compiled for a device. Thread-safe; requests are created from it.
-pub struct CompiledModel(*mut sys::ov_compiled_model_t);
+handle!(
+    /// A model compiled for a device. Thread-safe; requests are created from it.
+    pub CompiledModel(sys::ov_compiled_model_t), sys::ov_compiled_model_free
+);
 
 // SAFETY: ov::CompiledModel is documented thread-safe; the handle is owned.
 unsafe impl Send for CompiledModel {}
 // SAFETY: as above.
 unsafe impl Sync for CompiledModel {}
-
-impl Drop for CompiledModel {
-    fn drop(&mut self) {
-        // SAFETY: owned handle, freed exactly once.
-        unsafe { sys::ov_compiled_model_free(self.0) }
-    }
-}
 
 impl CompiledModel {
     pub fn create_request(&self) -> Result<InferRequest> {
@@ -734,18 +724,13 @@ impl CompiledModel {
     }
 }
 
-/// One inference request. Not shareable between threads at once.
-pub struct InferRequest(*mut sys::ov_infer_request_t);
+handle!(
+    /// One inference request. Not shareable between threads at once.
+    pub InferRequest(sys::ov_infer_request_t), sys::ov_infer_request_free
+);
 
 // SAFETY: a request may move between threads; &mut self serialises use.
 unsafe impl Send for InferRequest {}
-
-impl Drop for InferRequest {
-    fn drop(&mut self) {
-        // SAFETY: owned handle, freed exactly once.
-        unsafe { sys::ov_infer_request_free(self.0) }
-    }
-}
 
 impl InferRequest {
     /// The request's own input tensor (allocated by OpenVINO with the pre-processed input's shape).

@@ -71,17 +71,20 @@ pub fn decode(
 mod tests {
     use super::*;
 
-    /// [1, 4+2, 3] channels-first: two overlapping class-1 boxes and one class-0 box.
+    /// Candidates of the [1, 4+2, N] samples (padded with empty ones so that N > 4+C).
+    const N: usize = 8;
+
+    /// [1, 4+2, 8] channels-first: two overlapping class-1 boxes, one class-0 box, 5 empty.
     fn sample() -> Vec<f32> {
         let cand = [
             [320.0, 320.0, 64.0, 128.0, 0.1, 0.9],
             [322.0, 320.0, 64.0, 128.0, 0.1, 0.8],
             [100.0, 50.0, 20.0, 20.0, 0.7, 0.2],
         ];
-        let mut data = vec![0.0; 6 * 3];
+        let mut data = vec![0.0; 6 * N];
         for (i, c) in cand.iter().enumerate() {
             for (ch, v) in c.iter().enumerate() {
-                data[ch * 3 + i] = *v;
+                data[ch * N + i] = *v;
             }
         }
         data
@@ -90,7 +93,7 @@ mod tests {
     #[test]
     fn decodes_boxes_in_input_pixels_with_per_class_nms() {
         let data = sample();
-        let shape = [1, 6, 3];
+        let shape = [1, 6, N];
         let out = decode(
             &Tensor {
                 shape: &shape,
@@ -131,7 +134,7 @@ mod tests {
             0.5,
         )
         .unwrap();
-        let shape_cf = [1, 6, 3];
+        let shape_cf = [1, 6, N];
         let b = decode(
             &Tensor {
                 shape: &shape_cf,
