@@ -115,15 +115,13 @@ mod tests {
     #[test]
     fn transposed_layout_gives_the_same_result() {
         let cf = sample();
-        let mut cl = vec![0.0; 18];
+        let mut cl = vec![0.0; 6 * N];
         for ch in 0..6 {
-            for i in 0..3 {
-                cl[i * 6 + ch] = cf[ch * 3 + i];
+            for i in 0..N {
+                cl[i * 6 + ch] = cf[ch * N + i];
             }
         }
-        // [1, N, 4+C] needs N > 4+C to be told apart: pad to 8 candidates with zero scores.
-        cl.resize(8 * 6, 0.0);
-        let shape_cl = [1, 8, 6];
+        let shape_cl = [1, N, 6];
         let a = decode(
             &Tensor {
                 shape: &shape_cl,
