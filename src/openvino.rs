@@ -84,13 +84,13 @@ static LOADED: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
 fn candidates() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     let mut files: Vec<PathBuf> = Vec::new();
+    // An explicit choice is the only candidate: falling back elsewhere would hide a typo.
     if let Some(v) = std::env::var_os(LIBRARY_ENV) {
         let p = PathBuf::from(v);
-        if p.is_dir() {
-            dirs.push(p);
-        } else {
-            files.push(p);
+        if !p.is_dir() {
+            return vec![p];
         }
+        dirs.push(p);
     }
     let site_packages_libs = |venv: &Path| -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(venv.join("lib")) else {
@@ -141,7 +141,8 @@ fn candidates() -> Vec<PathBuf> {
 
 /// Loads the OpenVINO C library once per process and returns the path it came from.
 ///
-/// Search order: `$OVLVA_OPENVINO_LIB` (file or folder), the active virtualenv, the project's
+/// Search order: `$OVLVA_OPENVINO_LIB` (file or folder; when set, nothing else is tried), the
+/// active virtualenv, the project's
 /// `.venv` (made by `scripts/setup.sh`), `LD_LIBRARY_PATH`, `$OPENVINO_INSTALL_DIR`,
 /// `/opt/intel/openvino`. The library is loaded from its own folder, where it finds its plugins.
 pub fn ensure_loaded() -> Result<&'static Path> {
