@@ -456,7 +456,8 @@ impl Model {
     /// A new model with pre-processing from `input` to the model's own input, and every output
     /// converted to f32.
     pub fn with_preprocessing(&self, input: &InputPreprocessing) -> Result<Model> {
-        Preprocessor::new(self)?.build(input)
+        let n_outputs = self.outputs()?.len();
+        Preprocessor::new(self)?.build(input, n_outputs)
     }
 }
 
@@ -534,7 +535,7 @@ impl Preprocessor {
         Ok(Preprocessor(ptr))
     }
 
-    fn build(self, p: &InputPreprocessing) -> Result<Model> {
+    fn build(self, p: &InputPreprocessing, n_outputs: usize) -> Result<Model> {
         let model_color = if p.model_bgr {
             sys::ov_color_format_e::BGR
         } else {
@@ -629,25 +630,12 @@ impl Preprocessor {
                 "setting the model layout",
             )?;
 
-            let mut n_outputs = 0usize;
-            let mut built = std::ptr::null_mut();
-            // Outputs: always f32 for the decoders.
-            let mut model_ptr = std::ptr::null_mut();
-            check(
-                sys::ov_preprocess_prepostprocessor_build(self.0, &mut model_ptr),
-                "building the pre-processing",
-            )?;
-            let staged = Model(model_ptr);
-            check(
-                sys::ov_model_outputs_size(staged.0, &mut n_outputs),
-                "ov_model_outputs_size",
-            )?;
-            let post = Preprocessor::new(&staged)?;
+            // Every output as f32, for the decoders.
             for i in 0..n_outputs {
                 let mut out = std::ptr::null_mut();
                 check(
                     sys::ov_preprocess_prepostprocessor_get_output_info_by_index(
-                        post.0, i, &mut out,
+                        self.0, i, &mut out,
                     ),
                     "getting a model output",
                 )?;
@@ -663,9 +651,10 @@ impl Preprocessor {
                     "setting an output element type",
                 )?;
             }
+            let mut built = std::ptr::null_mut();
             check(
-                sys::ov_preprocess_prepostprocessor_build(post.0, &mut built),
-                "building the post-processing",
+                sys::ov_preprocess_prepostprocessor_build(self.0, &mut built),
+                "building the pre/post-processing",
             )?;
             Ok(Model(built))
         }
@@ -709,19 +698,6 @@ impl CompiledModel {
             "creating an inference request",
         )?;
         Ok(InferRequest(ptr))
-    }
-
-    pub fn property(&self, key: &str) -> Result<String> {
-        let k = cstring(key)?;
-        let mut value = std::ptr::null_mut();
-        // SAFETY: valid handle and C string; the returned string is owned by us.
-        unsafe {
-            check(
-                sys::ov_compiled_model_get_property(self.0, k.as_ptr(), &mut value),
-                "ov_compiled_model_get_property",
-            )?;
-            Ok(owned_string(value))
-        }
     }
 }
 

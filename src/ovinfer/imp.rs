@@ -89,6 +89,11 @@ fn core() -> Result<&'static Core, openvino::Error> {
     CORE.get_or_init(Core::new).as_ref().map_err(Clone::clone)
 }
 
+/// A string property's value; `None` when unset.
+fn optional_string(value: &glib::Value) -> Option<String> {
+    value.get::<Option<String>>().ok().flatten()
+}
+
 fn model_stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -457,36 +462,18 @@ impl ObjectImpl for OvInfer {
         }
         let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
         match name {
-            "model" => {
-                settings.model = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .map(PathBuf::from)
-            }
+            "model" => settings.model = optional_string(value).map(PathBuf::from),
             "device" => {
-                settings.device = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| DEFAULT_DEVICE.to_string())
+                settings.device =
+                    optional_string(value).unwrap_or_else(|| DEFAULT_DEVICE.to_string())
             }
-            "labels" => {
-                settings.labels = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .map(PathBuf::from)
-            }
+            "labels" => settings.labels = optional_string(value).map(PathBuf::from),
             "threshold" => settings.threshold = value.get().unwrap_or(DEFAULT_THRESHOLD),
             "decoder" => settings.decoder = value.get().unwrap_or_default(),
             "interval" => settings.interval = value.get().unwrap_or(DEFAULT_INTERVAL),
             "input-range" => {
-                settings.input_range = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| DEFAULT_INPUT_RANGE.to_string())
+                settings.input_range =
+                    optional_string(value).unwrap_or_else(|| DEFAULT_INPUT_RANGE.to_string())
             }
             "model-color-format" => settings.model_color_format = value.get().unwrap_or_default(),
             _ => unreachable!("unknown property {name}"),
