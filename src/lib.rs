@@ -1,18 +1,22 @@
 //! ovlva: GStreamer elements running OpenVINO models on video and emitting Azure Live Video
 //! Analytics (LVA) inference JSON.
 //!
-//! Elements: `ovinfer` (inference, results as meta). The meta contract between elements is in
-//! [`meta`]; the OpenVINO runtime is reached through [`openvino`].
+//! Elements: `ovinfer` (inference, results as meta) and `lvajson` (meta → LVA JSON). The meta
+//! contract between elements is in [`meta`]; the OpenVINO runtime is reached through
+//! [`openvino`].
 
 use gst::glib;
 
+pub mod lvajson;
 pub mod meta;
 pub mod openvino;
 pub mod ovinfer;
+mod properties;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     ovinfer::register(plugin)?;
+    lvajson::register(plugin)?;
     Ok(())
 }
 

@@ -6,9 +6,19 @@
 //!   `label_id` (int), `label` (string) and `model` (string, the model file's stem).
 //! * A classification of an object (an attribute such as colour) = a further param structure on
 //!   that ROI, named after the attribute, with `label`, `confidence`, `label_id`.
-//! * A whole-frame result = a `GstCustomMeta` named [`FRAME_META`] per result; its structure has
-//!   `type` (string: "classification", "text", "motion", "event" or "other"), `model` (string)
-//!   and for classifications `label` (string), `label_id` (int), `confidence` (double).
+//! * A tracking id of an object = a param structure named [`TRACKING`] (`object_id`, as DL
+//!   Streamer's tracker writes it) with an int field `id`.
+//! * A whole-frame result = a `GstCustomMeta` named [`FRAME_META`] per result. Its structure has
+//!   `type` (string: "classification", "motion", "text", "event" or "other") and, by type:
+//!   * classification: `label` (string), `label_id` (int), `confidence` (double);
+//!   * motion: `x_min`, `y_min`, `x_max`, `y_max` (double, normalised 0..1);
+//!   * text: `value` (string), optional `language` (string, BCP 47), `start_timestamp`,
+//!     `end_timestamp` (uint64);
+//!   * event: `name` (string), optional `properties` (structure; each field becomes a string);
+//!   * other: `content_type` (string), `content` (bytes).
+//!
+//!   Optional on every type: `model` (string), `subtype` (string), `inference_id` (string),
+//!   `related_inferences` (array of strings), `extensions` (structure; each field a string).
 
 use gst_video::VideoRegionOfInterestMeta;
 
@@ -16,6 +26,8 @@ use gst_video::VideoRegionOfInterestMeta;
 pub const DETECTION: &str = "detection";
 /// Name of the custom meta carrying one whole-frame result.
 pub const FRAME_META: &str = "OvlvaFrameInferenceMeta";
+/// Name of the ROI param structure carrying a tracking id (field `id`).
+pub const TRACKING: &str = "object_id";
 
 /// Registers the custom meta type (idempotent). Called by the plugin's init.
 pub fn register() {
@@ -118,14 +130,26 @@ pub struct FrameClassification {
 
 /// Attaches a whole-frame classification.
 pub fn add_frame_classification(buffer: &mut gst::BufferRef, c: &FrameClassification) {
+    add_frame_result(
+        buffer,
+        &gst::Structure::builder(FRAME_META)
+            .field("type", "classification")
+            .field("model", c.model.as_str())
+            .field("label", c.label.as_str())
+            .field("label_id", c.label_id)
+            .field("confidence", c.confidence)
+            .build(),
+    );
+}
+
+/// Attaches one whole-frame result: the fields of `result` (see the module documentation).
+pub fn add_frame_result(buffer: &mut gst::BufferRef, result: &gst::StructureRef) {
     match gst::meta::CustomMeta::add(buffer, FRAME_META) {
         Ok(mut meta) => {
             let s = meta.mut_structure();
-            s.set("type", "classification");
-            s.set("model", c.model.as_str());
-            s.set("label", c.label.as_str());
-            s.set("label_id", c.label_id);
-            s.set("confidence", c.confidence);
+            for (name, value) in result.iter() {
+                s.set_value(name, value.clone());
+            }
         }
         // Only possible if the plugin was not initialised, which registers the meta.
         Err(e) => gst::warning!(gst::CAT_RUST, "cannot add {FRAME_META}: {e}"),

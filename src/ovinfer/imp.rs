@@ -12,6 +12,7 @@ use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
 use super::{DecoderChoice, ModelColorFormat, frame};
 use crate::meta::{self, DetectionInfo, FrameClassification};
+use crate::properties::optional_string;
 use crate::openvino::{self, CompiledModel, Core, InferRequest, Model, PixelFormat};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -87,11 +88,6 @@ pub struct OvInfer {
 fn core() -> Result<&'static Core, openvino::Error> {
     static CORE: OnceLock<Result<Core, openvino::Error>> = OnceLock::new();
     CORE.get_or_init(Core::new).as_ref().map_err(Clone::clone)
-}
-
-/// A string property's value; `None` when unset.
-fn optional_string(value: &glib::Value) -> Option<String> {
-    value.get::<Option<String>>().ok().flatten()
 }
 
 fn model_stem(path: &Path) -> String {
