@@ -4,8 +4,8 @@ use std::sync::{LazyLock, Mutex};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::subclass::prelude::*;
 
 use super::Extensions;
@@ -81,10 +81,8 @@ impl LvaJson {
             gst::element_imp_warning!(
                 self,
                 gst::StreamError::Format,
-                [
-                    "a result cannot be written as LVA JSON and was left out: {reason} \
-                     (further ones are only counted, in the `dropped` property)"
-                ]
+                ("a result cannot be written as LVA JSON and was left out: {reason} \
+                     (further ones are only counted, in the `dropped` property)")
             );
         }
     }
@@ -288,7 +286,10 @@ impl BaseTransformImpl for LvaJson {
             .ok_or_else(|| gst::loggable_error!(CAT, "empty caps"))?;
         let size = |f: &str| s.get::<i32>(f).ok().and_then(|v| u32::try_from(v).ok());
         let (Some(width), Some(height)) = (size("width"), size("height")) else {
-            return Err(gst::loggable_error!(CAT, "caps without width and height: {incaps}"));
+            return Err(gst::loggable_error!(
+                CAT,
+                "caps without width and height: {incaps}"
+            ));
         };
         let mut state = self.state();
         (state.width, state.height) = (width, height);
@@ -329,7 +330,7 @@ impl BaseTransformImpl for LvaJson {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Encode,
-                ["cannot write the JSON document: {e}"]
+                ("cannot write the JSON document: {e}")
             );
             gst::FlowError::Error
         })?;
@@ -342,7 +343,13 @@ impl BaseTransformImpl for LvaJson {
             out.set_offset(self.documents.fetch_add(1, Ordering::Relaxed));
             out.set_flags(input.flags() & gst::BufferFlags::DISCONT);
         }
-        gst::trace!(CAT, imp = self, "frame {}: {} bytes", facts.frame_number, output.size());
+        gst::trace!(
+            CAT,
+            imp = self,
+            "frame {}: {} bytes",
+            facts.frame_number,
+            output.size()
+        );
         Ok(GenerateOutputSuccess::Buffer(output))
     }
 }

@@ -102,7 +102,10 @@ fn finish(p: Pending, facts: &FrameFacts, options: &Options) -> Inference {
         put("streamId", facts.stream_id.clone());
     }
     if wanted.contains(Extensions::RESOLUTION) {
-        put("resolution", Some(format!("{}x{}", facts.width, facts.height)));
+        put(
+            "resolution",
+            Some(format!("{}x{}", facts.width, facts.height)),
+        );
     }
     if wanted.contains(Extensions::MODEL) {
         put("model", model);
@@ -325,7 +328,11 @@ mod tests {
                     .field("label_id", 3i32)
                     .build(),
             );
-            roi.add_param(gst::Structure::builder("object_id").field("id", 42i32).build());
+            roi.add_param(
+                gst::Structure::builder("object_id")
+                    .field("id", 42i32)
+                    .build(),
+            );
         }
         let (json, dropped) = json(&b, &Options::default());
         assert_eq!(

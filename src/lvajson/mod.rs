@@ -17,13 +17,22 @@ glib::wrapper! {
 pub enum Extensions {
     #[flags_value(name = "pts: presentation timestamp in nanoseconds", nick = "pts")]
     PTS = 1 << 0,
-    #[flags_value(name = "frameNumber: frames seen by lvajson, from 0", nick = "frame-number")]
+    #[flags_value(
+        name = "frameNumber: frames seen by lvajson, from 0",
+        nick = "frame-number"
+    )]
     FRAME_NUMBER = 1 << 1,
-    #[flags_value(name = "streamId: the stream-start event's stream id", nick = "stream-id")]
+    #[flags_value(
+        name = "streamId: the stream-start event's stream id",
+        nick = "stream-id"
+    )]
     STREAM_ID = 1 << 2,
     #[flags_value(name = "resolution: frame WIDTHxHEIGHT", nick = "resolution")]
     RESOLUTION = 1 << 3,
-    #[flags_value(name = "model: name of the model that produced the result", nick = "model")]
+    #[flags_value(
+        name = "model: name of the model that produced the result",
+        nick = "model"
+    )]
     MODEL = 1 << 4,
 }
 

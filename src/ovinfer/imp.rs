@@ -12,8 +12,8 @@ use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
 use super::{DecoderChoice, ModelColorFormat, frame};
 use crate::meta::{self, DetectionInfo, FrameClassification};
-use crate::properties::optional_string;
 use crate::openvino::{self, CompiledModel, Core, InferRequest, Model, PixelFormat};
+use crate::properties::optional_string;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -103,44 +103,44 @@ impl OvInfer {
         let path = settings.model.clone().ok_or_else(|| {
             gst::error_msg!(
                 gst::ResourceError::Settings,
-                ["no model set: set the model property to an IR .xml, .onnx or .tflite file"]
+                ("no model set: set the model property to an IR .xml, .onnx or .tflite file")
             )
         })?;
         if !path.is_file() {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
-                [
+                (
                     "model file {} does not exist: check the model property",
                     path.display()
-                ]
+                )
             ));
         }
         let range = InputRange::parse(&settings.input_range)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         let labels = match &settings.labels {
             None => Labels::default(),
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| {
                     gst::error_msg!(
                         gst::ResourceError::NotFound,
-                        [
+                        (
                             "labels file {} cannot be read ({e}): check the labels property",
                             p.display()
-                        ]
+                        )
                     )
                 })?;
                 Labels::parse(&text)
             }
         };
-        let core = core().map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{e}"]))?;
+        let core = core().map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         let mut model = core.read_model(&path).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
-                ["cannot read model {}: {e}. Is it a valid OpenVINO IR (.xml with its .bin), ONNX or TFLite file?", path.display()]
+                ("cannot read model {}: {e}. Is it a valid OpenVINO IR (.xml with its .bin), ONNX or TFLite file?", path.display())
             )
         })?;
         let in_err = |e: String| {
-            gst::error_msg!(gst::StreamError::Format, ["model {}: {e}", path.display()])
+            gst::error_msg!(gst::StreamError::Format, ("model {}: {e}", path.display()))
         };
         let inputs = model.inputs().map_err(|e| in_err(e.to_string()))?;
         if inputs.len() != 1 {
@@ -593,7 +593,7 @@ impl BaseTransformImpl for OvInfer {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
-                    ["model {} cannot take these frames: {e}", state.model_name],
+                    ("model {} cannot take these frames: {e}", state.model_name),
                     details: gst::Structure::builder("ovinfer-caps").field("caps", incaps).build()
                 );
                 Err(gst::loggable_error!(CAT, "cannot use caps {incaps}: {e}"))
@@ -613,7 +613,7 @@ impl BaseTransformImpl for OvInfer {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Failed,
-                ["inference on frame {n} failed: {e}"]
+                ("inference on frame {n} failed: {e}")
             );
             return Err(gst::FlowError::Error);
         }

@@ -68,49 +68,93 @@ pub struct Run {
 
 impl Run {
     pub fn error_text(&self) -> String {
-        self.errors
-            .iter()
-            .map(|(m, d)| format!("{m} | {d}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        error_text(&self.errors)
     }
 }
 
-/// Runs a gst-launch description ending in `appsink name=sink` until EOS or an error.
-pub fn run(description: &str) -> Run {
+fn error_text(errors: &[(String, String)]) -> String {
+    errors
+        .iter()
+        .map(|(m, d)| format!("{m} | {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Everything a pipeline gave: the samples of each appsink, and the bus's errors and warnings.
+pub struct Outcome {
+    pub pipeline: gst::Pipeline,
+    pub samples: std::collections::HashMap<String, Vec<gst::Sample>>,
+    /// (message, debug) of each error and each warning.
+    pub errors: Vec<(String, String)>,
+    pub warnings: Vec<(String, String)>,
+}
+
+impl Outcome {
+    pub fn error_text(&self) -> String {
+        error_text(&self.errors)
+    }
+
+    pub fn samples(&self, sink: &str) -> &[gst::Sample] {
+        self.samples
+            .get(sink)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    pub fn element(&self, name: &str) -> gst::Element {
+        self.pipeline
+            .by_name(name)
+            .expect("element in the pipeline")
+    }
+}
+
+/// Runs a gst-launch description until EOS or an error, collecting what each appsink named in
+/// `sinks` receives.
+pub fn run_sinks(description: &str, sinks: &[&str]) -> Outcome {
+    run_prepared(description, sinks, |_| {})
+}
+
+/// [`run_sinks`], with `prepare` called on the pipeline before it starts (to add pad probes).
+pub fn run_prepared(
+    description: &str,
+    sinks: &[&str],
+    prepare: impl FnOnce(&gst::Pipeline),
+) -> Outcome {
     init();
     let pipeline = gst::parse::launch(description)
         .unwrap_or_else(|e| panic!("pipeline {description}: {e}"))
         .downcast::<gst::Pipeline>()
         .expect("a pipeline");
-    let sink = pipeline
-        .by_name("sink")
-        .expect("an appsink named sink")
-        .downcast::<gst_app::AppSink>()
-        .expect("appsink");
-    sink.set_property("sync", false);
-    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let collected = frames.clone();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let caps = sample.caps().expect("caps");
-                let info = gst_video::VideoInfo::from_caps(caps).expect("video caps");
-                let buffer = sample.buffer().expect("buffer");
-                collected.lock().unwrap().push(Frame {
-                    pts: buffer.pts(),
-                    width: info.width(),
-                    height: info.height(),
-                    rois: meta::rois(buffer),
-                    classes: meta::frame_classifications(buffer),
-                });
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    prepare(&pipeline);
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        Vec<gst::Sample>,
+    >::new()));
+    for name in sinks {
+        let sink = pipeline
+            .by_name(name)
+            .unwrap_or_else(|| panic!("an appsink named {name}"))
+            .downcast::<gst_app::AppSink>()
+            .expect("appsink");
+        sink.set_property("sync", false);
+        let collected = collected.clone();
+        let name = name.to_string();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let mut all = collected.lock().unwrap();
+                    all.entry(name.clone()).or_default().push(sample);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
     let bus = pipeline.bus().expect("bus");
-    let mut errors = Vec::new();
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let text = |e: &gst::glib::Error, d: Option<gst::glib::GString>| {
+        (e.to_string(), d.map(|d| d.to_string()).unwrap_or_default())
+    };
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason is on the bus; collect it below.
     }
@@ -122,20 +166,76 @@ pub fn run(description: &str) -> Run {
         match msg.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => {
-                errors.push((
-                    e.error().to_string(),
-                    e.debug().map(|d| d.to_string()).unwrap_or_default(),
-                ));
+                errors.push(text(&e.error(), e.debug()));
                 break;
             }
+            gst::MessageView::Warning(w) => warnings.push(text(&w.error(), w.debug())),
             _ => {}
         }
     }
     pipeline.set_state(gst::State::Null).expect("to NULL");
     // Give the streaming threads a moment to finish pushing what they hold.
     std::thread::sleep(Duration::from_millis(10));
-    let frames = frames.lock().unwrap().clone();
-    Run { frames, errors }
+    let samples = std::mem::take(&mut *collected.lock().unwrap());
+    Outcome {
+        pipeline,
+        samples,
+        errors,
+        warnings,
+    }
+}
+
+/// What a video sample carried.
+pub fn frame(sample: &gst::Sample) -> Frame {
+    let caps = sample.caps().expect("caps");
+    let info = gst_video::VideoInfo::from_caps(caps).expect("video caps");
+    let buffer = sample.buffer().expect("buffer");
+    Frame {
+        pts: buffer.pts(),
+        width: info.width(),
+        height: info.height(),
+        rois: meta::rois(buffer),
+        classes: meta::frame_classifications(buffer),
+    }
+}
+
+/// Runs a gst-launch description ending in `appsink name=sink` until EOS or an error.
+pub fn run(description: &str) -> Run {
+    let outcome = run_sinks(description, &["sink"]);
+    Run {
+        frames: outcome.samples("sink").iter().map(frame).collect(),
+        errors: outcome.errors,
+    }
+}
+
+/// The text of a sample's buffer (a JSON document).
+pub fn text(sample: &gst::Sample) -> String {
+    let buffer = sample.buffer().expect("buffer");
+    let map = buffer.map_readable().expect("readable buffer");
+    String::from_utf8(map.to_vec()).expect("UTF-8")
+}
+
+/// Checks a document against tests/lva_inference.schema.json (written from the LVA contract).
+pub fn check_lva_schema(document: &serde_json::Value) -> Result<(), String> {
+    static SCHEMA: std::sync::OnceLock<(boon::Schemas, boon::SchemaIndex)> =
+        std::sync::OnceLock::new();
+    let (schemas, index) = SCHEMA.get_or_init(|| {
+        let path = root().join("tests/lva_inference.schema.json");
+        let text = std::fs::read_to_string(&path).expect("the schema file");
+        let json = serde_json::from_str(&text).expect("the schema is JSON");
+        let mut schemas = boon::Schemas::new();
+        let mut compiler = boon::Compiler::new();
+        compiler
+            .add_resource("lva_inference.schema.json", json)
+            .expect("schema resource");
+        let index = compiler
+            .compile("lva_inference.schema.json", &mut schemas)
+            .expect("the schema compiles");
+        (schemas, index)
+    });
+    schemas
+        .validate(document, *index)
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// A detection as (label, confidence, x, y, w, h) in pixels, for readable assertions.
