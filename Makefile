@@ -1,5 +1,6 @@
 # ovlva: the two commands of the README, and a few helpers.
-#   make demo   installs what is missing, builds, runs ovinfer on bikes.mp4 and prints detections
+#   make demo   installs what is missing, builds, runs ovinfer + lvajson on bikes.mp4 and prints
+#               one LVA inference document per frame with results
 #   make test   installs what is missing, builds and runs every test
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -14,8 +15,12 @@ setup:
 build: setup
 	$(CARGO) build --release --locked
 
+# Plugins built here, found by gst-launch-1.0 and gst-inspect-1.0.
+PLUGIN_ENV := GST_PLUGIN_PATH=$(CURDIR)/target/release
+
 demo: build
-	$(CARGO) run --release --locked --example detect -- media/bikes.mp4 $(SSD) $(SSD_LABELS)
+	$(PLUGIN_ENV) gst-launch-1.0 -q filesrc location=media/bikes.mp4 ! decodebin ! videoconvert \
+	  ! ovinfer model=$(SSD) labels=$(SSD_LABELS) ! lvajson json-lines=true ! fdsink
 
 test: setup
 	$(CARGO) test --locked
@@ -25,4 +30,5 @@ lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 inspect: build
-	GST_PLUGIN_PATH=$(CURDIR)/target/release gst-inspect-1.0 ovinfer
+	$(PLUGIN_ENV) gst-inspect-1.0 ovinfer
+	$(PLUGIN_ENV) gst-inspect-1.0 lvajson
