@@ -7,7 +7,7 @@ CARGO ?= cargo
 SSD := models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml
 SSD_LABELS := models/ssd_mobilenet_v2_coco/labels.txt
 
-.PHONY: setup build demo test lint inspect
+.PHONY: setup build demo test lint inspect bench
 
 setup:
 	bash scripts/setup.sh
@@ -32,3 +32,6 @@ lint:
 inspect: build
 	$(PLUGIN_ENV) gst-inspect-1.0 ovinfer
 	$(PLUGIN_ENV) gst-inspect-1.0 lvajson
+
+bench: setup
+	$(CARGO) bench --locked
