@@ -68,7 +68,11 @@ fn pipeline_time(element: &str, frames: u32) -> f64 {
     ))
     .expect("pipeline");
     let pipeline = pipeline.downcast::<gst::Pipeline>().expect("a pipeline");
-    let tag = pipeline.by_name("tag").expect("tag").static_pad("src").expect("pad");
+    let tag = pipeline
+        .by_name("tag")
+        .expect("tag")
+        .static_pad("src")
+        .expect("pad");
     tag.add_probe(gst::PadProbeType::BUFFER, |_, info| {
         if let Some(b) = info.buffer_mut() {
             attach(b.make_mut());
@@ -77,10 +81,10 @@ fn pipeline_time(element: &str, frames: u32) -> f64 {
     });
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing).expect("playing");
-    let msg = pipeline
-        .bus()
-        .expect("bus")
-        .timed_pop_filtered(gst::ClockTime::NONE, &[gst::MessageType::Eos, gst::MessageType::Error]);
+    let msg = pipeline.bus().expect("bus").timed_pop_filtered(
+        gst::ClockTime::NONE,
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
     let elapsed = start.elapsed().as_secs_f64();
     pipeline.set_state(gst::State::Null).expect("null");
     if let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) {
@@ -109,7 +113,11 @@ fn main() {
         black_box(m.document.to_bytes(Format::default()).expect("json"));
     });
     let serialise = per_call(min, || {
-        black_box(black_box(&document).to_bytes(Format::default()).expect("json"));
+        black_box(
+            black_box(&document)
+                .to_bytes(Format::default())
+                .expect("json"),
+        );
     });
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!("lvajson, {OBJECTS} objects per frame ({bytes} bytes of JSON):");
