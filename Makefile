@@ -32,6 +32,7 @@ lint:
 inspect: build
 	$(PLUGIN_ENV) gst-inspect-1.0 ovinfer
 	$(PLUGIN_ENV) gst-inspect-1.0 lvajson
+	$(PLUGIN_ENV) gst-inspect-1.0 ovoverlay
 
 bench: setup
 	$(CARGO) bench --locked

@@ -11,12 +11,14 @@ pub mod lvajson;
 pub mod meta;
 pub mod openvino;
 pub mod ovinfer;
+pub mod ovoverlay;
 mod properties;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     ovinfer::register(plugin)?;
     lvajson::register(plugin)?;
+    ovoverlay::register(plugin)?;
     Ok(())
 }
 

@@ -60,6 +60,48 @@ pub struct Roi {
     pub attributes: Vec<gst::Structure>,
 }
 
+/// A classification of an object, carried by its ROI (an attribute such as colour).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeInfo {
+    /// The param structure's name (e.g. `color`).
+    pub name: String,
+    pub label: String,
+    pub confidence: Option<f64>,
+}
+
+impl Roi {
+    /// The tracking id of the object (the `id` of its [`TRACKING`] structure), as text.
+    pub fn tracking_id(&self) -> Option<String> {
+        self.attributes
+            .iter()
+            .find(|s| s.name() == TRACKING)
+            .and_then(|s| s.value("id").ok())
+            .map(field_text)
+    }
+
+    /// The object's attributes: its param structures with a `label` string, in order.
+    pub fn attribute_infos(&self) -> Vec<AttributeInfo> {
+        self.attributes
+            .iter()
+            .filter(|s| s.name() != TRACKING)
+            .filter_map(|s| {
+                Some(AttributeInfo {
+                    name: s.name().to_string(),
+                    label: s.get::<String>("label").ok()?,
+                    confidence: s.get::<f64>("confidence").ok(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A structure field's value as text: strings as they are, anything else in GStreamer's notation.
+pub fn field_text(v: &gst::glib::SendValue) -> String {
+    use gst::prelude::*;
+    v.get::<String>()
+        .unwrap_or_else(|_| v.serialize().map(|s| s.to_string()).unwrap_or_default())
+}
+
 /// Pixel rectangle of a normalised box on a `width`x`height` frame, inside the frame.
 pub fn pixel_rect(bbox: [f64; 4], width: u32, height: u32) -> (u32, u32, u32, u32) {
     let px = |v: f64, size: u32| (v.clamp(0.0, 1.0) * size as f64).round() as u32;

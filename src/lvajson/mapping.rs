@@ -9,8 +9,6 @@
 //!
 //! Results with a non-finite confidence or box are left out and reported in [`Mapped::dropped`].
 
-use gst::prelude::*;
-
 use super::Extensions;
 use super::document::{
     Attribute, Classification, Document, Entity, Event, Inference, Motion, Other, Rect, Tag, Text,
@@ -157,23 +155,18 @@ fn entity(roi: &Roi, facts: &FrameFacts, dropped: &mut Vec<String>) -> Result<Pe
         }
     };
     let mut attributes = Vec::new();
-    let mut id = None;
-    for s in &roi.attributes {
-        if s.name() == meta::TRACKING {
-            id = s.value("id").ok().map(value_string);
-        } else if let Ok(value) = s.get::<String>("label") {
-            let name = s.name().to_string();
-            let confidence = s.get::<f64>("confidence").unwrap_or(1.0);
-            match finite(&format!("the confidence of attribute '{name}'"), confidence) {
-                Ok(c) => attributes.push(Attribute {
-                    name,
-                    value,
-                    confidence: c as f32,
-                }),
-                Err(reason) => dropped.push(reason),
-            }
+    for a in roi.attribute_infos() {
+        let what = format!("the confidence of attribute '{}'", a.name);
+        match finite(&what, a.confidence.unwrap_or(1.0)) {
+            Ok(c) => attributes.push(Attribute {
+                name: a.name,
+                value: a.label,
+                confidence: c as f32,
+            }),
+            Err(reason) => dropped.push(reason),
         }
     }
+    let id = roi.tracking_id();
     Ok(Pending {
         inference: Inference::new(Value::Entity(Entity {
             tag,
@@ -186,15 +179,9 @@ fn entity(roi: &Roi, facts: &FrameFacts, dropped: &mut Vec<String>) -> Result<Pe
     })
 }
 
-/// A field's value as text: strings as they are, anything else in GStreamer's notation.
-fn value_string(v: &gst::glib::SendValue) -> String {
-    v.get::<String>()
-        .unwrap_or_else(|_| v.serialize().map(|s| s.to_string()).unwrap_or_default())
-}
-
 fn string_map(s: &gst::StructureRef) -> std::collections::BTreeMap<String, String> {
     s.iter()
-        .map(|(k, v)| (k.to_string(), value_string(v)))
+        .map(|(k, v)| (k.to_string(), meta::field_text(v)))
         .collect()
 }
 
@@ -261,7 +248,7 @@ fn frame_result(s: &gst::StructureRef) -> Result<Pending, String> {
     inference.inference_id = s.get("inference_id").ok();
     inference.related_inferences = s
         .get::<gst::Array>("related_inferences")
-        .map(|a| a.iter().map(value_string).collect())
+        .map(|a| a.iter().map(meta::field_text).collect())
         .unwrap_or_default();
     inference.extensions = s
         .get::<gst::Structure>("extensions")

@@ -1,0 +1,22 @@
+//! `ovoverlay`: draws the inference meta (see `crate::meta`) into the frames, in place.
+
+pub mod annotate;
+mod imp;
+pub mod surface;
+pub mod text;
+
+use gst::glib;
+use gst::prelude::*;
+
+glib::wrapper! {
+    pub struct OvOverlay(ObjectSubclass<imp::OvOverlay>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "ovoverlay",
+        gst::Rank::NONE,
+        OvOverlay::static_type(),
+    )
+}
