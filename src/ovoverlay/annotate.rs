@@ -176,7 +176,13 @@ pub fn place_label(frame: (usize, usize), x: i64, y: i64, w: usize, h: usize) ->
 }
 
 /// A text line on a filled background of `colour`, with its top-left corner at (x, y).
-fn draw_line(surface: &mut Surface, text: &mut TextRenderer, line: &str, at: (i64, i64), colour: Rgb) {
+fn draw_line(
+    surface: &mut Surface,
+    text: &mut TextRenderer,
+    line: &str,
+    at: (i64, i64),
+    colour: Rgb,
+) {
     let (x, y, pad) = (at.0, at.1, padding(text));
     let mask = text.render(line);
     let ink = if colour.luma() > 0.55 {
@@ -251,7 +257,9 @@ pub fn draw(
         let (lw0, lh) = label_size(text, first_width);
         let (lx, ly) = place_label(frame, x, y, lw0, lh);
         for (i, line) in lines.iter().enumerate() {
-            let line_y = (ly + (i * lh) as i64).min(frame.1 as i64 - lh as i64).max(0);
+            let line_y = (ly + (i * lh) as i64)
+                .min(frame.1 as i64 - lh as i64)
+                .max(0);
             draw_line(surface, text, line, (lx, line_y), colour);
         }
     }
@@ -317,7 +325,9 @@ mod tests {
         assert_eq!(object_lines(&r, true), vec!["person 0.87"]);
         assert_eq!(object_lines(&r, false), vec!["person"]);
         r.attributes = vec![
-            gst::Structure::builder("object_id").field("id", 42i32).build(),
+            gst::Structure::builder("object_id")
+                .field("id", 42i32)
+                .build(),
             gst::Structure::builder("color")
                 .field("label", "red")
                 .field("confidence", 0.75f64)

@@ -301,8 +301,11 @@ impl BaseTransformImpl for OvOverlay {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings().clone();
-        let colours = Colours::parse(settings.palette.as_deref(), settings.label_colors.as_deref())
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
+        let colours = Colours::parse(
+            settings.palette.as_deref(),
+            settings.label_colors.as_deref(),
+        )
+        .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         text::font().map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
             colours,

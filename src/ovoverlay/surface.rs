@@ -125,11 +125,7 @@ impl<'a> Surface<'a> {
             Layout::Nv12 => vec![(width, height), (2 * cw, ch)],
         };
         if planes.len() < needs.len() {
-            return Err(format!(
-                "{} planes, {} needed",
-                planes.len(),
-                needs.len()
-            ));
+            return Err(format!("{} planes, {} needed", planes.len(), needs.len()));
         }
         for (i, (row, rows)) in needs.into_iter().enumerate() {
             let p = &planes[i];
@@ -181,7 +177,8 @@ impl<'a> Surface<'a> {
                 let c = [colour.0, colour.1, colour.2];
                 for y in y0..y1 {
                     let row = &mut p.data[y * p.stride..];
-                    for px in row[x0 * pixel_stride..x1 * pixel_stride].chunks_exact_mut(pixel_stride)
+                    for px in
+                        row[x0 * pixel_stride..x1 * pixel_stride].chunks_exact_mut(pixel_stride)
                     {
                         for (o, v) in rgb.iter().zip(c) {
                             px[*o] = v;
@@ -240,7 +237,10 @@ impl<'a> Surface<'a> {
             return;
         };
         // Mask coordinates of frame pixel (fx, fy).
-        let (mx, my) = (|fx: usize| (fx as i64 - x) as usize, |fy: usize| (fy as i64 - y) as usize);
+        let (mx, my) = (
+            |fx: usize| (fx as i64 - x) as usize,
+            |fy: usize| (fy as i64 - y) as usize,
+        );
         let mix = |dst: u8, src: u8, a: u32| -> u8 {
             ((dst as u32 * (255 - a) + src as u32 * a + 127) / 255) as u8
         };
@@ -360,7 +360,10 @@ mod tests {
             match self.layout {
                 Layout::Packed {
                     pixel_stride, rgb, ..
-                } => rgb.iter().map(|o| d[y * s + x * pixel_stride + o]).collect(),
+                } => rgb
+                    .iter()
+                    .map(|o| d[y * s + x * pixel_stride + o])
+                    .collect(),
                 _ => vec![d[y * s + x]],
             }
         }
@@ -509,7 +512,10 @@ mod tests {
             assert_eq!(f.pixel(3, 4), red, "{name} full coverage");
             assert!(f.pixel(2, 4).iter().all(|&v| v == BG), "{name} no coverage");
             let half = f.pixel(4, 4);
-            assert!(half != red && half.iter().any(|&v| v != BG), "{name} half {half:?}");
+            assert!(
+                half != red && half.iter().any(|&v| v != BG),
+                "{name} half {half:?}"
+            );
             // 4 pixels of each mask row have coverage: 4 rows x 4 in the first mask; the
             // clipped ones show 2 rows x 2 each.
             assert_eq!(f.changed_pixels(), 16 + 4 + 4, "{name}");

@@ -135,7 +135,11 @@ mod tests {
         let mut r = TextRenderer::new(24).unwrap();
         let m = r.render("gjpqy ÁÉ|");
         // Descenders and accents reach the bottom and the top rows, and nothing is cut off.
-        let row_ink = |y: usize| m.data[y * m.width..(y + 1) * m.width].iter().any(|&v| v > 0);
+        let row_ink = |y: usize| {
+            m.data[y * m.width..(y + 1) * m.width]
+                .iter()
+                .any(|&v| v > 0)
+        };
         assert!(row_ink(m.height - 1) || row_ink(m.height - 2));
         assert!(row_ink(0) || row_ink(1));
     }
