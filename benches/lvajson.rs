@@ -6,10 +6,12 @@
 //! frames/s; (2) a pipeline that attaches the same meta to 320x240 frames, through `lvajson`
 //! versus through `identity` in the same run, and the ratio of the two.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+mod common;
 
-use gst::prelude::*;
+use std::hint::black_box;
+use std::time::Duration;
+
+use common::{compare, per_call};
 use gstovlva::lvajson::document::Format;
 use gstovlva::lvajson::mapping::{self, FrameFacts, Options};
 use gstovlva::meta::{self, DetectionInfo};
@@ -50,52 +52,8 @@ fn attach(buffer: &mut gst::BufferRef) {
     }
 }
 
-/// Mean time per call of `f`, over at least `min` of wall time.
-fn per_call(min: Duration, mut f: impl FnMut()) -> Duration {
-    let (start, mut n) = (Instant::now(), 0u32);
-    while start.elapsed() < min || n < 100 {
-        f();
-        n += 1;
-    }
-    start.elapsed() / n
-}
-
-/// Seconds a pipeline of `frames` frames takes, with the meta attached upstream of `element`.
-fn pipeline_time(element: &str, frames: u32) -> f64 {
-    let pipeline = gst::parse::launch(&format!(
-        "videotestsrc num-buffers={frames} pattern=black ! video/x-raw,format=I420,width=320,height=240 \
-         ! identity name=tag ! {element} ! fakesink sync=false"
-    ))
-    .expect("pipeline");
-    let pipeline = pipeline.downcast::<gst::Pipeline>().expect("a pipeline");
-    let tag = pipeline
-        .by_name("tag")
-        .expect("tag")
-        .static_pad("src")
-        .expect("pad");
-    tag.add_probe(gst::PadProbeType::BUFFER, |_, info| {
-        if let Some(b) = info.buffer_mut() {
-            attach(b.make_mut());
-        }
-        gst::PadProbeReturn::Ok
-    });
-    let start = Instant::now();
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    let msg = pipeline.bus().expect("bus").timed_pop_filtered(
-        gst::ClockTime::NONE,
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let elapsed = start.elapsed().as_secs_f64();
-    pipeline.set_state(gst::State::Null).expect("null");
-    if let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) {
-        panic!("{element}: {}", e.error());
-    }
-    elapsed
-}
-
 fn main() {
-    gst::init().expect("gst");
-    gstovlva::plugin_register_static().expect("plugin");
+    common::init();
     let mut buffer = gst::Buffer::with_size(16).expect("buffer");
     attach(buffer.get_mut().expect("writable"));
     let facts = FrameFacts {
@@ -133,13 +91,14 @@ fn main() {
     );
 
     let frames = 5000;
-    // Warm up once, then alternate so that machine noise hits both alike.
-    pipeline_time("identity", 200);
-    let (mut identity, mut lvajson) = (0.0, 0.0);
-    for _ in 0..3 {
-        identity += pipeline_time("identity", frames);
-        lvajson += pipeline_time("lvajson", frames);
-    }
+    let pipeline = |element: &str| {
+        format!(
+            "videotestsrc num-buffers={frames} pattern=black \
+             ! video/x-raw,format=I420,width=320,height=240 ! identity name=tag ! {element} \
+             ! fakesink sync=false"
+        )
+    };
+    let (identity, lvajson) = compare(&pipeline("identity"), &pipeline("lvajson"), 3, attach);
     let n = 3.0 * frames as f64;
     println!("pipeline, 320x240 frames with {OBJECTS} objects attached ({frames} frames x 3):");
     println!(

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::surface::{Rect, Rgb, Surface};
+use super::surface::{Mask, Rect, Rgb, Surface};
 use super::text::TextRenderer;
 use crate::meta::{FrameClassification, Roi};
 
@@ -175,16 +175,9 @@ pub fn place_label(frame: (usize, usize), x: i64, y: i64, w: usize, h: usize) ->
     (x.min(fw - w).max(0), ly.min(fh - h).max(0))
 }
 
-/// A text line on a filled background of `colour`, with its top-left corner at (x, y).
-fn draw_line(
-    surface: &mut Surface,
-    text: &mut TextRenderer,
-    line: &str,
-    at: (i64, i64),
-    colour: Rgb,
-) {
+/// A rendered text line on a filled background of `colour`, with its top-left corner at (x, y).
+fn draw_line(surface: &mut Surface, text: &TextRenderer, mask: &Mask, at: (i64, i64), colour: Rgb) {
     let (x, y, pad) = (at.0, at.1, padding(text));
-    let mask = text.render(line);
     let ink = if colour.luma() > 0.55 {
         Rgb(0, 0, 0)
     } else {
@@ -200,7 +193,7 @@ fn draw_line(
         },
         colour,
     );
-    surface.blend(x + pad, y + pad, &mask, ink);
+    surface.blend(x + pad, y + pad, mask, ink);
 }
 
 fn padding(text: &TextRenderer) -> i64 {
@@ -252,15 +245,17 @@ pub fn draw(
         if !style.show_labels {
             continue;
         }
-        let lines = object_lines(roi, style.show_confidence);
-        let first_width = text.render(&lines[0]).width;
-        let (lw0, lh) = label_size(text, first_width);
+        let masks: Vec<Mask> = object_lines(roi, style.show_confidence)
+            .iter()
+            .map(|l| text.render(l))
+            .collect();
+        let (lw0, lh) = label_size(text, masks[0].width);
         let (lx, ly) = place_label(frame, x, y, lw0, lh);
-        for (i, line) in lines.iter().enumerate() {
+        for (i, mask) in masks.iter().enumerate() {
             let line_y = (ly + (i * lh) as i64)
                 .min(frame.1 as i64 - lh as i64)
                 .max(0);
-            draw_line(surface, text, line, (lx, line_y), colour);
+            draw_line(surface, text, mask, (lx, line_y), colour);
         }
     }
     if style.show_labels {
@@ -268,7 +263,8 @@ pub fn draw(
         for (i, c) in classes.iter().enumerate() {
             let line = with_confidence(c.label.clone(), Some(c.confidence), style.show_confidence);
             let colour = style.colours.of(&c.label, c.label_id);
-            draw_line(surface, text, &line, (0, i as i64 * lh), colour);
+            let mask = text.render(&line);
+            draw_line(surface, text, &mask, (0, i as i64 * lh), colour);
         }
     }
 }

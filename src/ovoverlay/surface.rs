@@ -63,12 +63,6 @@ pub struct Mask {
     pub data: Vec<u8>,
 }
 
-impl Mask {
-    fn at(&self, x: usize, y: usize) -> u8 {
-        self.data[y * self.width + x]
-    }
-}
-
 /// How the pixels of a frame are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -176,10 +170,9 @@ impl<'a> Surface<'a> {
                 let p = &mut self.planes[0];
                 let c = [colour.0, colour.1, colour.2];
                 for y in y0..y1 {
-                    let row = &mut p.data[y * p.stride..];
-                    for px in
-                        row[x0 * pixel_stride..x1 * pixel_stride].chunks_exact_mut(pixel_stride)
-                    {
+                    let row = &mut p.data
+                        [y * p.stride + x0 * pixel_stride..y * p.stride + x1 * pixel_stride];
+                    for px in row.chunks_exact_mut(pixel_stride) {
                         for (o, v) in rgb.iter().zip(c) {
                             px[*o] = v;
                         }
@@ -195,36 +188,37 @@ impl<'a> Surface<'a> {
                 for y in y0..y1 {
                     luma.data[y * luma.stride + x0..y * luma.stride + x1].fill(yv);
                 }
-                let (cx0, cx1, cy0, cy1) = (x0 / 2, x1.div_ceil(2), y0 / 2, y1.div_ceil(2));
-                for cy in cy0..cy1 {
-                    for cx in cx0..cx1 {
-                        self.set_chroma(cx, cy, |_| [u, v]);
+                let (cx0, cx1) = (x0 / 2, x1.div_ceil(2));
+                for cy in y0 / 2..y1.div_ceil(2) {
+                    match self.chroma_row(cy, cx0, cx1) {
+                        ChromaRow::Planar(ur, vr) => {
+                            ur.fill(u);
+                            vr.fill(v);
+                        }
+                        ChromaRow::Interleaved(uv) => {
+                            for s in uv.chunks_exact_mut(2) {
+                                s.copy_from_slice(&[u, v]);
+                            }
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Sets the chroma sample (cx, cy) of a YUV frame from its current value.
-    fn set_chroma(&mut self, cx: usize, cy: usize, f: impl Fn([u8; 2]) -> [u8; 2]) {
-        match self.layout {
-            Layout::I420 => {
-                let (iu, iv) = (
-                    cy * self.planes[1].stride + cx,
-                    cy * self.planes[2].stride + cx,
-                );
-                let [u, v] = f([self.planes[1].data[iu], self.planes[2].data[iv]]);
-                self.planes[1].data[iu] = u;
-                self.planes[2].data[iv] = v;
-            }
-            Layout::Nv12 => {
-                let p = &mut self.planes[1];
-                let i = cy * p.stride + 2 * cx;
-                let [u, v] = f([p.data[i], p.data[i + 1]]);
-                p.data[i] = u;
-                p.data[i + 1] = v;
-            }
-            Layout::Packed { .. } => {}
+    /// Chroma samples cx0..cx1 of chroma row `cy` of a YUV frame.
+    fn chroma_row(&mut self, cy: usize, cx0: usize, cx1: usize) -> ChromaRow<'_> {
+        let planar = self.layout == Layout::I420;
+        match (planar, self.planes.as_mut_slice()) {
+            (true, [_, u, v, ..]) => ChromaRow::Planar(
+                &mut u.data[cy * u.stride + cx0..cy * u.stride + cx1],
+                &mut v.data[cy * v.stride + cx0..cy * v.stride + cx1],
+            ),
+            (false, [_, uv, ..]) => ChromaRow::Interleaved(
+                &mut uv.data[cy * uv.stride + 2 * cx0..cy * uv.stride + 2 * cx1],
+            ),
+            // `new` checked the planes; nothing to draw otherwise.
+            _ => ChromaRow::Interleaved(&mut []),
         }
     }
 
@@ -236,13 +230,10 @@ impl<'a> Surface<'a> {
         ) else {
             return;
         };
-        // Mask coordinates of frame pixel (fx, fy).
-        let (mx, my) = (
-            |fx: usize| (fx as i64 - x) as usize,
-            |fy: usize| (fy as i64 - y) as usize,
-        );
-        let mix = |dst: u8, src: u8, a: u32| -> u8 {
-            ((dst as u32 * (255 - a) + src as u32 * a + 127) / 255) as u8
+        // The part of mask row `fy` (a frame row) over the frame's columns x0..x1.
+        let mask_row = |fy: usize| {
+            let start = (fy as i64 - y) as usize * mask.width + (x0 as i64 - x) as usize;
+            &mask.data[start..start + (x1 - x0)]
         };
         match self.layout {
             Layout::Packed {
@@ -253,17 +244,17 @@ impl<'a> Surface<'a> {
                 let p = &mut self.planes[0];
                 let c = [colour.0, colour.1, colour.2];
                 for fy in y0..y1 {
-                    for fx in x0..x1 {
-                        let a = mask.at(mx(fx), my(fy)) as u32;
+                    let row = &mut p.data
+                        [fy * p.stride + x0 * pixel_stride..fy * p.stride + x1 * pixel_stride];
+                    for (px, &a) in row.chunks_exact_mut(pixel_stride).zip(mask_row(fy)) {
                         if a == 0 {
                             continue;
                         }
-                        let i = fy * p.stride + fx * pixel_stride;
                         for (o, v) in rgb.iter().zip(c) {
-                            p.data[i + o] = mix(p.data[i + o], v, a);
+                            px[*o] = mix(px[*o], v, a);
                         }
                         if let Some(o) = alpha {
-                            p.data[i + o] = p.data[i + o].max(a as u8);
+                            px[o] = px[o].max(a);
                         }
                     }
                 }
@@ -272,32 +263,56 @@ impl<'a> Surface<'a> {
                 let [yv, u, v] = colour.to_yuv(self.matrix);
                 let luma = &mut self.planes[0];
                 for fy in y0..y1 {
-                    for fx in x0..x1 {
-                        let a = mask.at(mx(fx), my(fy)) as u32;
+                    let row = &mut luma.data[fy * luma.stride + x0..fy * luma.stride + x1];
+                    for (d, &a) in row.iter_mut().zip(mask_row(fy)) {
                         if a != 0 {
-                            let i = fy * luma.stride + fx;
-                            luma.data[i] = mix(luma.data[i], yv, a);
+                            *d = mix(*d, yv, a);
                         }
                     }
                 }
                 // Each chroma sample takes the mean coverage of the (up to) 4 pixels it spans.
+                let (cx0, cx1) = (x0 / 2, x1.div_ceil(2));
+                let mut coverage = vec![0u16; cx1 - cx0];
                 for cy in y0 / 2..y1.div_ceil(2) {
-                    for cx in x0 / 2..x1.div_ceil(2) {
-                        let mut sum = 0u32;
-                        for fy in (2 * cy).max(y0)..(2 * cy + 2).min(y1) {
-                            for fx in (2 * cx).max(x0)..(2 * cx + 2).min(x1) {
-                                sum += mask.at(mx(fx), my(fy)) as u32;
+                    coverage.fill(0);
+                    for fy in (2 * cy).max(y0)..(2 * cy + 2).min(y1) {
+                        for (i, &a) in mask_row(fy).iter().enumerate() {
+                            coverage[(x0 + i) / 2 - cx0] += a as u16;
+                        }
+                    }
+                    let alpha = coverage.iter().map(|&c| (c / 4) as u8);
+                    match self.chroma_row(cy, cx0, cx1) {
+                        ChromaRow::Planar(ur, vr) => {
+                            for ((du, dv), a) in ur.iter_mut().zip(vr.iter_mut()).zip(alpha) {
+                                if a != 0 {
+                                    (*du, *dv) = (mix(*du, u, a), mix(*dv, v, a));
+                                }
                             }
                         }
-                        let a = sum / 4;
-                        if a != 0 {
-                            self.set_chroma(cx, cy, |[du, dv]| [mix(du, u, a), mix(dv, v, a)]);
+                        ChromaRow::Interleaved(uv) => {
+                            for (s, a) in uv.chunks_exact_mut(2).zip(alpha) {
+                                if a != 0 {
+                                    (s[0], s[1]) = (mix(s[0], u, a), mix(s[1], v, a));
+                                }
+                            }
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// `dst` blended towards `src` by `a`/255.
+fn mix(dst: u8, src: u8, a: u8) -> u8 {
+    let a = a as u32;
+    ((dst as u32 * (255 - a) + src as u32 * a + 127) / 255) as u8
+}
+
+/// One row of chroma samples: separate U and V (I420) or interleaved UV (NV12).
+enum ChromaRow<'a> {
+    Planar(&'a mut [u8], &'a mut [u8]),
+    Interleaved(&'a mut [u8]),
 }
 
 #[cfg(test)]
