@@ -114,9 +114,9 @@ pub fn auto_line_width(height: u32) -> u32 {
     (height / 360).max(2)
 }
 
-/// Text size for a frame height when the property is 0 (auto): 1/30 of the height, 11 to 72 px.
+/// Text size for a frame height when the property is 0 (auto): 1/40 of the height, 11 to 72 px.
 pub fn auto_font_px(height: u32) -> u32 {
-    (height / 30).clamp(11, 72)
+    (height / 40).clamp(11, 72)
 }
 
 /// How objects are drawn.
@@ -245,7 +245,7 @@ pub fn draw(
         if !style.show_labels {
             continue;
         }
-        let masks: Vec<Mask> = object_lines(roi, style.show_confidence)
+        let masks: Vec<_> = object_lines(roi, style.show_confidence)
             .iter()
             .map(|l| text.render(l))
             .collect();
@@ -348,7 +348,8 @@ mod tests {
     #[test]
     fn automatic_sizes() {
         assert_eq!((auto_line_width(240), auto_font_px(240)), (2, 11));
-        assert_eq!((auto_line_width(1080), auto_font_px(1080)), (3, 36));
+        assert_eq!((auto_line_width(1080), auto_font_px(1080)), (3, 27));
         assert_eq!((auto_line_width(4320), auto_font_px(4320)), (12, 72));
+        assert_eq!(auto_font_px(2160), 54);
     }
 }

@@ -170,7 +170,7 @@ impl ObjectImpl for OvOverlay {
                     .build(),
                 glib::ParamSpecUInt::builder("font-size")
                     .nick("Font size")
-                    .blurb("Text size in pixels; 0: 1/30 of the frame height, from 11 to 72")
+                    .blurb("Text size in pixels; 0: 1/40 of the frame height, from 11 to 72")
                     .maximum(256)
                     .default_value(DEFAULT_FONT_SIZE)
                     .mutable_playing()

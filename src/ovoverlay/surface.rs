@@ -276,8 +276,16 @@ impl<'a> Surface<'a> {
                 for cy in y0 / 2..y1.div_ceil(2) {
                     coverage.fill(0);
                     for fy in (2 * cy).max(y0)..(2 * cy + 2).min(y1) {
-                        for (i, &a) in mask_row(fy).iter().enumerate() {
-                            coverage[(x0 + i) / 2 - cx0] += a as u16;
+                        // A frame starting at an odd column shares its first sample with the
+                        // column before; then pixels go to samples in pairs.
+                        let row = mask_row(fy);
+                        let odd = (x0 % 2).min(row.len());
+                        let (first, rest) = row.split_at(odd);
+                        if let Some(&a) = first.first() {
+                            coverage[0] += a as u16;
+                        }
+                        for (c, pair) in coverage[odd..].iter_mut().zip(rest.chunks(2)) {
+                            *c += pair.iter().map(|&a| a as u16).sum::<u16>();
                         }
                     }
                     let alpha = coverage.iter().map(|&c| (c / 4) as u8);

@@ -20,13 +20,17 @@ pub fn font() -> Result<&'static fontdue::Font, String> {
         .map_err(|e| format!("the embedded font cannot be read: {e}"))
 }
 
-/// Renders lines of text at one pixel size, caching the glyphs it has drawn.
+/// Lines kept rendered: labels repeat from frame to frame.
+const CACHED_LINES: usize = 512;
+
+/// Renders lines of text at one pixel size, caching glyphs and recent lines.
 pub struct TextRenderer {
     font: &'static fontdue::Font,
     px: f32,
     ascent: f32,
     height: usize,
     glyphs: HashMap<char, (fontdue::Metrics, Vec<u8>)>,
+    lines: HashMap<String, std::sync::Arc<Mask>>,
 }
 
 impl TextRenderer {
@@ -44,6 +48,7 @@ impl TextRenderer {
             ascent: ascent.ceil(),
             height: (ascent.ceil() - descent.floor()).max(1.0) as usize,
             glyphs: HashMap::new(),
+            lines: HashMap::new(),
         })
     }
 
@@ -57,7 +62,19 @@ impl TextRenderer {
     }
 
     /// One line of text as a coverage mask, `line_height()` high and as wide as the text.
-    pub fn render(&mut self, text: &str) -> Mask {
+    pub fn render(&mut self, text: &str) -> std::sync::Arc<Mask> {
+        if let Some(mask) = self.lines.get(text) {
+            return mask.clone();
+        }
+        if self.lines.len() >= CACHED_LINES {
+            self.lines.clear();
+        }
+        let mask = std::sync::Arc::new(self.draw(text));
+        self.lines.insert(text.to_string(), mask.clone());
+        mask
+    }
+
+    fn draw(&mut self, text: &str) -> Mask {
         let (font, px) = (self.font, self.px);
         let mut placed = Vec::with_capacity(text.len());
         let mut pen = 0.0f32;
