@@ -20,6 +20,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ovinfer::register(plugin)?;
     lvajson::register(plugin)?;
     ovoverlay::register(plugin)?;
+    lvahttpsink::register(plugin)?;
     Ok(())
 }
 

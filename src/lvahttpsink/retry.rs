@@ -176,7 +176,11 @@ mod tests {
         let bounds = [100, 200, 400, 800, 1000, 1000, 1000, 1000];
         for (w, max) in waits.iter().zip(bounds) {
             let max = Duration::from_millis(max);
-            assert!(*w >= max / 2 && *w <= max, "{w:?} outside [{:?}, {max:?}]", max / 2);
+            assert!(
+                *w >= max / 2 && *w <= max,
+                "{w:?} outside [{:?}, {max:?}]",
+                max / 2
+            );
         }
         let mut other = Backoff::new(Duration::from_millis(100), Duration::from_secs(1), 7);
         let others: Vec<Duration> = (0..8).map(|_| other.next_delay()).collect();
