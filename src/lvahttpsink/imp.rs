@@ -608,15 +608,15 @@ impl BaseSinkImpl for LvaHttpSink {
                 .as_ref()
                 .map(|s| s.flush_timeout)
                 .unwrap_or_default();
-            if let Some(queue) = self.queue() {
-                if !queue.wait_drained(flush_timeout) {
-                    let lost = queue.stop();
-                    gst::element_imp_warning!(
-                        self,
-                        gst::ResourceError::Write,
-                        ("{lost} documents were not delivered within flush-timeout ({flush_timeout:?}); counted as dropped")
-                    );
-                }
+            if let Some(queue) = self.queue()
+                && !queue.wait_drained(flush_timeout)
+            {
+                let lost = queue.stop();
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("{lost} documents were not delivered within flush-timeout ({flush_timeout:?}); counted as dropped")
+                );
             }
             self.post_stats();
         }
