@@ -33,6 +33,7 @@ inspect: build
 	$(PLUGIN_ENV) gst-inspect-1.0 ovinfer
 	$(PLUGIN_ENV) gst-inspect-1.0 lvajson
 	$(PLUGIN_ENV) gst-inspect-1.0 ovoverlay
+	$(PLUGIN_ENV) gst-inspect-1.0 lvahttpsink
 
 bench: setup
 	$(CARGO) bench --locked
