@@ -637,3 +637,33 @@ impl BaseSinkImpl for LvaHttpSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_information_is_masked_in_logged_urls() {
+        assert_eq!(
+            redacted("https://u:secret@host:8443/p?q=1"),
+            "https://***@host:8443/p?q=1"
+        );
+        assert_eq!(redacted("http://host/a@b"), "http://host/a@b");
+        assert_eq!(redacted("http://host"), "http://host");
+    }
+
+    #[test]
+    fn credentials_become_one_sensitive_authorization_header() {
+        gst::init().unwrap();
+        let s = Settings {
+            location: Some("http://127.0.0.1:9/x".into()),
+            user_id: Some("user".into()),
+            user_pw: Some("pass".into()),
+            ..Settings::default()
+        };
+        let e = endpoint(&s).unwrap();
+        assert_eq!(e.headers.len(), 1);
+        assert_eq!(e.headers[0].1, "Basic dXNlcjpwYXNz");
+        assert!(e.headers[0].1.is_sensitive());
+    }
+}
