@@ -81,19 +81,7 @@ fn bikes(tail: &str) -> f64 {
          ! ovinfer model={root}/models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml \
          labels={root}/models/ssd_mobilenet_v2_coco/labels.txt ! lvajson ! {tail}"
     );
-    let pipeline = gst::parse::launch(&description).expect("pipeline");
-    let start = Instant::now();
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    let msg = pipeline.bus().expect("bus").timed_pop_filtered(
-        gst::ClockTime::NONE,
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let elapsed = start.elapsed().as_secs_f64();
-    pipeline.set_state(gst::State::Null).expect("null");
-    if let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) {
-        panic!("{description}: {}", e.error());
-    }
-    elapsed
+    common::pipeline_time(&description, |_| {})
 }
 
 fn main() {

@@ -496,20 +496,7 @@ fn bikes_documents_reach_the_receiver() {
         common::ssd_labels(),
         receiver.url()
     );
-    common::init();
-    let pipeline = gst::parse::launch(&description).unwrap();
-    let pipeline = pipeline.downcast::<gst::Pipeline>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .unwrap();
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    let pipeline = common::run_to_eos(&description);
     let documents = pipeline
         .by_name("json")
         .unwrap()

@@ -326,18 +326,7 @@ fn bikes_jsonl(props: &str) -> Vec<String> {
         common::ssd_labels(),
         out.display()
     );
-    common::init();
-    let pipeline = gst::parse::launch(&description).unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("EOS or an error within 120 s");
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    common::run_to_eos(&description);
     let text = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
     assert!(text.ends_with('\n'));

@@ -323,19 +323,7 @@ fn bikes_annotated_png_and_mp4() {
         common::ssd_labels(),
         mp4.display()
     );
-    common::init();
-    let pipeline = gst::parse::launch(&record).unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .unwrap();
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    common::run_to_eos(&record);
     let decoded = common::run(&format!(
         "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! appsink name=sink",
         mp4.display()

@@ -21,7 +21,7 @@ pub fn per_call(min: Duration, mut f: impl FnMut()) -> Duration {
 }
 
 /// Seconds a gst-launch description takes from PLAYING to EOS; `attach` is called on every
-/// buffer leaving the element named `tag` (to add meta).
+/// buffer leaving the element named `tag`, if there is one (to add meta).
 pub fn pipeline_time(
     description: &str,
     attach: impl Fn(&mut gst::BufferRef) + Send + Sync + 'static,
@@ -30,17 +30,14 @@ pub fn pipeline_time(
         .expect("pipeline")
         .downcast::<gst::Pipeline>()
         .expect("a pipeline");
-    let tag = pipeline
-        .by_name("tag")
-        .expect("an element named tag")
-        .static_pad("src")
-        .expect("pad");
-    tag.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(b) = info.buffer_mut() {
-            attach(b.make_mut());
-        }
-        gst::PadProbeReturn::Ok
-    });
+    if let Some(tag) = pipeline.by_name("tag").and_then(|t| t.static_pad("src")) {
+        tag.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer_mut() {
+                attach(b.make_mut());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing).expect("playing");
     let msg = pipeline.bus().expect("bus").timed_pop_filtered(

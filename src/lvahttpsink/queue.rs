@@ -88,6 +88,27 @@ impl<T> Queue<T> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Waits on `changed` while `waiting` holds and `deadline` has not passed.
+    fn wait_while<'a>(
+        &self,
+        mut inner: MutexGuard<'a, Inner<T>>,
+        deadline: Instant,
+        mut waiting: impl FnMut(&Inner<T>) -> bool,
+    ) -> MutexGuard<'a, Inner<T>> {
+        while waiting(&inner) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            inner = self
+                .changed
+                .wait_timeout(inner, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        inner
+    }
+
     /// Queues a document; when full, drops the oldest or waits, by the overflow policy.
     pub fn push(&self, doc: Doc<T>) -> Result<(), Flushing> {
         let mut inner = self.lock();
@@ -116,27 +137,17 @@ impl<T> Queue<T> {
     /// The next document for the worker (marked in flight), waiting up to `wait`; `None` when
     /// stopped or nothing came.
     pub fn next(&self, wait: Duration) -> Option<Doc<T>> {
-        let deadline = Instant::now() + wait;
-        let mut inner = self.lock();
-        loop {
-            if inner.stopped {
-                return None;
-            }
-            if let Some(doc) = inner.docs.pop_front() {
-                inner.in_flight = true;
-                self.changed.notify_all();
-                return Some(doc);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            inner = self
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let inner = self.lock();
+        let mut inner = self.wait_while(inner, Instant::now() + wait, |i| {
+            !i.stopped && i.docs.is_empty()
+        });
+        if inner.stopped {
+            return None;
         }
+        let doc = inner.docs.pop_front()?;
+        inner.in_flight = true;
+        self.changed.notify_all();
+        Some(doc)
     }
 
     /// The worker is done with its document.
@@ -147,38 +158,17 @@ impl<T> Queue<T> {
 
     /// Waits up to `wait` unless stopped first; true when stopped.
     pub fn sleep(&self, wait: Duration) -> bool {
-        let deadline = Instant::now() + wait;
-        let mut inner = self.lock();
-        while !inner.stopped {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            inner = self
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
+        let inner = self.lock();
+        self.wait_while(inner, Instant::now() + wait, |i| !i.stopped)
+            .stopped
     }
 
     /// Waits until every queued document has been handled, up to `timeout`; true if so.
     pub fn wait_drained(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut inner = self.lock();
-        while !inner.docs.is_empty() || inner.in_flight {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || inner.stopped {
-                return false;
-            }
-            inner = self
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
+        let busy = |i: &Inner<T>| !i.docs.is_empty() || i.in_flight;
+        let inner = self.lock();
+        let inner = self.wait_while(inner, Instant::now() + timeout, |i| !i.stopped && busy(i));
+        !busy(&inner)
     }
 
     /// Makes `push` return at once instead of waiting for room (flushing), or not.

@@ -208,6 +208,28 @@ pub fn run(description: &str) -> Run {
     }
 }
 
+/// Runs a gst-launch description (ending in a sink that is not an appsink) to EOS; panics
+/// with the error otherwise. Returns the pipeline, stopped, to read element properties.
+pub fn run_to_eos(description: &str) -> gst::Pipeline {
+    init();
+    let pipeline = gst::parse::launch(description)
+        .unwrap_or_else(|e| panic!("pipeline {description}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    pipeline.set_state(gst::State::Playing).expect("to PLAYING");
+    let msg = pipeline
+        .bus()
+        .expect("bus")
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS or an error within 120 s");
+    pipeline.set_state(gst::State::Null).expect("to NULL");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    pipeline
+}
+
 /// The text of a sample's buffer (a JSON document).
 pub fn text(sample: &gst::Sample) -> String {
     let buffer = sample.buffer().expect("buffer");
