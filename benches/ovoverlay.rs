@@ -52,11 +52,12 @@ fn draw_only() -> Duration {
     let mut y = vec![0u8; w * h];
     let mut u = vec![128u8; w * h / 4];
     let mut v = vec![128u8; w * h / 4];
+    let colours = Colours::default();
     let style = Style {
         line_width: annotate::auto_line_width(1080),
         show_labels: true,
         show_confidence: true,
-        colours: Colours::default(),
+        colours: &colours,
     };
     let mut text = TextRenderer::new(annotate::auto_font_px(1080)).expect("font");
     let matrix = YuvMatrix {

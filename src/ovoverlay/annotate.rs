@@ -121,11 +121,11 @@ pub fn auto_font_px(height: u32) -> u32 {
 
 /// How objects are drawn.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Style {
+pub struct Style<'a> {
     pub line_width: u32,
     pub show_labels: bool,
     pub show_confidence: bool,
-    pub colours: Colours,
+    pub colours: &'a Colours,
 }
 
 fn with_confidence(text: String, confidence: Option<f64>, show: bool) -> String {
@@ -211,7 +211,7 @@ pub fn draw(
     surface: &mut Surface,
     rois: &[Roi],
     classes: &[FrameClassification],
-    style: &Style,
+    style: &Style<'_>,
     text: &mut TextRenderer,
 ) {
     let frame = (surface.width(), surface.height());

@@ -101,10 +101,13 @@ impl OvOverlay {
     }
 
     fn draw(&self, state: &mut State, buf: &mut gst::BufferRef) -> Result<(), String> {
-        let settings = self.settings().clone();
+        let (font_size, line_width, show_labels, show_confidence) = {
+            let s = self.settings();
+            (s.font_size, s.line_width, s.show_labels, s.show_confidence)
+        };
         let format = state.format.as_ref().ok_or("no caps negotiated")?;
         let (width, height) = (format.info.width(), format.info.height());
-        let px = match settings.font_size {
+        let px = match font_size {
             0 => annotate::auto_font_px(height),
             px => px,
         };
@@ -113,13 +116,13 @@ impl OvOverlay {
             slot => slot.insert(TextRenderer::new(px)?),
         };
         let style = Style {
-            line_width: match settings.line_width {
+            line_width: match line_width {
                 0 => annotate::auto_line_width(height),
                 w => w,
             },
-            show_labels: settings.show_labels,
-            show_confidence: settings.show_confidence,
-            colours: state.colours.clone(),
+            show_labels,
+            show_confidence,
+            colours: &state.colours,
         };
         let rois = meta::rois(buf);
         let classes = meta::frame_classifications(buf);
