@@ -1,5 +1,5 @@
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use gst::glib;
 use gst::prelude::*;
@@ -10,7 +10,8 @@ use gst_video::prelude::*;
 use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
 use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
-use super::{DecoderChoice, ModelColorFormat, frame};
+use super::shared::Shared;
+use super::{DecoderChoice, ModelColorFormat, PerformanceHint, frame};
 use crate::meta::{self, DetectionInfo, FrameClassification};
 use crate::openvino::{self, CompiledModel, Core, InferRequest, Model, PixelFormat};
 use crate::properties::optional_string;
@@ -38,6 +39,7 @@ struct Settings {
     interval: u32,
     input_range: String,
     model_color_format: ModelColorFormat,
+    performance_hint: PerformanceHint,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             interval: DEFAULT_INTERVAL,
             input_range: DEFAULT_INPUT_RANGE.to_string(),
             model_color_format: ModelColorFormat::Rgb,
+            performance_hint: PerformanceHint::Latency,
         }
     }
 }
@@ -58,8 +61,8 @@ impl Default for Settings {
 /// The model compiled for the negotiated caps.
 struct Compiled {
     request: InferRequest,
-    // Keeps the compiled model alive for the request.
-    _model: CompiledModel,
+    // Keeps the compiled model alive for the request; shared with other elements (see `shared`).
+    _model: Arc<CompiledModel>,
     info: gst_video::VideoInfo,
     format: PixelFormat,
 }
@@ -67,6 +70,8 @@ struct Compiled {
 /// Per-run state: from `start` to `stop`.
 struct State {
     model: Model,
+    /// The model file, made absolute so that equal files share one compiled model.
+    path: PathBuf,
     model_name: String,
     model_input: ModelInput,
     model_shape: ModelShape,
@@ -89,6 +94,9 @@ fn core() -> Result<&'static Core, openvino::Error> {
     static CORE: OnceLock<Result<Core, openvino::Error>> = OnceLock::new();
     CORE.get_or_init(Core::new).as_ref().map_err(Clone::clone)
 }
+
+/// Compiled models of the whole process, shared by elements that compile the same thing.
+static COMPILED: LazyLock<Shared<CompiledModel>> = LazyLock::new(Shared::default);
 
 fn model_stem(path: &Path) -> String {
     path.file_stem()
@@ -206,6 +214,7 @@ impl OvInfer {
         );
         Ok(State {
             model,
+            path: path.canonicalize().unwrap_or_else(|_| path.clone()),
             model_name: model_stem(&path),
             model_input,
             model_shape,
@@ -239,23 +248,35 @@ impl OvInfer {
             state.range,
             state.decoder,
         );
-        let core = core().map_err(|e| e.to_string())?;
-        let model = state
-            .model
-            .with_preprocessing(&pre)
-            .map_err(|e| e.to_string())?;
-        let compiled = core
-            .compile(
+        let hint = state.settings.performance_hint.openvino_name();
+        let key = format!(
+            "{}|{}|{hint}|{pre:?}",
+            state.path.display(),
+            state.settings.device
+        );
+        let (compiled, reused) = COMPILED.get_or_try_insert(&key, || {
+            let core = core().map_err(|e| e.to_string())?;
+            let model = state
+                .model
+                .with_preprocessing(&pre)
+                .map_err(|e| e.to_string())?;
+            core.compile(
                 &model,
                 &state.settings.device,
-                &[("PERFORMANCE_HINT", "LATENCY")],
+                &[("PERFORMANCE_HINT", hint)],
             )
-            .map_err(|e| format!("on device {}: {e}", state.settings.device))?;
+            .map_err(|e| format!("on device {}: {e}", state.settings.device))
+        })?;
         let request = compiled.create_request().map_err(|e| e.to_string())?;
         gst::debug!(
             CAT,
             imp = self,
-            "compiled for {:?} {w}x{h} on {}: {pre:?}",
+            "{} for {:?} {w}x{h} on {} ({hint}): {pre:?}",
+            if reused {
+                "sharing the model compiled"
+            } else {
+                "compiled"
+            },
             info.format(),
             state.settings.device
         );
@@ -439,6 +460,11 @@ impl ObjectImpl for OvInfer {
                     .blurb("Channel order the model expects; frames are converted to it by OpenVINO")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("performance-hint", PerformanceHint::Latency)
+                    .nick("Performance hint")
+                    .blurb("OpenVINO performance hint the model is compiled with: latency (one stream, every core on each frame: the shortest delay per frame) or throughput (several streams working on different frames at once)")
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -472,6 +498,7 @@ impl ObjectImpl for OvInfer {
                     optional_string(value).unwrap_or_else(|| DEFAULT_INPUT_RANGE.to_string())
             }
             "model-color-format" => settings.model_color_format = value.get().unwrap_or_default(),
+            "performance-hint" => settings.performance_hint = value.get().unwrap_or_default(),
             _ => unreachable!("unknown property {name}"),
         }
         if let Some(state) = state.as_mut() {
@@ -492,6 +519,7 @@ impl ObjectImpl for OvInfer {
             "interval" => s.interval.to_value(),
             "input-range" => s.input_range.to_value(),
             "model-color-format" => s.model_color_format.to_value(),
+            "performance-hint" => s.performance_hint.to_value(),
             name => unreachable!("unknown property {name}"),
         }
     }

@@ -41,6 +41,13 @@ impl Labels {
         self.0.get(&id).map(String::as_str)
     }
 
+    /// All labels, by id.
+    pub fn sorted(&self) -> Vec<(i32, &str)> {
+        let mut all: Vec<(i32, &str)> = self.0.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

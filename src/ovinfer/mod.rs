@@ -5,6 +5,7 @@ pub mod frame;
 mod imp;
 pub mod input;
 pub mod labels;
+pub mod shared;
 
 use gst::glib;
 use gst::prelude::*;
@@ -54,6 +55,34 @@ pub enum ModelColorFormat {
     Rgb,
     #[enum_value(name = "BGR", nick = "bgr")]
     Bgr,
+}
+
+/// OpenVINO performance hint the model is compiled with (`performance-hint` property).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstOvInferPerformanceHint")]
+pub enum PerformanceHint {
+    #[default]
+    #[enum_value(
+        name = "Latency: one stream, every core on each frame",
+        nick = "latency"
+    )]
+    Latency,
+    #[enum_value(
+        name = "Throughput: several streams, frames in parallel",
+        nick = "throughput"
+    )]
+    Throughput,
+}
+
+impl PerformanceHint {
+    /// The value of OpenVINO's PERFORMANCE_HINT property.
+    pub fn openvino_name(self) -> &'static str {
+        match self {
+            PerformanceHint::Latency => "LATENCY",
+            PerformanceHint::Throughput => "THROUGHPUT",
+        }
+    }
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

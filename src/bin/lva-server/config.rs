@@ -1,0 +1,332 @@
+//! The configuration file (JSON) and command line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Model-entry keys the server keeps for itself; every other key is an `ovinfer` property.
+const SERVER_KEYS: [&str; 4] = ["workers", "max-queue", "subtype", "description"];
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Address and port to listen on.
+    #[serde(default = "defaults::listen")]
+    pub listen: String,
+    /// Largest request body accepted, in bytes (413 above).
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Connections served at once; more are answered 503 and closed.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Time a request may wait for a worker and be inferred, in ms (503 when waiting runs out).
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Keep-alive connections idle longer than this are closed, in ms.
+    #[serde(default = "defaults::idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish, in ms.
+    #[serde(default = "defaults::shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+    /// Seconds in the Retry-After header of 503 answers.
+    #[serde(default = "defaults::retry_after_s")]
+    pub retry_after_s: u32,
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    pub models: BTreeMap<String, ModelEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(default)]
+    pub basic: Vec<BasicUser>,
+    #[serde(default)]
+    pub bearer: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicUser {
+    pub user: String,
+    pub password: String,
+}
+
+/// One model entry as written in the file: server keys plus `ovinfer` properties.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelEntry(BTreeMap<String, serde_json::Value>);
+
+/// A model entry, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub name: String,
+    /// Pipelines running requests for this model at once.
+    pub workers: usize,
+    /// Requests waiting for a worker before 503.
+    pub max_queue: usize,
+    /// lvajson's `subtype`.
+    pub subtype: Option<String>,
+    pub description: Option<String>,
+    /// `ovinfer` properties as strings (paths made absolute), e.g. model, labels, decoder.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl ModelConfig {
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.properties.get(name).map(String::as_str)
+    }
+}
+
+mod defaults {
+    pub fn listen() -> String {
+        "127.0.0.1:5000".into()
+    }
+    pub fn max_body_bytes() -> u64 {
+        16 * 1024 * 1024
+    }
+    pub fn max_connections() -> usize {
+        128
+    }
+    pub fn request_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn idle_timeout_ms() -> u64 {
+        60_000
+    }
+    pub fn shutdown_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn retry_after_s() -> u32 {
+        1
+    }
+}
+
+/// Workers per model when the file does not say: one per core, as a throughput-hinted model
+/// runs one stream per core on CPU.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+impl Config {
+    /// Reads and checks a configuration file. Relative paths in it are relative to its folder.
+    pub fn load(path: &Path) -> Result<(Config, Vec<ModelConfig>), String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the configuration {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str, base: &Path) -> Result<(Config, Vec<ModelConfig>), String> {
+        let mut config: Config = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if config.models.is_empty() {
+            return Err("\"models\" is empty: configure at least one model".into());
+        }
+        if config.max_connections == 0 || config.request_timeout_ms == 0 {
+            return Err("max-connections and request-timeout-ms must be above 0".into());
+        }
+        if let Some(tls) = config.tls.as_mut() {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
+        if let Some(auth) = &config.auth
+            && auth.basic.is_empty()
+            && auth.bearer.is_empty()
+        {
+            return Err("\"auth\" lists no basic user and no bearer token".into());
+        }
+        let models = config
+            .models
+            .iter()
+            .map(|(name, entry)| {
+                model_config(name, entry, base).map_err(|e| format!("model \"{name}\": {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((config, models))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+fn model_config(name: &str, entry: &ModelEntry, base: &Path) -> Result<ModelConfig, String> {
+    if name.is_empty() || name.contains(['/', '?', '#', '%']) || name.chars().any(char::is_control)
+    {
+        return Err("a model name must be a non-empty URL path segment".into());
+    }
+    let count = |key: &str, default: usize| -> Result<usize, String> {
+        match entry.0.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| format!("\"{key}\" must be a whole number")),
+        }
+    };
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match entry.0.get(key) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("\"{key}\" must be a string")),
+        }
+    };
+    let workers = count("workers", default_workers())?;
+    if workers == 0 {
+        return Err("\"workers\" must be at least 1".into());
+    }
+    let mut properties = BTreeMap::new();
+    for (key, value) in entry
+        .0
+        .iter()
+        .filter(|(k, _)| !SERVER_KEYS.contains(&k.as_str()))
+    {
+        let value = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => return Err(format!("\"{key}\" must be a string, number or boolean")),
+        };
+        let value = if matches!(key.as_str(), "model" | "labels") && !value.is_empty() {
+            let path = base.join(value);
+            path.canonicalize()
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            value
+        };
+        properties.insert(key.clone(), value);
+    }
+    if !properties.contains_key("model") {
+        return Err("no \"model\" file given".into());
+    }
+    Ok(ModelConfig {
+        name: name.to_string(),
+        workers,
+        max_queue: count("max-queue", 2 * workers)?,
+        subtype: text("subtype")?,
+        description: text("description")?,
+        properties,
+    })
+}
+
+/// Command line: `lva-server [--config FILE] [--listen ADDR]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    pub config: PathBuf,
+    pub listen: Option<String>,
+}
+
+pub const USAGE: &str = "usage: lva-server [--config FILE] [--listen ADDRESS:PORT]\n\
+    Serves the LVA HTTP extension contract: POST /<model> with an image, get {\"inferences\":[...]}.\n\
+    --config   JSON configuration (default: lva-server.json); see README.md, \"lva-server\"\n\
+    --listen   overrides \"listen\" from the configuration, e.g. 0.0.0.0:5000";
+
+impl Args {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+        let mut parsed = Args {
+            config: PathBuf::from("lva-server.json"),
+            listen: None,
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match flag.as_str() {
+                "--config" | "-c" => parsed.config = PathBuf::from(value()?),
+                "--listen" | "-l" => parsed.listen = Some(value()?),
+                "--help" | "-h" => return Err(String::new()),
+                other => return Err(format!("unknown argument '{other}'")),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_full_configuration() {
+        let (config, models) = Config::parse(
+            r#"{
+              "listen": "0.0.0.0:8080",
+              "max-body-bytes": 1000,
+              "tls": {"cert": "c.pem", "key": "k.pem"},
+              "auth": {"basic": [{"user": "lva", "password": "pw"}], "bearer": ["t0k"]},
+              "models": {
+                "vehicles": {"model": "m/ssd.xml", "labels": "/abs/coco.txt", "decoder": "ssd",
+                             "threshold": 0.6, "workers": 3, "subtype": "cars",
+                             "description": "SSD"}
+              }
+            }"#,
+            Path::new("/etc/lva"),
+        )
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:8080");
+        assert_eq!(config.max_body_bytes, 1000);
+        assert_eq!(config.retry_after_s, 1);
+        assert_eq!(config.tls.unwrap().cert, PathBuf::from("/etc/lva/c.pem"));
+        assert_eq!(config.auth.unwrap().bearer, vec!["t0k".to_string()]);
+        let m = &models[0];
+        assert_eq!(m.name, "vehicles");
+        assert_eq!((m.workers, m.max_queue), (3, 6));
+        assert_eq!(m.subtype.as_deref(), Some("cars"));
+        assert_eq!(m.property("model"), Some("/etc/lva/m/ssd.xml"));
+        assert_eq!(m.property("labels"), Some("/abs/coco.txt"));
+        assert_eq!(m.property("threshold"), Some("0.6"));
+        assert_eq!(m.property("decoder"), Some("ssd"));
+        assert_eq!(m.property("workers"), None);
+    }
+
+    #[test]
+    fn refuses_bad_configurations_with_the_reason() {
+        let err = |text: &str| Config::parse(text, Path::new(".")).unwrap_err();
+        assert!(err(r#"{"models": {}}"#).contains("at least one model"));
+        assert!(err(r#"{"models": {"a": {"labels": "x"}}}"#).contains("no \"model\""));
+        assert!(err(r#"{"models": {"a/b": {"model": "x"}}}"#).contains("path segment"));
+        assert!(err(r#"{"models": {"a": {"model": "x", "workers": 0}}}"#).contains("at least 1"));
+        assert!(err(r#"{"models": {"a": {"model": "x", "workers": "2"}}}"#).contains("whole"));
+        assert!(err(r#"{"models": {"a": {"model": ["x"]}}}"#).contains("string, number"));
+        assert!(err(r#"{"lissen": "x", "models": {}}"#).contains("unknown field `lissen`"));
+        assert!(err(r#"{"auth": {}, "models": {"a": {"model": "x"}}}"#).contains("no basic"));
+    }
+
+    #[test]
+    fn parses_the_command_line() {
+        let parse = |a: &[&str]| Args::parse(a.iter().map(|s| s.to_string()));
+        assert_eq!(
+            parse(&["--config", "a.json", "--listen=0.0.0.0:1"]).unwrap(),
+            Args {
+                config: "a.json".into(),
+                listen: Some("0.0.0.0:1".into())
+            }
+        );
+        assert_eq!(parse(&[]).unwrap().config, PathBuf::from("lva-server.json"));
+        assert!(parse(&["--config"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--bogus"]).unwrap_err().contains("unknown"));
+        assert_eq!(parse(&["-h"]).unwrap_err(), "");
+    }
+}

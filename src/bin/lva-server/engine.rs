@@ -1,0 +1,433 @@
+//! Inference through the plugin's own elements. Each model has a pool of warm pipelines
+//!
+//! `appsrc ! jpegdec|pngdec|avdec_bmp ! videoconvert ! video/x-raw,format=BGR ! ovinfer ! lvajson ! appsink`
+//!
+//! (no decoder for image/x-raw), one per worker and image kind, created on first use and reused.
+//! They share one compiled model per input size through ovinfer's process-wide cache. A request
+//! takes an idle pipeline, pushes its image with a fresh timestamp and waits for the document with
+//! that timestamp, or for the decoder's complaint about the image.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+
+use crate::config::ModelConfig;
+use crate::image::Kind;
+
+/// lvajson's document for a frame without results (skip-empty=false, compact).
+const EMPTY_DOCUMENT: &[u8] = br#"{"inferences":[]}"#;
+
+/// What a request gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// An LVA document with at least one inference.
+    Found(Vec<u8>),
+    /// Nothing above the threshold: the contract's 204.
+    Nothing,
+    /// The decoder refused the image.
+    BadImage(String),
+}
+
+/// Why a request got no outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Every worker is busy and the queue is full, or the wait ran out: 503.
+    Busy,
+    /// The pipeline failed: 500, and the pipeline is replaced.
+    Internal(String),
+}
+
+/// An image ready to push.
+pub struct Image {
+    pub kind: Kind,
+    pub data: Vec<u8>,
+    /// Geometry of an image/x-raw body.
+    pub raw: Option<gst_video::VideoInfo>,
+}
+
+enum Event {
+    Document(gst::Sample),
+    Message {
+        error: bool,
+        from_decoder: bool,
+        text: String,
+    },
+}
+
+/// One warm pipeline.
+struct Runner {
+    kind: Kind,
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    infer: gst::Element,
+    events: mpsc::Receiver<Event>,
+    raw_caps: Option<gst::Caps>,
+    seq: u64,
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory).build().map_err(|_| {
+        format!("GStreamer element '{factory}' is missing: run scripts/setup.sh (or install its plugin package)")
+    })
+}
+
+/// Sets a property from its text form, refusing unknown names and invalid values instead of
+/// panicking.
+pub fn set_from_str(element: &gst::Element, name: &str, value: &str) -> Result<(), String> {
+    let factory = element
+        .factory()
+        .map(|f| f.name().to_string())
+        .unwrap_or_default();
+    let pspec = element.find_property(name).ok_or_else(|| {
+        let known: Vec<String> = element
+            .list_properties()
+            .iter()
+            .filter(|p| p.flags().contains(glib::ParamFlags::WRITABLE))
+            .map(|p| p.name().to_string())
+            .filter(|n| n != "name" && n != "parent" && n != "qos")
+            .collect();
+        format!(
+            "{factory} has no property '{name}'; it has {}",
+            known.join(", ")
+        )
+    })?;
+    let parsed = glib::Value::deserialize(value, pspec.value_type())
+        .ok()
+        .filter(|v| pspec.value_is_valid(v))
+        .ok_or_else(|| {
+            format!(
+                "'{value}' is not a valid value for {factory}'s {name} ({})",
+                pspec.blurb().unwrap_or("")
+            )
+        })?;
+    element.set_property_from_value(name, &parsed);
+    Ok(())
+}
+
+impl Runner {
+    fn new(model: &ModelConfig, kind: Kind) -> Result<Runner, String> {
+        let pipeline = gst::Pipeline::with_name(&format!("{}-{kind:?}", model.name));
+        let caps = match kind {
+            Kind::Jpeg => Some(
+                gst::Caps::builder("image/jpeg")
+                    .field("parsed", true)
+                    .build(),
+            ),
+            Kind::Png => Some(
+                gst::Caps::builder("image/png")
+                    .field("parsed", true)
+                    .build(),
+            ),
+            Kind::Bmp => Some(gst::Caps::new_empty_simple("image/bmp")),
+            Kind::Raw => None,
+        };
+        let src = gst_app::AppSrc::builder()
+            .format(gst::Format::Time)
+            .is_live(false)
+            .build();
+        src.set_caps(caps.as_ref());
+        let decoder = match kind {
+            Kind::Jpeg => Some(make("jpegdec")?),
+            Kind::Png => Some(make("pngdec")?),
+            Kind::Bmp => Some(make("avdec_bmp")?),
+            Kind::Raw => None,
+        };
+        if let Some(d) = &decoder
+            && d.find_property("max-errors").is_some()
+        {
+            // A bad image is the client's problem: warn and drop it, never stop the pipeline.
+            d.set_property("max-errors", -1i32);
+        }
+        let convert = make("videoconvert")?;
+        let filter = make("capsfilter")?;
+        filter.set_property(
+            "caps",
+            gst_video::VideoCapsBuilder::new()
+                .format(gst_video::VideoFormat::Bgr)
+                .build(),
+        );
+        let infer = make("ovinfer")?;
+        for (name, value) in &model.properties {
+            set_from_str(&infer, name, value)?;
+        }
+        let json = make("lvajson")?;
+        json.set_property("skip-empty", false);
+        if let Some(subtype) = &model.subtype {
+            json.set_property("subtype", subtype);
+        }
+        let sink = gst_app::AppSink::builder().sync(false).build();
+
+        let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
+        chain.extend(decoder.clone());
+        chain.extend([convert, filter, infer.clone(), json, sink.clone().upcast()]);
+        pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(&chain).map_err(|e| format!("cannot link the pipeline: {e}"))?;
+
+        let (tx, events) = mpsc::channel();
+        let docs = tx.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                    let _ = docs.send(Event::Document(sample));
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let bus = pipeline.bus().ok_or("pipeline without a bus")?;
+        let decoder_obj = decoder.map(|d| d.upcast::<gst::Object>());
+        bus.set_sync_handler(move |_, msg| {
+            let from_decoder = msg.src().is_some_and(|s| Some(s) == decoder_obj.as_ref());
+            let event = match msg.view() {
+                gst::MessageView::Error(e) => Some((true, e.error().to_string(), e.debug())),
+                gst::MessageView::Warning(w) => Some((false, w.error().to_string(), w.debug())),
+                _ => None,
+            };
+            if let Some((error, text, debug)) = event {
+                let text = match debug {
+                    Some(d) if !from_decoder => format!("{text} ({d})"),
+                    _ => text,
+                };
+                let _ = tx.send(Event::Message {
+                    error,
+                    from_decoder,
+                    text,
+                });
+            }
+            // Nobody pops this bus: drop everything so nothing piles up.
+            gst::BusSyncReply::Drop
+        });
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| "the pipeline did not start".to_string())?;
+        Ok(Runner {
+            kind,
+            pipeline,
+            src,
+            infer,
+            events,
+            raw_caps: None,
+            seq: 0,
+        })
+    }
+
+    /// Pushes one image and waits for its result. `Err` means the pipeline must be discarded.
+    fn run(&mut self, image: Image, threshold: f64, deadline: Instant) -> Result<Outcome, String> {
+        // Leftovers of an earlier request (a late warning) must not be taken for this one's.
+        while self.events.try_recv().is_ok() {}
+        self.seq += 1;
+        let pts = gst::ClockTime::from_mseconds(self.seq);
+        if let Some(info) = &image.raw {
+            let caps = info.to_caps().map_err(|e| e.to_string())?;
+            if self.raw_caps.as_ref() != Some(&caps) {
+                self.src.set_caps(Some(&caps));
+                self.raw_caps = Some(caps);
+            }
+        }
+        self.infer.set_property("threshold", threshold);
+        let mut buffer = gst::Buffer::from_mut_slice(image.data);
+        {
+            let b = buffer.get_mut().ok_or("buffer not writable")?;
+            b.set_pts(pts);
+            b.set_duration(gst::ClockTime::from_mseconds(1));
+        }
+        self.src
+            .push_buffer(buffer)
+            .map_err(|e| format!("the pipeline refused the image: {e:?}"))?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Document(sample)) => {
+                    let Some(buffer) = sample.buffer() else {
+                        continue;
+                    };
+                    if buffer.pts() != Some(pts) {
+                        continue; // a late result of an image refused earlier
+                    }
+                    let map = buffer.map_readable().map_err(|e| e.to_string())?;
+                    return Ok(if map.as_slice() == EMPTY_DOCUMENT {
+                        Outcome::Nothing
+                    } else {
+                        Outcome::Found(map.to_vec())
+                    });
+                }
+                Ok(Event::Message {
+                    error,
+                    from_decoder: true,
+                    text,
+                }) => {
+                    if error {
+                        return Err(text);
+                    }
+                    return Ok(Outcome::BadImage(text));
+                }
+                Ok(Event::Message {
+                    error: true, text, ..
+                }) => return Err(text),
+                Ok(Event::Message { text, .. }) => {
+                    eprintln!(
+                        "lva-server: warning from the {:?} pipeline: {text}",
+                        self.kind
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err("no result before the request timeout".into());
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the pipeline went away".into());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+struct PoolState {
+    /// Requests admitted and not yet answered (running or waiting).
+    admitted: usize,
+    running: usize,
+    idle: Vec<Runner>,
+}
+
+/// The pipelines of one model, with bounded work: `workers` at once, `max_queue` waiting.
+pub struct Pool {
+    pub config: ModelConfig,
+    default_threshold: f64,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+/// An admitted request; dropping it gives the place back.
+pub struct Ticket {
+    pool: Arc<Pool>,
+}
+
+impl Pool {
+    /// Builds the pool and runs one warm-up frame through a raw pipeline, so that a bad model or
+    /// property fails at start-up rather than on the first request.
+    pub fn new(config: ModelConfig, warm_up: (u32, u32)) -> Result<Arc<Pool>, String> {
+        let default_threshold = config
+            .property("threshold")
+            .map(|t| {
+                t.parse::<f64>()
+                    .map_err(|_| format!("threshold '{t}' is not a number"))
+            })
+            .transpose()?
+            .unwrap_or(0.5);
+        let pool = Arc::new(Pool {
+            config,
+            default_threshold,
+            state: Mutex::new(PoolState {
+                admitted: 0,
+                running: 0,
+                idle: Vec::new(),
+            }),
+            freed: Condvar::new(),
+        });
+        let mut runner = Runner::new(&pool.config, Kind::Raw)?;
+        let (w, h) = warm_up;
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgr, w, h)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let image = Image {
+            kind: Kind::Raw,
+            data: vec![0; info.size()],
+            raw: Some(info),
+        };
+        match runner.run(image, 1.0, Instant::now() + Duration::from_secs(120))? {
+            Outcome::BadImage(e) => return Err(e),
+            Outcome::Found(_) | Outcome::Nothing => {}
+        }
+        pool.lock().idle.push(runner);
+        Ok(pool)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a request if a worker or a queue place is free.
+    pub fn admit(self: &Arc<Pool>) -> Option<Ticket> {
+        let mut state = self.lock();
+        if state.admitted >= self.config.workers + self.config.max_queue {
+            return None;
+        }
+        state.admitted += 1;
+        Some(Ticket { pool: self.clone() })
+    }
+
+    /// Requests admitted and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.lock().admitted
+    }
+
+    pub fn default_threshold(&self) -> f64 {
+        self.default_threshold
+    }
+}
+
+impl Ticket {
+    /// Waits for a worker (until `deadline`), then runs the image on a pipeline of its kind.
+    pub fn infer(
+        &self,
+        image: Image,
+        threshold: Option<f64>,
+        deadline: Instant,
+    ) -> Result<Outcome, Failure> {
+        let pool = &self.pool;
+        let runner = {
+            let mut state = pool.lock();
+            while state.running >= pool.config.workers {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Failure::Busy);
+                }
+                state = pool
+                    .freed
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            state.running += 1;
+            let found = state.idle.iter().position(|r| r.kind == image.kind);
+            found.map(|i| state.idle.swap_remove(i))
+        };
+        let kind = image.kind;
+        let result = runner
+            .map_or_else(|| Runner::new(&pool.config, kind), Ok)
+            .and_then(|mut runner| {
+                let outcome =
+                    runner.run(image, threshold.unwrap_or(pool.default_threshold), deadline)?;
+                Ok((runner, outcome))
+            });
+        let mut state = pool.lock();
+        state.running -= 1;
+        let result = match result {
+            Ok((runner, outcome)) => {
+                let same_kind = state.idle.iter().filter(|r| r.kind == kind).count();
+                if same_kind < pool.config.workers {
+                    state.idle.push(runner);
+                }
+                Ok(outcome)
+            }
+            Err(e) => Err(Failure::Internal(e)),
+        };
+        drop(state);
+        pool.freed.notify_one();
+        result
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.pool.lock().admitted -= 1;
+    }
+}

@@ -1,0 +1,288 @@
+//! What a request body is: the content type, a check of the bytes against it, and for
+//! `image/x-raw` the frame geometry from the query and the copy into GStreamer's layout.
+
+use gst_video::VideoFormat;
+
+/// The image encodings of the contract (seed 001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Jpeg,
+    Png,
+    Bmp,
+    Raw,
+}
+
+impl Kind {
+    /// The kind for a Content-Type header value; parameters such as "; charset" are ignored.
+    pub fn from_content_type(value: &str) -> Option<Kind> {
+        let media = value.split(';').next().unwrap_or("").trim();
+        match media.to_ascii_lowercase().as_str() {
+            "image/jpeg" | "image/jpg" | "image/pjpeg" => Some(Kind::Jpeg),
+            "image/png" => Some(Kind::Png),
+            "image/bmp" | "image/x-bmp" | "image/x-ms-bmp" => Some(Kind::Bmp),
+            "image/x-raw" => Some(Kind::Raw),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Jpeg => "image/jpeg",
+            Kind::Png => "image/png",
+            Kind::Bmp => "image/bmp",
+            Kind::Raw => "image/x-raw",
+        }
+    }
+
+    /// Rejects bodies that are plainly not of this kind, with what they look like instead, before
+    /// a decoder sees them.
+    pub fn check_signature(self, data: &[u8]) -> Result<(), String> {
+        let found = sniff(data);
+        let ok = match self {
+            Kind::Jpeg => found == Some(Kind::Jpeg),
+            Kind::Png => found == Some(Kind::Png),
+            Kind::Bmp => found == Some(Kind::Bmp),
+            Kind::Raw => return Ok(()),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(match found {
+            Some(other) => format!(
+                "Content-Type is {} but the body is {}: send it with Content-Type: {}",
+                self.name(),
+                other.name(),
+                other.name()
+            ),
+            None => format!(
+                "the body is not {} data (it starts with {})",
+                self.name(),
+                hex_prefix(data)
+            ),
+        })
+    }
+}
+
+/// The encoded image kind, from its first bytes.
+fn sniff(data: &[u8]) -> Option<Kind> {
+    if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(Kind::Jpeg)
+    } else if data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Kind::Png)
+    } else if data.len() >= 26 && data.starts_with(b"BM") {
+        Some(Kind::Bmp)
+    } else {
+        None
+    }
+}
+
+fn hex_prefix(data: &[u8]) -> String {
+    let hex: Vec<String> = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    if hex.is_empty() {
+        "nothing".into()
+    } else {
+        hex.join(" ")
+    }
+}
+
+/// Raw pixel formats accepted in the `format` query parameter: LVA's names (ImageFormatRaw
+/// pixelFormat) and GStreamer's.
+pub const RAW_FORMATS: [(&str, VideoFormat); 12] = [
+    ("bgr24", VideoFormat::Bgr),
+    ("rgb24", VideoFormat::Rgb),
+    ("bgra", VideoFormat::Bgra),
+    ("rgba", VideoFormat::Rgba),
+    ("argb", VideoFormat::Argb),
+    ("abgr", VideoFormat::Abgr),
+    ("yuv420p", VideoFormat::I420),
+    ("bgr", VideoFormat::Bgr),
+    ("rgb", VideoFormat::Rgb),
+    ("bgrx", VideoFormat::Bgrx),
+    ("i420", VideoFormat::I420),
+    ("nv12", VideoFormat::Nv12),
+];
+
+/// Largest raw frame side accepted.
+const MAX_SIDE: u32 = 16384;
+
+/// A raw frame's geometry, from the query parameters `width`, `height` and `format` (default
+/// bgr24).
+pub fn raw_info(
+    format: Option<&str>,
+    width: Option<&str>,
+    height: Option<&str>,
+) -> Result<gst_video::VideoInfo, String> {
+    let side = |name: &str, v: Option<&str>| -> Result<u32, String> {
+        let v = v.ok_or_else(|| {
+            format!("image/x-raw needs the frame size: add ?width=W&height=H to the URL (missing {name})")
+        })?;
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_SIDE).contains(n))
+            .ok_or_else(|| format!("{name}={v} is not a size from 1 to {MAX_SIDE}"))
+    };
+    let (w, h) = (side("width", width)?, side("height", height)?);
+    let name = format.unwrap_or("bgr24").trim().to_ascii_lowercase();
+    let format = RAW_FORMATS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| {
+            let known: Vec<&str> = RAW_FORMATS.iter().map(|(n, _)| *n).collect();
+            format!(
+                "format={name} is not supported for image/x-raw; use one of {}",
+                known.join(", ")
+            )
+        })?;
+    gst_video::VideoInfo::builder(format, w, h)
+        .build()
+        .map_err(|e| format!("invalid raw frame {name} {w}x{h}: {e}"))
+}
+
+/// Bytes per row and rows of each plane of a tightly packed frame (no row padding), which is
+/// how raw frames arrive over HTTP.
+fn packed_planes(info: &gst_video::VideoInfo) -> Vec<(usize, usize)> {
+    let finfo = info.format_info();
+    (0..info.n_planes())
+        .map(|p| {
+            let (w, h) = (info.width(), info.height());
+            let comps: Vec<u8> = (0..finfo.n_components() as u8)
+                .filter(|&c| finfo.plane()[c as usize] == p)
+                .collect();
+            let first = comps.first().copied().unwrap_or(0);
+            let pw = finfo.scale_width(first, w) as usize;
+            let ph = finfo.scale_height(first, h) as usize;
+            (pw * finfo.pixel_stride()[first as usize] as usize, ph)
+        })
+        .collect()
+}
+
+/// Checks the body size against the geometry and lays the rows out with GStreamer's strides
+/// (a copy only when they differ from the tight packing).
+pub fn raw_frame(info: &gst_video::VideoInfo, data: Vec<u8>) -> Result<Vec<u8>, String> {
+    let planes = packed_planes(info);
+    let expected: usize = planes.iter().map(|(row, rows)| row * rows).sum();
+    if data.len() != expected {
+        return Err(format!(
+            "image/x-raw {:?} {}x{} needs {expected} bytes (rows without padding), the body has {}",
+            info.format(),
+            info.width(),
+            info.height(),
+            data.len()
+        ));
+    }
+    let tight = planes.iter().enumerate().all(|(p, (row, _))| {
+        info.stride()[p] as usize == *row
+            && info.offset()[p] == planes[..p].iter().map(|(r, n)| r * n).sum::<usize>()
+    });
+    if tight && info.size() == expected {
+        return Ok(data);
+    }
+    let mut out = vec![0u8; info.size()];
+    let mut src = 0;
+    for (p, (row, rows)) in planes.iter().enumerate() {
+        let (stride, offset) = (info.stride()[p] as usize, info.offset()[p]);
+        for r in 0..*rows {
+            let dst = offset + r * stride;
+            out[dst..dst + row].copy_from_slice(&data[src..src + row]);
+            src += row;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_content_types() {
+        assert_eq!(Kind::from_content_type("image/jpeg"), Some(Kind::Jpeg));
+        assert_eq!(Kind::from_content_type("Image/JPEG; q=1"), Some(Kind::Jpeg));
+        assert_eq!(Kind::from_content_type("image/png"), Some(Kind::Png));
+        assert_eq!(Kind::from_content_type("image/bmp"), Some(Kind::Bmp));
+        assert_eq!(Kind::from_content_type("image/x-raw"), Some(Kind::Raw));
+        assert_eq!(Kind::from_content_type("image/gif"), None);
+        assert_eq!(Kind::from_content_type("application/json"), None);
+        assert_eq!(Kind::from_content_type(""), None);
+    }
+
+    #[test]
+    fn checks_signatures_and_names_the_real_kind() {
+        let png = b"\x89PNG\r\n\x1a\n0000";
+        assert!(Kind::Png.check_signature(png).is_ok());
+        assert!(
+            Kind::Jpeg
+                .check_signature(&[0xFF, 0xD8, 0xFF, 0xE0])
+                .is_ok()
+        );
+        assert!(
+            Kind::Bmp
+                .check_signature(&[
+                    b'B', b'M', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                    0, 0
+                ])
+                .is_ok()
+        );
+        let e = Kind::Jpeg.check_signature(png).unwrap_err();
+        assert!(e.contains("body is image/png"), "{e}");
+        let e = Kind::Png.check_signature(b"hello world").unwrap_err();
+        assert!(e.contains("starts with 68 65 6c 6c 6f 20 77 6f"), "{e}");
+        assert!(Kind::Bmp.check_signature(b"BM").is_err());
+        assert!(Kind::Raw.check_signature(b"anything").is_ok());
+    }
+
+    #[test]
+    fn reads_raw_geometry_from_the_query() {
+        let info = raw_info(None, Some("640"), Some("480")).unwrap();
+        assert_eq!(
+            (info.format(), info.width(), info.height()),
+            (VideoFormat::Bgr, 640, 480)
+        );
+        let info = raw_info(Some("YUV420P"), Some("4"), Some("2")).unwrap();
+        assert_eq!(info.format(), VideoFormat::I420);
+        assert!(
+            raw_info(None, None, Some("2"))
+                .unwrap_err()
+                .contains("?width=W&height=H")
+        );
+        assert!(
+            raw_info(None, Some("0"), Some("2"))
+                .unwrap_err()
+                .contains("width=0")
+        );
+        assert!(
+            raw_info(None, Some("9"), Some("x"))
+                .unwrap_err()
+                .contains("height=x")
+        );
+        assert!(
+            raw_info(Some("rgb565le"), Some("9"), Some("9"))
+                .unwrap_err()
+                .contains("bgr24")
+        );
+    }
+
+    #[test]
+    fn lays_out_raw_rows_with_gstreamer_strides() {
+        // 3x2 BGR: rows of 9 bytes, GStreamer pads them to 12.
+        let info = raw_info(Some("bgr24"), Some("3"), Some("2")).unwrap();
+        let data: Vec<u8> = (1..=18).collect();
+        let out = raw_frame(&info, data).unwrap();
+        assert_eq!(out.len(), 24);
+        assert_eq!(&out[..9], &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(&out[12..21], &[10, 11, 12, 13, 14, 15, 16, 17, 18]);
+        // 4x2 BGR is already aligned: the body is used as it is.
+        let info = raw_info(Some("bgr24"), Some("4"), Some("2")).unwrap();
+        assert_eq!(raw_frame(&info, vec![7; 24]).unwrap(), vec![7; 24]);
+        // I420 3x3: Y 3x3, U and V 2x2 each.
+        let info = raw_info(Some("i420"), Some("3"), Some("3")).unwrap();
+        let data: Vec<u8> = (0..17).collect();
+        let out = raw_frame(&info, data).unwrap();
+        assert_eq!(out[info.offset()[1]], 9);
+        assert_eq!(out[info.offset()[2] + info.stride()[2] as usize + 1], 16);
+        let e = raw_frame(&info, vec![0; 16]).unwrap_err();
+        assert!(e.contains("needs 17 bytes"), "{e}");
+    }
+}
