@@ -21,9 +21,9 @@ pub struct Config {
     /// Connections served at once; more are answered 503 and closed.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
-    /// Time a request may wait for a worker and be inferred, in ms (503 when waiting runs out).
-    #[serde(default = "defaults::request_timeout_ms")]
-    pub request_timeout_ms: u64,
+    /// Time an admitted request may wait for a free worker, in ms (503 when it runs out).
+    #[serde(default = "defaults::queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
     /// Keep-alive connections idle longer than this are closed, in ms.
     #[serde(default = "defaults::idle_timeout_ms")]
     pub idle_timeout_ms: u64,
@@ -100,7 +100,7 @@ mod defaults {
     pub fn max_connections() -> usize {
         128
     }
-    pub fn request_timeout_ms() -> u64 {
+    pub fn queue_timeout_ms() -> u64 {
         10_000
     }
     pub fn idle_timeout_ms() -> u64 {
@@ -134,8 +134,8 @@ impl Config {
         if config.models.is_empty() {
             return Err("\"models\" is empty: configure at least one model".into());
         }
-        if config.max_connections == 0 || config.request_timeout_ms == 0 {
-            return Err("max-connections and request-timeout-ms must be above 0".into());
+        if config.max_connections == 0 || config.queue_timeout_ms == 0 {
+            return Err("max-connections and queue-timeout-ms must be above 0".into());
         }
         if let Some(tls) = config.tls.as_mut() {
             tls.cert = base.join(&tls.cert);
@@ -157,8 +157,8 @@ impl Config {
         Ok((config, models))
     }
 
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.queue_timeout_ms)
     }
 }
 

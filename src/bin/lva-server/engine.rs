@@ -1,15 +1,18 @@
 //! Inference through the plugin's own elements. Each model has a pool of warm pipelines
 //!
-//! `appsrc ! jpegdec|pngdec|avdec_bmp ! videoconvert ! video/x-raw,format=BGR ! ovinfer ! lvajson ! appsink`
+//! `jpegdec|pngdec|avdec_bmp ! videoconvert ! video/x-raw,format=BGR ! ovinfer ! lvajson ! appsink`
 //!
 //! (no decoder for image/x-raw), one per worker and image kind, created on first use and reused.
-//! They share one compiled model per input size through ovinfer's process-wide cache. A request
-//! takes an idle pipeline, pushes its image with a fresh timestamp and waits for the document with
-//! that timestamp, or for the decoder's complaint about the image.
+//! They share one compiled model per input size through ovinfer's process-wide cache.
+//!
+//! A request pushes its image into the first element's sink pad from its own thread. There is no
+//! queue in the pipeline, so when the push returns the image has been decoded, inferred and turned
+//! into a document, or the decoder has refused it: every request gets a definite answer, with no
+//! timeout guessing.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
@@ -61,11 +64,14 @@ enum Event {
 struct Runner {
     kind: Kind,
     pipeline: gst::Pipeline,
-    src: gst_app::AppSrc,
+    /// Our pad, linked to the first element.
+    feed: gst::Pad,
     infer: gst::Element,
     events: mpsc::Receiver<Event>,
-    raw_caps: Option<gst::Caps>,
+    caps: Option<gst::Caps>,
     seq: u64,
+    /// Set when an image left the pipeline in an unknown state.
+    broken: bool,
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
@@ -124,11 +130,6 @@ impl Runner {
             Kind::Bmp => Some(gst::Caps::new_empty_simple("image/bmp")),
             Kind::Raw => None,
         };
-        let src = gst_app::AppSrc::builder()
-            .format(gst::Format::Time)
-            .is_live(false)
-            .build();
-        src.set_caps(caps.as_ref());
         let decoder = match kind {
             Kind::Jpeg => Some(make("jpegdec")?),
             Kind::Png => Some(make("pngdec")?),
@@ -138,8 +139,14 @@ impl Runner {
         if let Some(d) = &decoder
             && d.find_property("max-errors").is_some()
         {
-            // A bad image is the client's problem: warn and drop it, never stop the pipeline.
+            // A bad image is the client's problem: drop it, never stop the pipeline.
             d.set_property("max-errors", -1i32);
+        }
+        if let Some(d) = &decoder
+            && d.find_property("max-threads").is_some()
+        {
+            // No frame threading: a frame threaded decoder answers one image late.
+            d.set_property("max-threads", 1i32);
         }
         let convert = make("videoconvert")?;
         let filter = make("capsfilter")?;
@@ -158,9 +165,13 @@ impl Runner {
         if let Some(subtype) = &model.subtype {
             json.set_property("subtype", subtype);
         }
-        let sink = gst_app::AppSink::builder().sync(false).build();
+        // async=false: no preroll, so the first push does not wait for a state change.
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .async_(false)
+            .build();
 
-        let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
+        let mut chain: Vec<gst::Element> = Vec::new();
         chain.extend(decoder.clone());
         chain.extend([convert, filter, infer.clone(), json, sink.clone().upcast()]);
         pipeline.add_many(&chain).map_err(|e| e.to_string())?;
@@ -184,6 +195,12 @@ impl Runner {
             let event = match msg.view() {
                 gst::MessageView::Error(e) => Some((true, e.error().to_string(), e.debug())),
                 gst::MessageView::Warning(w) => Some((false, w.error().to_string(), w.debug())),
+                // A video decoder that cannot decode a frame drops it and says so with QoS.
+                gst::MessageView::Qos(_) if from_decoder => Some((
+                    false,
+                    "the decoder found the data corrupt and dropped it".to_string(),
+                    None,
+                )),
                 _ => None,
             };
             if let Some((error, text, debug)) = event {
@@ -200,32 +217,59 @@ impl Runner {
             // Nobody pops this bus: drop everything so nothing piles up.
             gst::BusSyncReply::Drop
         });
+        let feed = gst::Pad::builder(gst::PadDirection::Src)
+            .name("feed")
+            .build();
+        let first = chain[0]
+            .static_pad("sink")
+            .ok_or("first element without a sink pad")?;
+        feed.link(&first)
+            .map_err(|e| format!("cannot link the feed pad: {e:?}"))?;
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| "the pipeline did not start".to_string())?;
-        Ok(Runner {
+        feed.set_active(true)
+            .map_err(|_| "cannot activate the feed pad".to_string())?;
+        feed.push_event(gst::event::StreamStart::new(&format!(
+            "lva-server-{}-{kind:?}",
+            model.name
+        )));
+        let mut runner = Runner {
             kind,
             pipeline,
-            src,
+            feed,
             infer,
             events,
-            raw_caps: None,
+            caps: None,
             seq: 0,
-        })
+            broken: false,
+        };
+        if let Some(caps) = caps {
+            runner.set_caps(caps);
+        }
+        runner
+            .feed
+            .push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                gst::ClockTime,
+            >::new()));
+        Ok(runner)
     }
 
-    /// Pushes one image and waits for its result. `Err` means the pipeline must be discarded.
-    fn run(&mut self, image: Image, threshold: f64, deadline: Instant) -> Result<Outcome, String> {
-        // Leftovers of an earlier request (a late warning) must not be taken for this one's.
+    fn set_caps(&mut self, caps: gst::Caps) {
+        if self.caps.as_ref() != Some(&caps) {
+            self.feed.push_event(gst::event::Caps::new(&caps));
+            self.caps = Some(caps);
+        }
+    }
+
+    /// Pushes one image through the pipeline and reads what came out. `Err` means the pipeline
+    /// must be discarded.
+    fn run(&mut self, image: Image, threshold: f64) -> Result<Outcome, String> {
         while self.events.try_recv().is_ok() {}
         self.seq += 1;
         let pts = gst::ClockTime::from_mseconds(self.seq);
         if let Some(info) = &image.raw {
-            let caps = info.to_caps().map_err(|e| e.to_string())?;
-            if self.raw_caps.as_ref() != Some(&caps) {
-                self.src.set_caps(Some(&caps));
-                self.raw_caps = Some(caps);
-            }
+            self.set_caps(info.to_caps().map_err(|e| e.to_string())?);
         }
         self.infer.set_property("threshold", threshold);
         let mut buffer = gst::Buffer::from_mut_slice(image.data);
@@ -234,18 +278,16 @@ impl Runner {
             b.set_pts(pts);
             b.set_duration(gst::ClockTime::from_mseconds(1));
         }
-        self.src
-            .push_buffer(buffer)
-            .map_err(|e| format!("the pipeline refused the image: {e:?}"))?;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(Event::Document(sample)) => {
+        let flow = self.feed.push(buffer);
+        let mut complaint = None;
+        for event in self.events.try_iter() {
+            match event {
+                Event::Document(sample) => {
                     let Some(buffer) = sample.buffer() else {
                         continue;
                     };
                     if buffer.pts() != Some(pts) {
-                        continue; // a late result of an image refused earlier
+                        continue;
                     }
                     let map = buffer.map_readable().map_err(|e| e.to_string())?;
                     return Ok(if map.as_slice() == EMPTY_DOCUMENT {
@@ -254,32 +296,41 @@ impl Runner {
                         Outcome::Found(map.to_vec())
                     });
                 }
-                Ok(Event::Message {
-                    error,
+                Event::Message {
+                    error: true,
+                    from_decoder: false,
+                    text,
+                } => return Err(text),
+                Event::Message {
                     from_decoder: true,
                     text,
-                }) => {
-                    if error {
-                        return Err(text);
-                    }
-                    return Ok(Outcome::BadImage(text));
-                }
-                Ok(Event::Message {
-                    error: true, text, ..
-                }) => return Err(text),
-                Ok(Event::Message { text, .. }) => {
+                    ..
+                } => complaint = Some(text),
+                Event::Message { text, .. } => {
                     eprintln!(
                         "lva-server: warning from the {:?} pipeline: {text}",
                         self.kind
                     );
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err("no result before the request timeout".into());
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err("the pipeline went away".into());
-                }
             }
+        }
+        match (flow, complaint) {
+            // The decoder dropped the frame and said why: the pipeline is fine.
+            (Ok(_), Some(text)) => Ok(Outcome::BadImage(text)),
+            // The decoder swallowed the data without a word (waiting for more?) or failed:
+            // answer 400, and replace the pipeline so nothing of this image stays in it.
+            (_, Some(text)) => {
+                self.broken = true;
+                Ok(Outcome::BadImage(text))
+            }
+            (Ok(_), None) if self.kind != Kind::Raw => {
+                self.broken = true;
+                Ok(Outcome::BadImage(
+                    "the decoder produced no picture from it".into(),
+                ))
+            }
+            (Ok(_), None) => Err("the pipeline produced no document".into()),
+            (Err(e), None) => Err(format!("the pipeline stopped: {e:?}")),
         }
     }
 }
@@ -342,7 +393,7 @@ impl Pool {
             data: vec![0; info.size()],
             raw: Some(info),
         };
-        match runner.run(image, 1.0, Instant::now() + Duration::from_secs(120))? {
+        match runner.run(image, 1.0)? {
             Outcome::BadImage(e) => return Err(e),
             Outcome::Found(_) | Outcome::Nothing => {}
         }
@@ -404,8 +455,7 @@ impl Ticket {
         let result = runner
             .map_or_else(|| Runner::new(&pool.config, kind), Ok)
             .and_then(|mut runner| {
-                let outcome =
-                    runner.run(image, threshold.unwrap_or(pool.default_threshold), deadline)?;
+                let outcome = runner.run(image, threshold.unwrap_or(pool.default_threshold))?;
                 Ok((runner, outcome))
             });
         let mut state = pool.lock();
@@ -413,7 +463,7 @@ impl Ticket {
         let result = match result {
             Ok((runner, outcome)) => {
                 let same_kind = state.idle.iter().filter(|r| r.kind == kind).count();
-                if same_kind < pool.config.workers {
+                if same_kind < pool.config.workers && !runner.broken {
                     state.idle.push(runner);
                 }
                 Ok(outcome)

@@ -41,7 +41,7 @@ pub struct Service {
     models: BTreeMap<String, Model>,
     auth: Option<Authenticator>,
     max_body: u64,
-    request_timeout: Duration,
+    queue_timeout: Duration,
     retry_after: u32,
 }
 
@@ -103,7 +103,7 @@ impl Service {
             models: started,
             auth: config.auth.as_ref().map(Authenticator::new),
             max_body: config.max_body_bytes,
-            request_timeout: config.request_timeout(),
+            queue_timeout: config.queue_timeout(),
             retry_after: config.retry_after_s,
         })
     }
@@ -282,7 +282,7 @@ impl Service {
             data,
             raw: pending.raw,
         };
-        let deadline = Instant::now() + self.request_timeout;
+        let deadline = Instant::now() + self.queue_timeout;
         match pending.ticket.infer(image, pending.threshold, deadline) {
             Ok(Outcome::Found(doc)) => Response::json(200, doc),
             Ok(Outcome::Nothing) => Response::new(204),
