@@ -235,6 +235,7 @@ mod tests {
 
     #[test]
     fn reads_raw_geometry_from_the_query() {
+        gst::init().expect("GStreamer");
         let info = raw_info(None, Some("640"), Some("480")).unwrap();
         assert_eq!(
             (info.format(), info.width(), info.height()),
@@ -266,6 +267,7 @@ mod tests {
 
     #[test]
     fn lays_out_raw_rows_with_gstreamer_strides() {
+        gst::init().expect("GStreamer");
         // 3x2 BGR: rows of 9 bytes, GStreamer pads them to 12.
         let info = raw_info(Some("bgr24"), Some("3"), Some("2")).unwrap();
         let data: Vec<u8> = (1..=18).collect();

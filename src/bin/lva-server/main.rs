@@ -297,10 +297,36 @@ fn serve(tcp: TcpStream, server: &Server) {
             request_id.as_deref(),
             &peer,
         );
+        if sent.is_ok() && !body_done {
+            linger(&mut reader);
+        }
         if sent.is_err() || !keep_alive {
             return;
         }
         idle_since = Instant::now();
+    }
+}
+
+/// After answering without reading the body (401, 413, 503...), reads and drops what the client
+/// still sends for a while: closing at once would reset the connection before a client that is
+/// still uploading reads the answer.
+fn linger(reader: &mut BufReader<Box<dyn Stream>>) {
+    const MAX: usize = 64 * 1024 * 1024;
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut drained = 0;
+    let mut buf = [0u8; 16 * 1024];
+    while drained < MAX && Instant::now() < until {
+        match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => drained += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -366,7 +392,7 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_269_878_123);
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_267_478_123);
         assert_eq!(timestamp(t), "2026-11-21T13:24:38.123Z");
         assert_eq!(
             timestamp(SystemTime::UNIX_EPOCH),
