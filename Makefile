@@ -1,13 +1,14 @@
 # ovlva: the two commands of the README, and a few helpers.
 #   make demo   installs what is missing, builds, runs ovinfer + lvajson on bikes.mp4 and prints
 #               one LVA inference document per frame with results
+#   make server installs what is missing, builds and serves the LVA HTTP extension contract
 #   make test   installs what is missing, builds and runs every test
 SHELL := /bin/bash
 CARGO ?= cargo
 SSD := models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml
 SSD_LABELS := models/ssd_mobilenet_v2_coco/labels.txt
 
-.PHONY: setup build demo test lint inspect bench
+.PHONY: setup build demo server test lint inspect bench
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +22,10 @@ PLUGIN_ENV := GST_PLUGIN_PATH=$(CURDIR)/target/release
 demo: build
 	$(PLUGIN_ENV) gst-launch-1.0 -q filesrc location=media/bikes.mp4 ! decodebin ! videoconvert \
 	  ! ovinfer model=$(SSD) labels=$(SSD_LABELS) ! lvajson json-lines=true ! fdsink
+
+# The LVA HTTP extension server on 127.0.0.1:5000 with the models of examples/lva-server.json.
+server: build
+	target/release/lva-server --config examples/lva-server.json
 
 test: setup
 	$(CARGO) test --locked

@@ -33,6 +33,7 @@ APT_PACKAGES=(
     meson ninja-build
     python3 python3-venv
     unzip ca-certificates
+    openssl wrk
 )
 
 install_apt() {
