@@ -142,7 +142,11 @@ fn wrk(server: &Server, dir: &Path, connections: usize, seconds: u32) -> Load {
         .output()
         .expect("wrk runs (make setup installs it)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "wrk: {text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "wrk: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rps = text
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
@@ -166,14 +170,17 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("lva-server-bench-{}", std::process::id()));
     make_jpegs(&dir);
     let seconds = 20;
-    println!("lva-server vs a plain pipeline, SSD MobileNet v2, {FRAMES} 640x480 JPEGs of bikes.mp4");
+    println!(
+        "lva-server vs a plain pipeline, SSD MobileNet v2, {FRAMES} 640x480 JPEGs of bikes.mp4"
+    );
     println!(
         "{:<44} {:>8} {:>9} {:>9} {:>7}",
         "run", "req/s", "p50", "p99", "ratio"
     );
     // Warm the page cache and OpenVINO's plugin.
     pipeline_fps(&dir, "latency", 1);
-    for (hint, workers, connections) in [("latency", 1, 1), ("latency", 2, 4), ("throughput", 2, 4)] {
+    for (hint, workers, connections) in [("latency", 1, 1), ("latency", 2, 4), ("throughput", 2, 4)]
+    {
         let reference = pipeline_fps(&dir, hint, 2);
         let server = start_server(&dir, hint, workers);
         wrk(&server, &dir, connections, 3); // warm-up: pipelines and compiled model

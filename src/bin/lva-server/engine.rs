@@ -225,9 +225,17 @@ impl Runner {
             .ok_or("first element without a sink pad")?;
         feed.link(&first)
             .map_err(|e| format!("cannot link the feed pad: {e:?}"))?;
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|_| "the pipeline did not start".to_string())?;
+        if pipeline.set_state(gst::State::Playing).is_err() {
+            // The element that failed said why on the bus.
+            let reason = events.try_iter().find_map(|e| match e {
+                Event::Message {
+                    error: true, text, ..
+                } => Some(text),
+                _ => None,
+            });
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(reason.unwrap_or_else(|| "the pipeline did not start".into()));
+        }
         feed.set_active(true)
             .map_err(|_| "cannot activate the feed pad".to_string())?;
         feed.push_event(gst::event::StreamStart::new(&format!(
