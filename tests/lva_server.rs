@@ -368,7 +368,9 @@ fn bad_requests_get_the_right_status_and_a_reason() {
         b.extend(std::iter::repeat_n(0x42u8, 5000));
         b
     };
-    let cases: Vec<(&str, &str, &str, Vec<u8>, u16, &str)> = vec![
+    // (what, path, content type, body, status, part of the reason)
+    type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "text as JPEG",
             "/ssd",
