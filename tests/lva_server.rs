@@ -368,6 +368,16 @@ fn bad_requests_get_the_right_status_and_a_reason() {
         b.extend(std::iter::repeat_n(0x42u8, 5000));
         b
     };
+    // A BMP header for 16x16 pixels, then garbage.
+    let mut bmp_header = b"BM".to_vec();
+    for field in [5000u32, 0, 54, 40, 16, 16] {
+        bmp_header.extend(field.to_le_bytes());
+    }
+    let broken_bmp = garbage(&bmp_header);
+    // A PNG whose header claims 100000x100000 pixels.
+    let mut bomb = black_png();
+    bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
     // (what, path, content type, body, status, part of the reason)
     type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, u16, &'a str);
     let cases: Vec<Case> = vec![
@@ -400,9 +410,17 @@ fn bad_requests_get_the_right_status_and_a_reason() {
             "broken BMP",
             "/ssd",
             "image/bmp",
-            garbage(b"BM"),
+            broken_bmp,
             400,
             "cannot be decoded",
+        ),
+        (
+            "10 gigapixel PNG",
+            "/ssd",
+            "image/png",
+            bomb,
+            400,
+            "over the limit of 50000000 pixels",
         ),
         (
             "PNG as JPEG",
@@ -481,8 +499,8 @@ fn bad_requests_get_the_right_status_and_a_reason() {
     let stats = &models["models"][0]["stats"];
     assert_eq!(stats["found"], 1, "{models}");
     // Every case but the unknown model is counted against "ssd", then the good request.
-    assert_eq!(stats["bad-request"], 11, "{models}");
-    assert_eq!(stats["requests"], 12, "{models}");
+    assert_eq!(stats["bad-request"], 12, "{models}");
+    assert_eq!(stats["requests"], 13, "{models}");
     assert_eq!(stats["failed"], 0, "{models}");
     assert!(
         !server.log_text().contains(" 500 "),

@@ -18,6 +18,10 @@ pub struct Config {
     /// Largest request body accepted, in bytes (413 above).
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Largest decoded image accepted, in pixels (400 above): guards memory against small files
+    /// that decode to huge pictures.
+    #[serde(default = "defaults::max_pixels")]
+    pub max_pixels: u64,
     /// Connections served at once; more are answered 503 and closed.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
@@ -96,6 +100,9 @@ mod defaults {
     }
     pub fn max_body_bytes() -> u64 {
         16 * 1024 * 1024
+    }
+    pub fn max_pixels() -> u64 {
+        50_000_000
     }
     pub fn max_connections() -> usize {
         128

@@ -63,6 +63,46 @@ impl Kind {
     }
 }
 
+/// Width and height from an encoded image's header, without decoding it (None when the header
+/// cannot be read; the decoder then has the last word).
+pub fn dimensions(kind: Kind, data: &[u8]) -> Option<(u32, u32)> {
+    let be32 = |at: usize| Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?));
+    let le32 = |at: usize| Some(i32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?));
+    match kind {
+        // IHDR is the first chunk: width and height right after its type.
+        Kind::Png if data.get(12..16) == Some(b"IHDR") => Some((be32(16)?, be32(20)?)),
+        // BITMAPINFOHEADER and later: signed width and height (negative height: top-down).
+        Kind::Bmp => Some((le32(18)?.unsigned_abs(), le32(22)?.unsigned_abs())),
+        Kind::Jpeg => jpeg_dimensions(data),
+        _ => None,
+    }
+}
+
+/// Walks the JPEG markers up to the first start-of-frame, which holds the size.
+fn jpeg_dimensions(data: &[u8]) -> Option<(u32, u32)> {
+    let mut at = 2;
+    loop {
+        while *data.get(at)? == 0xFF && *data.get(at + 1)? == 0xFF {
+            at += 1; // fill bytes
+        }
+        if *data.get(at)? != 0xFF {
+            return None;
+        }
+        let marker = *data.get(at + 1)?;
+        let len = u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?]) as usize;
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            let h = u16::from_be_bytes([*data.get(at + 5)?, *data.get(at + 6)?]);
+            let w = u16::from_be_bytes([*data.get(at + 7)?, *data.get(at + 8)?]);
+            return Some((u32::from(w), u32::from(h)));
+        }
+        if len < 2 {
+            return None;
+        }
+        at += 2 + len;
+    }
+}
+
 /// The encoded image kind, from its first bytes.
 fn sniff(data: &[u8]) -> Option<Kind> {
     if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -231,6 +271,27 @@ mod tests {
         assert!(e.contains("starts with 68 65 6c 6c 6f 20 77 6f"), "{e}");
         assert!(Kind::Bmp.check_signature(b"BM").is_err());
         assert!(Kind::Raw.check_signature(b"anything").is_ok());
+    }
+
+    #[test]
+    fn reads_the_size_from_image_headers() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend(640u32.to_be_bytes());
+        png.extend(480u32.to_be_bytes());
+        assert_eq!(dimensions(Kind::Png, &png), Some((640, 480)));
+        let mut bmp = vec![0u8; 26];
+        bmp[..2].copy_from_slice(b"BM");
+        bmp[18..22].copy_from_slice(&320i32.to_le_bytes());
+        bmp[22..26].copy_from_slice(&(-240i32).to_le_bytes());
+        assert_eq!(dimensions(Kind::Bmp, &bmp), Some((320, 240)));
+        // SOI, an APP0 segment of 16 bytes, then SOF0 with height 480 and width 640.
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+        jpeg.extend([0u8; 14]);
+        jpeg.extend([0xFF, 0xC0, 0x00, 0x11, 0x08, 0x01, 0xE0, 0x02, 0x80]);
+        assert_eq!(dimensions(Kind::Jpeg, &jpeg), Some((640, 480)));
+        assert_eq!(dimensions(Kind::Jpeg, &jpeg[..10]), None);
+        assert_eq!(dimensions(Kind::Jpeg, &[0xFF, 0xD8, 0x42, 0x42]), None);
+        assert_eq!(dimensions(Kind::Png, b"\x89PNG\r\n\x1a\n"), None);
     }
 
     #[test]

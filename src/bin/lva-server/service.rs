@@ -41,6 +41,7 @@ pub struct Service {
     models: BTreeMap<String, Model>,
     auth: Option<Authenticator>,
     max_body: u64,
+    max_pixels: u64,
     queue_timeout: Duration,
     retry_after: u32,
 }
@@ -103,6 +104,7 @@ impl Service {
             models: started,
             auth: config.auth.as_ref().map(Authenticator::new),
             max_body: config.max_body_bytes,
+            max_pixels: config.max_pixels,
             queue_timeout: config.queue_timeout(),
             retry_after: config.retry_after_s,
         })
@@ -269,6 +271,17 @@ impl Service {
         }
         if let Err(e) = kind.check_signature(&body) {
             return Response::error(400, &e);
+        }
+        if let Some((w, h)) = image::dimensions(kind, &body)
+            && u64::from(w) * u64::from(h) > self.max_pixels
+        {
+            return Response::error(
+                400,
+                &format!(
+                    "the image is {w}x{h}, over the limit of {} pixels (max-pixels): scale it down",
+                    self.max_pixels
+                ),
+            );
         }
         let data = match &pending.raw {
             Some(info) => match image::raw_frame(info, body) {
