@@ -255,18 +255,20 @@ impl Runner {
         if let Some(caps) = caps {
             runner.set_caps(caps);
         }
-        runner
-            .feed
-            .push_event(gst::event::Segment::new(&gst::FormattedSegment::<
-                gst::ClockTime,
-            >::new()));
         Ok(runner)
     }
 
+    /// Sends the caps when they change; the segment follows the first caps, as GStreamer wants
+    /// them in that order.
     fn set_caps(&mut self, caps: gst::Caps) {
         if self.caps.as_ref() != Some(&caps) {
+            let first = self.caps.is_none();
             self.feed.push_event(gst::event::Caps::new(&caps));
             self.caps = Some(caps);
+            if first {
+                let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+                self.feed.push_event(gst::event::Segment::new(&segment));
+            }
         }
     }
 
