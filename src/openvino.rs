@@ -699,6 +699,35 @@ impl CompiledModel {
         )?;
         Ok(InferRequest(ptr))
     }
+
+    /// A property of the compiled model as text, e.g. "OPTIMAL_NUMBER_OF_INFER_REQUESTS".
+    pub fn property(&self, key: &str) -> Result<String> {
+        let key = cstring(key)?;
+        let mut value = std::ptr::null_mut();
+        // SAFETY: valid compiled model and key; on success `value` is a NUL-terminated string
+        // allocated by OpenVINO, copied here and then released with ov_free.
+        unsafe {
+            check(
+                sys::ov_compiled_model_get_property(self.0, key.as_ptr(), &mut value),
+                "reading a compiled model property",
+            )?;
+            if value.is_null() {
+                return Ok(String::new());
+            }
+            let text = CStr::from_ptr(value).to_string_lossy().into_owned();
+            sys::ov_free(value);
+            Ok(text)
+        }
+    }
+
+    /// The number of requests that keeps the device busy, as OpenVINO computes it for the
+    /// compiled model's hint (1 for latency on CPU, one per stream for throughput).
+    pub fn optimal_requests(&self) -> Result<usize> {
+        let text = self.property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")?;
+        text.trim()
+            .parse()
+            .map_err(|_| Error(format!("OPTIMAL_NUMBER_OF_INFER_REQUESTS is '{text}'")))
+    }
 }
 
 handle!(
@@ -736,6 +765,33 @@ impl InferRequest {
     pub fn infer(&mut self) -> Result<()> {
         // SAFETY: valid request.
         check(unsafe { sys::ov_infer_request_infer(self.0) }, "inference")
+    }
+
+    /// Starts the inference in OpenVINO's threads and returns at once. The input must not be
+    /// touched, nor the outputs read, before [`InferRequest::wait`] (`&mut self` ensures it for
+    /// safe code; OpenVINO waits for a running request before freeing it).
+    pub fn start(&mut self) -> Result<()> {
+        // SAFETY: valid request.
+        check(
+            unsafe { sys::ov_infer_request_start_async(self.0) },
+            "starting an inference",
+        )
+    }
+
+    /// Waits until a started inference has finished; its error, if any, is returned here.
+    pub fn wait(&mut self) -> Result<()> {
+        // SAFETY: valid request.
+        check(unsafe { sys::ov_infer_request_wait(self.0) }, "inference")
+    }
+
+    /// Whether a started inference has finished (without blocking).
+    pub fn is_done(&mut self) -> Result<bool> {
+        // SAFETY: valid request; a zero timeout only polls.
+        let status = unsafe { sys::ov_infer_request_wait_for(self.0, 0) };
+        if status == sys::ov_status_e::RESULT_NOT_READY {
+            return Ok(false);
+        }
+        check(status, "inference").map(|_| true)
     }
 
     /// Output `index` as f32 values with its shape (outputs are converted to f32 by

@@ -1,3 +1,4 @@
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
@@ -28,6 +29,7 @@ const DEFAULT_DEVICE: &str = "CPU";
 const DEFAULT_THRESHOLD: f64 = 0.5;
 const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_INPUT_RANGE: &str = "auto";
+const MAX_NIREQ: u32 = 64;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -40,6 +42,7 @@ struct Settings {
     input_range: String,
     model_color_format: ModelColorFormat,
     performance_hint: PerformanceHint,
+    nireq: u32,
 }
 
 impl Default for Settings {
@@ -54,17 +57,27 @@ impl Default for Settings {
             input_range: DEFAULT_INPUT_RANGE.to_string(),
             model_color_format: ModelColorFormat::Rgb,
             performance_hint: PerformanceHint::Latency,
+            nireq: 0,
         }
     }
 }
 
-/// The model compiled for the negotiated caps.
+/// The model compiled for the negotiated caps, with its infer requests.
 struct Compiled {
-    request: InferRequest,
-    // Keeps the compiled model alive for the request; shared with other elements (see `shared`).
+    /// Requests not in flight (declared first: dropped before the model they come from).
+    idle: Vec<InferRequest>,
+    // Shared with other elements compiling the same thing (see `shared`).
     _model: Arc<CompiledModel>,
     info: gst_video::VideoInfo,
     format: PixelFormat,
+}
+
+/// A frame inside the element: waiting for its inference, or (`request` None) skipped by
+/// `interval` and only waiting for its turn to leave, so that frames never change order.
+struct Pending {
+    buffer: gst::Buffer,
+    request: Option<InferRequest>,
+    frame: u64,
 }
 
 /// Per-run state: from `start` to `stop`.
@@ -81,6 +94,10 @@ struct State {
     settings: Settings,
     compiled: Option<Compiled>,
     frames: u64,
+    /// Frames in flight, oldest first.
+    pending: VecDeque<Pending>,
+    /// Frames done, in order, waiting to be pushed.
+    ready: VecDeque<gst::Buffer>,
 }
 
 #[derive(Default)]
@@ -224,6 +241,8 @@ impl OvInfer {
             settings: settings.clone(),
             compiled: None,
             frames: 0,
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
         })
     }
 
@@ -267,11 +286,20 @@ impl OvInfer {
             )
             .map_err(|e| format!("on device {}: {e}", state.settings.device))
         })?;
-        let request = compiled.create_request().map_err(|e| e.to_string())?;
-        gst::debug!(
+        let nireq = match state.settings.nireq {
+            0 => compiled
+                .optimal_requests()
+                .map_err(|e| e.to_string())?
+                .clamp(1, MAX_NIREQ as usize),
+            n => n as usize,
+        };
+        let idle = (0..nireq)
+            .map(|_| compiled.create_request().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        gst::info!(
             CAT,
             imp = self,
-            "{} for {:?} {w}x{h} on {} ({hint}): {pre:?}",
+            "{} for {:?} {w}x{h} on {} ({hint}), {nireq} infer requests: {pre:?}",
             if reused {
                 "sharing the model compiled"
             } else {
@@ -281,7 +309,7 @@ impl OvInfer {
             state.settings.device
         );
         Ok(Compiled {
-            request,
+            idle,
             _model: compiled,
             info: info.clone(),
             format,
@@ -296,44 +324,170 @@ impl OvInfer {
             .unwrap_or_else(|| state.decoder.default_label(label_id))
     }
 
-    /// Runs one inference on `buffer` and attaches the results.
-    fn infer(&self, state: &mut State, buffer: &mut gst::BufferRef) -> Result<(), String> {
-        let compiled = state
-            .compiled
-            .as_mut()
-            .ok_or("no caps negotiated before the first frame")?;
-        {
-            let frame =
-                gst_video::VideoFrameRef::from_buffer_ref_readable(&*buffer, &compiled.info)
-                    .map_err(|_| "cannot map the frame for reading".to_string())?;
-            let planes = (0..frame.n_planes())
-                .map(|p| {
-                    let data = frame
-                        .plane_data(p)
-                        .map_err(|_| format!("cannot read plane {p}"))?;
-                    Ok((data, frame.plane_stride()[p as usize] as usize))
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            let sizes = frame::plane_sizes(
-                compiled.format,
-                compiled.info.width() as usize,
-                compiled.info.height() as usize,
-            );
-            let dst = compiled.request.input_bytes().map_err(|e| e.to_string())?;
-            if !frame::pack(&planes, &sizes, dst) {
-                return Err(format!(
-                    "the frame's planes do not match its caps (planes {:?}, expected rows {sizes:?}, tensor {} bytes)",
-                    planes
-                        .iter()
-                        .map(|(d, s)| (d.len(), *s))
-                        .collect::<Vec<_>>(),
-                    dst.len()
-                ));
+    /// Copies the frame into the request's input tensor.
+    fn feed(
+        compiled: &Compiled,
+        request: &mut InferRequest,
+        buffer: &gst::BufferRef,
+    ) -> Result<(), String> {
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &compiled.info)
+            .map_err(|_| "cannot map the frame for reading".to_string())?;
+        let planes = (0..frame.n_planes())
+            .map(|p| {
+                let data = frame
+                    .plane_data(p)
+                    .map_err(|_| format!("cannot read plane {p}"))?;
+                Ok((data, frame.plane_stride()[p as usize] as usize))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let sizes = frame::plane_sizes(
+            compiled.format,
+            compiled.info.width() as usize,
+            compiled.info.height() as usize,
+        );
+        let dst = request.input_bytes().map_err(|e| e.to_string())?;
+        if !frame::pack(&planes, &sizes, dst) {
+            return Err(format!(
+                "the frame's planes do not match its caps (planes {:?}, expected rows {sizes:?}, tensor {} bytes)",
+                planes
+                    .iter()
+                    .map(|(d, s)| (d.len(), *s))
+                    .collect::<Vec<_>>(),
+                dst.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes a frame in: starts its inference, or queues it untouched when `interval` skips it.
+    /// Frames whose inference is over move to `ready`.
+    fn submit(&self, state: &mut State, buffer: gst::Buffer) -> Result<(), String> {
+        let n = state.frames;
+        state.frames += 1;
+        let request = if !n.is_multiple_of(u64::from(state.settings.interval.max(1))) {
+            None
+        } else {
+            // A free request; with all of them in flight, the oldest frames finish first.
+            let mut request = loop {
+                let compiled = state
+                    .compiled
+                    .as_mut()
+                    .ok_or("no caps negotiated before the first frame")?;
+                if let Some(r) = compiled.idle.pop() {
+                    break r;
+                }
+                self.finish_oldest(state)?;
+            };
+            let compiled = state.compiled.as_mut().ok_or("caps went away")?;
+            let started = Self::feed(compiled, &mut request, &buffer)
+                .and_then(|_| request.start().map_err(|e| e.to_string()));
+            if let Err(e) = started {
+                compiled.idle.push(request);
+                return Err(e);
+            }
+            Some(request)
+        };
+        state.pending.push_back(Pending {
+            buffer,
+            request,
+            frame: n,
+        });
+        // Frames already done leave now, so a live stream is not held back by the pool.
+        while let Some(front) = state.pending.front_mut() {
+            let done = match front.request.as_mut() {
+                None => true,
+                Some(r) => r.is_done().map_err(|e| e.to_string())?,
+            };
+            if !done {
+                break;
+            }
+            self.finish_oldest(state)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest frame's inference, attaches its results and moves it to `ready`.
+    fn finish_oldest(&self, state: &mut State) -> Result<(), String> {
+        let Some(Pending {
+            mut buffer,
+            request,
+            frame,
+        }) = state.pending.pop_front()
+        else {
+            return Ok(());
+        };
+        if let Some(mut request) = request {
+            let result = request
+                .wait()
+                .map_err(|e| e.to_string())
+                .and_then(|_| self.attach(state, &request, buffer.make_mut(), frame));
+            if let Some(compiled) = state.compiled.as_mut() {
+                compiled.idle.push(request);
+            }
+            result.map_err(|e| format!("frame {frame}: {e}"))?;
+        }
+        state.ready.push_back(buffer);
+        Ok(())
+    }
+
+    /// Every frame in flight finishes and moves to `ready` (EOS, caps and other serialised
+    /// events must not overtake them).
+    fn drain(&self, state: &mut State) -> Result<(), String> {
+        while !state.pending.is_empty() {
+            self.finish_oldest(state)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes every frame in flight and pushes them all, from the streaming thread (before a
+    /// serialised event or on a DRAIN query).
+    fn push_all(&self) {
+        let (ready, failed) = {
+            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_mut() {
+                None => (VecDeque::new(), None),
+                Some(state) => {
+                    let failed = self.drain(state).err();
+                    (std::mem::take(&mut state.ready), failed)
+                }
+            }
+        };
+        if let Some(e) = failed {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("inference failed: {e}"));
+        }
+        let src = self.obj().src_pad().clone();
+        for buffer in ready {
+            if let Err(flow) = src.push(buffer) {
+                gst::debug!(CAT, imp = self, "pushing drained frames: {flow:?}");
+                break;
             }
         }
-        compiled.request.infer().map_err(|e| e.to_string())?;
+    }
+
+    /// Frames in flight and done are dropped (flush, stop); the requests return to the pool.
+    fn discard(state: &mut State) {
+        for pending in std::mem::take(&mut state.pending) {
+            if let Some(mut request) = pending.request {
+                let _ = request.wait();
+                if let Some(compiled) = state.compiled.as_mut() {
+                    compiled.idle.push(request);
+                }
+            }
+        }
+        state.ready.clear();
+    }
+
+    /// Reads a finished request's outputs and attaches the results to the frame.
+    fn attach(
+        &self,
+        state: &State,
+        request: &InferRequest,
+        buffer: &mut gst::BufferRef,
+        n: u64,
+    ) -> Result<(), String> {
+        let compiled = state.compiled.as_ref().ok_or("caps went away")?;
         let outputs = (0..state.model_shape.outputs.len())
-            .map(|i| compiled.request.output_f32(i).map_err(|e| e.to_string()))
+            .map(|i| request.output_f32(i).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, String>>()?;
         let tensors: Vec<Tensor<'_>> = outputs
             .iter()
@@ -344,7 +498,6 @@ impl OvInfer {
             .decoder
             .decode(&tensors, &state.model_shape, threshold)?;
         let (width, height) = (compiled.info.width(), compiled.info.height());
-        let n = state.frames - 1;
         match decoded {
             Decoded::Detections(found) => {
                 let mut attached = 0;
@@ -460,6 +613,13 @@ impl ObjectImpl for OvInfer {
                     .blurb("Channel order the model expects; frames are converted to it by OpenVINO")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("nireq")
+                    .nick("Infer requests")
+                    .blurb("Inferences in flight at once; frames still leave in order. 0 = OpenVINO's optimal number for the device and performance-hint")
+                    .maximum(MAX_NIREQ)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("performance-hint", PerformanceHint::Latency)
                     .nick("Performance hint")
                     .blurb("OpenVINO performance hint the model is compiled with: latency (one stream, every core on each frame: the shortest delay per frame) or throughput (several streams working on different frames at once)")
@@ -499,6 +659,7 @@ impl ObjectImpl for OvInfer {
             }
             "model-color-format" => settings.model_color_format = value.get().unwrap_or_default(),
             "performance-hint" => settings.performance_hint = value.get().unwrap_or_default(),
+            "nireq" => settings.nireq = value.get().unwrap_or(0),
             _ => unreachable!("unknown property {name}"),
         }
         if let Some(state) = state.as_mut() {
@@ -520,6 +681,7 @@ impl ObjectImpl for OvInfer {
             "input-range" => s.input_range.to_value(),
             "model-color-format" => s.model_color_format.to_value(),
             "performance-hint" => s.performance_hint.to_value(),
+            "nireq" => s.nireq.to_value(),
             name => unreachable!("unknown property {name}"),
         }
     }
@@ -595,7 +757,8 @@ impl BaseTransformImpl for OvInfer {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(state) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(mut state) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Self::discard(&mut state);
             gst::info!(CAT, imp = self, "stopped after {} frames", state.frames);
         }
         Ok(())
@@ -629,15 +792,16 @@ impl BaseTransformImpl for OvInfer {
         }
     }
 
-    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn submit_input_buffer(
+        &self,
+        _is_discont: bool,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let n = state.frames;
-        state.frames += 1;
-        if n % u64::from(state.settings.interval.max(1)) != 0 {
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        if let Err(e) = self.infer(state, buf) {
+        if let Err(e) = self.submit(state, buffer) {
+            drop(guard);
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Failed,
@@ -646,5 +810,47 @@ impl BaseTransformImpl for OvInfer {
             return Err(gst::FlowError::Error);
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn generate_output(
+        &self,
+    ) -> Result<gst_base::subclass::base_transform::GenerateOutputSuccess, gst::FlowError> {
+        use gst_base::subclass::base_transform::GenerateOutputSuccess;
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let next = guard.as_mut().and_then(|s| s.ready.pop_front());
+        Ok(next.map_or(
+            GenerateOutputSuccess::NoOutput,
+            GenerateOutputSuccess::Buffer,
+        ))
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.type_() {
+            gst::EventType::FlushStop => {
+                if let Some(state) = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    Self::discard(state);
+                }
+            }
+            // Frames in flight leave before the event (EOS, caps, segment, gap, ...).
+            t if t.is_serialized() => self.push_all(),
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        // DRAIN: upstream wants every frame out (a decoder reconfiguring, or an application
+        // waiting for one frame's result, as lva-server does).
+        if direction == gst::PadDirection::Sink
+            && let gst::QueryViewMut::Drain(_) = query.view_mut()
+        {
+            self.push_all();
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
     }
 }

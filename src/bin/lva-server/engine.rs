@@ -288,7 +288,11 @@ impl Runner {
             b.set_pts(pts);
             b.set_duration(gst::ClockTime::from_mseconds(1));
         }
-        let flow = self.feed.push(buffer);
+        let mut flow = self.feed.push(buffer);
+        // ovinfer keeps frames while their inference runs: DRAIN brings this one out.
+        if flow.is_ok() && !self.feed.peer_query(&mut gst::query::Drain::new()) {
+            flow = Err(gst::FlowError::Error);
+        }
         let mut complaint = None;
         for event in self.events.try_iter() {
             match event {
