@@ -1,0 +1,210 @@
+//! `ovinfer` with several inferences in flight: same results as one at a time, in order, every
+//! frame out at EOS, nothing stale after a flushing seek, and elements sharing a compiled model
+//! keep their own results.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{asset, boxes, frame, run, run_sinks, ssd_labels, ssd_model};
+use gst::prelude::*;
+
+type Detections = Vec<(String, f64, u32, u32, u32, u32)>;
+
+/// (PTS, detections) of every frame of bikes.mp4 through SSD with `options`.
+fn bikes(options: &str) -> Vec<(gst::ClockTime, Detections)> {
+    let r = run(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! ovinfer model={} labels={} {options} ! \
+         appsink name=sink",
+        asset("media/bikes.mp4"),
+        ssd_model(),
+        ssd_labels()
+    ));
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    r.frames
+        .iter()
+        .map(|f| (f.pts.expect("pts"), boxes(f)))
+        .collect()
+}
+
+#[test]
+fn four_requests_in_flight_give_the_same_detections_in_the_same_order_as_one() {
+    let one = bikes("nireq=1");
+    let four = bikes("nireq=4");
+    assert_eq!(one.len(), 250);
+    assert!(
+        one.windows(2).all(|w| w[0].0 < w[1].0),
+        "frames out of order"
+    );
+    assert_eq!(four.len(), 250);
+    for (i, (a, b)) in one.iter().zip(&four).enumerate() {
+        assert_eq!(a, b, "frame {i} differs between nireq=1 and nireq=4");
+    }
+    let with_results = one.iter().filter(|(_, d)| !d.is_empty()).count();
+    assert_eq!(with_results, 128);
+}
+
+#[test]
+fn eos_with_inferences_in_flight_delivers_every_frame() {
+    // 8 requests for 37 frames: at EOS up to 8 are still inside the element.
+    let r = run(&format!(
+        "videotestsrc num-buffers=37 ! video/x-raw,format=RGB,width=64,height=48 ! \
+         ovinfer model={} nireq=8 threshold=0.0 ! appsink name=sink",
+        common::tiny("tiny_ssd.onnx")
+    ));
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.frames.len(), 37);
+    let pts: Vec<_> = r.frames.iter().map(|f| f.pts.expect("pts")).collect();
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "{pts:?}");
+    assert!(
+        r.frames.iter().all(|f| !f.rois.is_empty()),
+        "every frame inferred"
+    );
+}
+
+#[test]
+fn interval_skipped_frames_keep_their_place() {
+    let r = run(&format!(
+        "videotestsrc num-buffers=20 ! video/x-raw,format=RGB,width=64,height=48 ! \
+         ovinfer model={} nireq=4 interval=3 threshold=0.0 ! appsink name=sink",
+        common::tiny("tiny_ssd.onnx")
+    ));
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let inferred: Vec<bool> = r.frames.iter().map(|f| !f.rois.is_empty()).collect();
+    let expected: Vec<bool> = (0..20).map(|n| n % 3 == 0).collect();
+    assert_eq!(inferred, expected);
+    let pts: Vec<_> = r.frames.iter().map(|f| f.pts.expect("pts")).collect();
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "{pts:?}");
+}
+
+#[test]
+fn a_flushing_seek_with_inferences_in_flight_leaves_no_stale_results() {
+    common::init();
+    let reference: std::collections::HashMap<gst::ClockTime, Detections> =
+        bikes("nireq=1").into_iter().collect();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! ovinfer model={} labels={} nireq=4 ! \
+         appsink name=sink sync=false",
+        asset("media/bikes.mp4"),
+        ssd_model(),
+        ssd_labels()
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    let sink = pipeline
+        .by_name("sink")
+        .expect("sink")
+        .downcast::<gst_app::AppSink>()
+        .expect("appsink");
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (seen, weak) = (got.clone(), pipeline.downgrade());
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let f = frame(&sample);
+                let mut seen = seen.lock().unwrap();
+                seen.push((f.pts.expect("pts"), boxes(&f)));
+                if seen.len() == 150 {
+                    // Back to 2 s, from another thread (never seek from a streaming thread).
+                    let weak = weak.clone();
+                    std::thread::spawn(move || {
+                        if let Some(p) = weak.upgrade() {
+                            p.seek_simple(
+                                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                                gst::ClockTime::from_seconds(2),
+                            )
+                            .expect("seek");
+                        }
+                    });
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let msg = pipeline
+        .bus()
+        .expect("bus")
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS within 120 s");
+    pipeline.set_state(gst::State::Null).expect("null");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    let got = got.lock().unwrap();
+    // Every frame that came out carries its own results, before and after the seek.
+    for (pts, detections) in got.iter() {
+        assert_eq!(
+            Some(detections),
+            reference.get(pts),
+            "frame at {pts} has results that are not its own"
+        );
+    }
+    // After the seek: a restart near 2 s (the demuxer and decoder decide the first frame: 2.08 s
+    // here, with or without ovinfer), then every frame to the end, in order.
+    let restart = got
+        .windows(2)
+        .position(|w| w[1].0 < w[0].0)
+        .expect("the seek went back");
+    let after: Vec<gst::ClockTime> = got[restart + 1..].iter().map(|(p, _)| *p).collect();
+    let first = after[0];
+    assert!(
+        first >= gst::ClockTime::from_seconds(2) && first < gst::ClockTime::from_mseconds(2200),
+        "{after:?}"
+    );
+    let mut expected: Vec<gst::ClockTime> =
+        reference.keys().copied().filter(|p| *p >= first).collect();
+    expected.sort();
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn two_elements_sharing_a_compiled_model_each_get_their_own_frames_results() {
+    let scale = "videoconvert ! videoscale ! video/x-raw,format=BGR,width=640,height=360";
+    let model = format!("model={} labels={} nireq=2", ssd_model(), ssd_labels());
+    let bikes = format!(
+        "filesrc location={} ! decodebin ! {scale} ! queue",
+        asset("media/bikes.mp4")
+    );
+    let photo = format!(
+        "filesrc location={} ! jpegdec ! {scale} ! imagefreeze num-buffers=60 ! queue",
+        asset("media/dog.jpg")
+    );
+    let alone = |source: &str| -> Vec<Detections> {
+        let out = run_sinks(
+            &format!("{source} ! ovinfer {model} ! appsink name=sink"),
+            &["sink"],
+        );
+        assert!(out.errors.is_empty(), "{}", out.error_text());
+        out.samples("sink")
+            .iter()
+            .map(|s| boxes(&frame(s)))
+            .collect()
+    };
+    let together = run_sinks(
+        &format!(
+            "{bikes} ! ovinfer {model} ! appsink name=a  {photo} ! ovinfer {model} ! appsink name=b"
+        ),
+        &["a", "b"],
+    );
+    assert!(together.errors.is_empty(), "{}", together.error_text());
+    let a: Vec<Detections> = together
+        .samples("a")
+        .iter()
+        .map(|s| boxes(&frame(s)))
+        .collect();
+    let b: Vec<Detections> = together
+        .samples("b")
+        .iter()
+        .map(|s| boxes(&frame(s)))
+        .collect();
+    assert_eq!(a.len(), 250);
+    assert_eq!(b.len(), 60);
+    assert_eq!(a, alone(&bikes), "the video's results changed when sharing");
+    assert_eq!(b, alone(&photo), "the photo's results changed when sharing");
+    let labels: Vec<&str> = b[0].iter().map(|d| d.0.as_str()).collect();
+    assert!(labels.contains(&"dog"), "{labels:?}");
+}
