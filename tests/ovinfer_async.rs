@@ -208,3 +208,49 @@ fn two_elements_sharing_a_compiled_model_each_get_their_own_frames_results() {
     let labels: Vec<&str> = b[0].iter().map(|d| d.0.as_str()).collect();
     assert!(labels.contains(&"dog"), "{labels:?}");
 }
+
+#[test]
+fn statistics_are_readable_and_posted_for_gst_launch_users() {
+    common::init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=40 ! video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! \
+         ovinfer name=infer model={} nireq=2 interval=4 stats-interval=1 ! fakesink sync=false",
+        common::tiny("tiny_ssd.onnx")
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let bus = pipeline.bus().expect("bus");
+    let mut posted = Vec::new();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == "ovinfer-stats") {
+                    posted.push(s.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).expect("null");
+    let infer = pipeline.by_name("infer").expect("infer");
+    assert_eq!(infer.property::<u64>("frames"), 40);
+    assert_eq!(infer.property::<u64>("inferences"), 10);
+    assert!(infer.property::<f64>("fps") > 0.0);
+    let (mean, p50, p99) = (
+        infer.property::<f64>("latency-mean-ms"),
+        infer.property::<f64>("latency-p50-ms"),
+        infer.property::<f64>("latency-p99-ms"),
+    );
+    assert!(mean > 0.0 && p50 > 0.0 && p99 >= p50, "{mean} {p50} {p99}");
+    let last = posted.last().expect("stats messages");
+    assert!(last.get::<bool>("eos").expect("eos"));
+    assert_eq!(last.get::<u64>("frames").expect("frames"), 40);
+    assert_eq!(last.get::<u64>("inferences").expect("inferences"), 10);
+    assert!(last.get::<f64>("fps").expect("fps") > 0.0);
+    assert!(last.get::<gst::ClockTime>("elapsed").is_ok());
+    assert!(posted.len() >= 2, "periodic messages too: {posted:?}");
+}

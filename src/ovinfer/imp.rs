@@ -1,6 +1,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -12,6 +13,7 @@ use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
 use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
 use super::shared::Shared;
+use super::stats::{Snapshot, Stats};
 use super::{DecoderChoice, ModelColorFormat, PerformanceHint, frame};
 use crate::meta::{self, DetectionInfo, FrameClassification};
 use crate::openvino::{self, CompiledModel, Core, InferRequest, Model, PixelFormat};
@@ -43,6 +45,7 @@ struct Settings {
     model_color_format: ModelColorFormat,
     performance_hint: PerformanceHint,
     nireq: u32,
+    stats_interval: u32,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             model_color_format: ModelColorFormat::Rgb,
             performance_hint: PerformanceHint::Latency,
             nireq: 0,
+            stats_interval: 0,
         }
     }
 }
@@ -78,6 +82,7 @@ struct Pending {
     buffer: gst::Buffer,
     request: Option<InferRequest>,
     frame: u64,
+    arrived: Instant,
 }
 
 /// Per-run state: from `start` to `stop`.
@@ -104,6 +109,10 @@ struct State {
 pub struct OvInfer {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// Kept after stop, so the counters can be read after EOS.
+    stats: Mutex<Stats>,
+    /// When the last `ovinfer-stats` message was posted.
+    last_post: Mutex<Option<Instant>>,
 }
 
 /// One OpenVINO core for the whole process (it is thread-safe and caches device plugins).
@@ -387,10 +396,16 @@ impl OvInfer {
             }
             Some(request)
         };
+        let arrived = Instant::now();
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .arrived(arrived);
         state.pending.push_back(Pending {
             buffer,
             request,
             frame: n,
+            arrived,
         });
         // Frames already done leave now, so a live stream is not held back by the pool.
         while let Some(front) = state.pending.front_mut() {
@@ -412,10 +427,12 @@ impl OvInfer {
             mut buffer,
             request,
             frame,
+            arrived,
         }) = state.pending.pop_front()
         else {
             return Ok(());
         };
+        let inferred = request.is_some();
         if let Some(mut request) = request {
             let result = request
                 .wait()
@@ -427,7 +444,59 @@ impl OvInfer {
             result.map_err(|e| format!("frame {frame}: {e}"))?;
         }
         state.ready.push_back(buffer);
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .left(inferred.then(|| arrived.elapsed()));
+        self.maybe_post_stats(state.settings.stats_interval, false);
         Ok(())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .snapshot(Instant::now())
+    }
+
+    /// Posts the `ovinfer-stats` element message when `interval_ms` has passed since the last
+    /// one (or now, with `last`, at EOS).
+    fn maybe_post_stats(&self, interval_ms: u32, last: bool) {
+        if interval_ms == 0 {
+            return;
+        }
+        let now = Instant::now();
+        {
+            let mut last_post = self.last_post.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last_post.is_none_or(|t| {
+                now.duration_since(t) >= Duration::from_millis(u64::from(interval_ms))
+            });
+            if !due && !last {
+                return;
+            }
+            *last_post = Some(now);
+        }
+        let s = self.snapshot();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let structure = gst::Structure::builder("ovinfer-stats")
+            .field("frames", s.frames)
+            .field("inferences", s.inferences)
+            .field("fps", s.fps)
+            .field(
+                "elapsed",
+                gst::ClockTime::from_nseconds(s.elapsed.as_nanos() as u64),
+            )
+            .field("latency-mean-ms", ms(s.latency_mean))
+            .field("latency-p50-ms", ms(s.latency_p50))
+            .field("latency-p99-ms", ms(s.latency_p99))
+            .field("eos", last)
+            .build();
+        gst::info!(CAT, imp = self, "{structure}");
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(structure)
+                .src(&*self.obj())
+                .build(),
+        );
     }
 
     /// Every frame in flight finishes and moves to `ready` (EOS, caps and other serialised
@@ -613,6 +682,42 @@ impl ObjectImpl for OvInfer {
                     .blurb("Channel order the model expects; frames are converted to it by OpenVINO")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("stats-interval")
+                    .nick("Statistics interval")
+                    .blurb("Post an \"ovinfer-stats\" element message (frames, inferences, fps, elapsed, latency mean/p50/p99 in ms) every this many ms, and one at EOS; see them with gst-launch-1.0 -m. 0 = never")
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("frames")
+                    .nick("Frames")
+                    .blurb("Frames that left the element since it started")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("inferences")
+                    .nick("Inferences")
+                    .blurb("Inferences run since the element started")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("fps")
+                    .nick("Frames per second")
+                    .blurb("Frames out per second since the first frame came in")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("latency-mean-ms")
+                    .nick("Mean latency")
+                    .blurb("Mean time an inferred frame spent in the element, in ms")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("latency-p50-ms")
+                    .nick("Median latency")
+                    .blurb("Median time an inferred frame spent in the element over the last 1024 inferences, in ms")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("latency-p99-ms")
+                    .nick("99th percentile latency")
+                    .blurb("99th percentile of the time an inferred frame spent in the element over the last 1024 inferences, in ms")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt::builder("nireq")
                     .nick("Infer requests")
                     .blurb("Inferences in flight at once; frames still leave in order. 0 = OpenVINO's optimal number for the device and performance-hint")
@@ -632,7 +737,7 @@ impl ObjectImpl for OvInfer {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let name = pspec.name();
-        let live = matches!(name, "threshold" | "interval");
+        let live = matches!(name, "threshold" | "interval" | "stats-interval");
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.is_some() && !live {
             gst::warning!(
@@ -660,11 +765,13 @@ impl ObjectImpl for OvInfer {
             "model-color-format" => settings.model_color_format = value.get().unwrap_or_default(),
             "performance-hint" => settings.performance_hint = value.get().unwrap_or_default(),
             "nireq" => settings.nireq = value.get().unwrap_or(0),
+            "stats-interval" => settings.stats_interval = value.get().unwrap_or(0),
             _ => unreachable!("unknown property {name}"),
         }
         if let Some(state) = state.as_mut() {
             state.settings.threshold = settings.threshold;
             state.settings.interval = settings.interval;
+            state.settings.stats_interval = settings.stats_interval;
         }
     }
 
@@ -682,6 +789,13 @@ impl ObjectImpl for OvInfer {
             "model-color-format" => s.model_color_format.to_value(),
             "performance-hint" => s.performance_hint.to_value(),
             "nireq" => s.nireq.to_value(),
+            "stats-interval" => s.stats_interval.to_value(),
+            "frames" => self.snapshot().frames.to_value(),
+            "inferences" => self.snapshot().inferences.to_value(),
+            "fps" => self.snapshot().fps.to_value(),
+            "latency-mean-ms" => (self.snapshot().latency_mean.as_secs_f64() * 1000.0).to_value(),
+            "latency-p50-ms" => (self.snapshot().latency_p50.as_secs_f64() * 1000.0).to_value(),
+            "latency-p99-ms" => (self.snapshot().latency_p99.as_secs_f64() * 1000.0).to_value(),
             name => unreachable!("unknown property {name}"),
         }
     }
@@ -752,6 +866,8 @@ impl BaseTransformImpl for OvInfer {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let state = self.load(&settings)?;
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
+        *self.last_post.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         Ok(())
     }
@@ -837,7 +953,17 @@ impl BaseTransformImpl for OvInfer {
                 }
             }
             // Frames in flight leave before the event (EOS, caps, segment, gap, ...).
-            t if t.is_serialized() => self.push_all(),
+            t if t.is_serialized() => {
+                self.push_all();
+                if t == gst::EventType::Eos {
+                    let interval = self
+                        .settings
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .stats_interval;
+                    self.maybe_post_stats(interval, true);
+                }
+            }
             _ => {}
         }
         self.parent_sink_event(event)

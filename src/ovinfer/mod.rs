@@ -6,6 +6,7 @@ mod imp;
 pub mod input;
 pub mod labels;
 pub mod shared;
+pub mod stats;
 
 use gst::glib;
 use gst::prelude::*;
