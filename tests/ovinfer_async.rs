@@ -123,17 +123,7 @@ fn a_flushing_seek_with_inferences_in_flight_leaves_no_stale_results() {
             })
             .build(),
     );
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    let msg = pipeline
-        .bus()
-        .expect("bus")
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("EOS within 120 s");
-    pipeline.set_state(gst::State::Null).expect("null");
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    common::play_to_eos(&pipeline);
     let got = got.lock().unwrap();
     // Every frame that came out carries its own results, before and after the seek.
     for (pts, detections) in got.iter() {

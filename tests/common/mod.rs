@@ -216,6 +216,12 @@ pub fn run_to_eos(description: &str) -> gst::Pipeline {
         .unwrap_or_else(|e| panic!("pipeline {description}: {e}"))
         .downcast::<gst::Pipeline>()
         .expect("a pipeline");
+    play_to_eos(&pipeline);
+    pipeline
+}
+
+/// Plays a built pipeline to EOS and stops it; panics with the error otherwise.
+pub fn play_to_eos(pipeline: &gst::Pipeline) {
     pipeline.set_state(gst::State::Playing).expect("to PLAYING");
     let msg = pipeline
         .bus()
@@ -227,7 +233,6 @@ pub fn run_to_eos(description: &str) -> gst::Pipeline {
         .expect("EOS or an error within 120 s");
     pipeline.set_state(gst::State::Null).expect("to NULL");
     assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
-    pipeline
 }
 
 /// The text of a sample's buffer (a JSON document).
