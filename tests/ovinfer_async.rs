@@ -1,6 +1,6 @@
 //! `ovinfer` with several inferences in flight: same results as one at a time, in order, every
-//! frame out at EOS, nothing stale after a flushing seek, and elements sharing a compiled model
-//! keep their own results.
+//! frame out at EOS, nothing stale after a flushing seek, and elements sharing one model instance
+//! (`model-instance-id`) each keep their own results.
 
 mod common;
 
@@ -152,7 +152,7 @@ fn a_flushing_seek_with_inferences_in_flight_leaves_no_stale_results() {
 }
 
 #[test]
-fn two_elements_sharing_a_compiled_model_each_get_their_own_frames_results() {
+fn two_elements_sharing_an_instance_each_get_their_own_frames_results() {
     let scale = "videoconvert ! videoscale ! video/x-raw,format=BGR,width=640,height=360";
     let model = format!("model={} labels={} nireq=2", ssd_model(), ssd_labels());
     let bikes = format!(
@@ -176,7 +176,8 @@ fn two_elements_sharing_a_compiled_model_each_get_their_own_frames_results() {
     };
     let together = run_sinks(
         &format!(
-            "{bikes} ! ovinfer {model} ! appsink name=a  {photo} ! ovinfer {model} ! appsink name=b"
+            "{bikes} ! ovinfer {model} model-instance-id=cams ! appsink name=a  \
+             {photo} ! ovinfer {model} model-instance-id=cams ! appsink name=b"
         ),
         &["a", "b"],
     );
@@ -197,6 +198,39 @@ fn two_elements_sharing_a_compiled_model_each_get_their_own_frames_results() {
     assert_eq!(b, alone(&photo), "the photo's results changed when sharing");
     let labels: Vec<&str> = b[0].iter().map(|d| d.0.as_str()).collect();
     assert!(labels.contains(&"dog"), "{labels:?}");
+}
+
+#[test]
+fn joining_an_instance_with_other_frames_is_refused_with_the_reason() {
+    let source =
+        |size: &str| format!("videotestsrc num-buffers=5 ! video/x-raw,format=RGB,{size} ! queue");
+    let infer = format!(
+        "ovinfer model={} model-instance-id=shared",
+        common::tiny("tiny_ssd.onnx")
+    );
+    let out = run_sinks(
+        &format!(
+            "{} ! {infer} ! appsink name=a  {} ! {infer} ! appsink name=b",
+            source("width=64,height=48"),
+            source("width=32,height=32")
+        ),
+        &["a", "b"],
+    );
+    let text = out.error_text();
+    assert!(
+        text.contains("model-instance-id 'shared' is already used")
+            && text.contains("give it another model-instance-id"),
+        "{text}"
+    );
+    // Alone, each size is fine: the refusal is about sharing, not the frames.
+    for size in ["width=64,height=48", "width=32,height=32"] {
+        let out = run_sinks(
+            &format!("{} ! {infer} ! appsink name=a", source(size)),
+            &["a"],
+        );
+        assert!(out.errors.is_empty(), "{}", out.error_text());
+        assert_eq!(out.samples("a").len(), 5);
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ use gst_video::prelude::*;
 use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
 use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
+use super::pool::{Finished, Instance, Job};
 use super::shared::Shared;
 use super::stats::{Snapshot, Stats};
 use super::{DecoderChoice, ModelColorFormat, PerformanceHint, frame};
@@ -46,6 +47,7 @@ struct Settings {
     performance_hint: PerformanceHint,
     nireq: u32,
     stats_interval: u32,
+    model_instance_id: Option<String>,
 }
 
 impl Default for Settings {
@@ -62,16 +64,15 @@ impl Default for Settings {
             performance_hint: PerformanceHint::Latency,
             nireq: 0,
             stats_interval: 0,
+            model_instance_id: None,
         }
     }
 }
 
 /// The model compiled for the negotiated caps, with its infer requests.
 struct Compiled {
-    /// Requests not in flight (declared first: dropped before the model they come from).
-    idle: Vec<InferRequest>,
-    // Shared with other elements compiling the same thing (see `shared`).
-    _model: Arc<CompiledModel>,
+    /// This element's own, or shared by `model-instance-id`.
+    instance: Arc<Instance>,
     info: gst_video::VideoInfo,
     format: PixelFormat,
 }
@@ -80,7 +81,7 @@ struct Compiled {
 /// `interval` and only waiting for its turn to leave, so that frames never change order.
 struct Pending {
     buffer: gst::Buffer,
-    request: Option<InferRequest>,
+    job: Option<Arc<Job>>,
     frame: u64,
     arrived: Instant,
 }
@@ -123,6 +124,9 @@ fn core() -> Result<&'static Core, openvino::Error> {
 
 /// Compiled models of the whole process, shared by elements that compile the same thing.
 static COMPILED: LazyLock<Shared<CompiledModel>> = LazyLock::new(Shared::default);
+
+/// Model instances named by `model-instance-id`.
+static INSTANCES: LazyLock<Shared<Instance>> = LazyLock::new(Shared::default);
 
 fn model_stem(path: &Path) -> String {
     path.file_stem()
@@ -302,24 +306,44 @@ impl OvInfer {
                 .clamp(1, MAX_NIREQ as usize),
             n => n as usize,
         };
-        let idle = (0..nireq)
-            .map(|_| compiled.create_request().map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = state.model_shape.outputs.len();
+        let instance = match &state.settings.model_instance_id {
+            None => Arc::new(Instance::new(compiled, nireq, outputs, key)?),
+            Some(id) => {
+                let (instance, joined) = INSTANCES.get_or_try_insert(id, || {
+                    Instance::new(compiled, nireq, outputs, key.clone())
+                })?;
+                if joined && instance.config != key {
+                    return Err(format!(
+                        "model-instance-id '{id}' is already used by an ovinfer with other \
+                         settings or frames ({}), and this one needs ({key}): give it another \
+                         model-instance-id, or the same model, device, performance-hint and \
+                         frame format and size",
+                        instance.config
+                    ));
+                }
+                instance
+            }
+        };
         gst::info!(
             CAT,
             imp = self,
-            "{} for {:?} {w}x{h} on {} ({hint}), {nireq} infer requests: {pre:?}",
+            "{} for {:?} {w}x{h} on {} ({hint}), {} infer requests{}: {pre:?}",
             if reused {
                 "sharing the model compiled"
             } else {
                 "compiled"
             },
             info.format(),
-            state.settings.device
+            state.settings.device,
+            instance.size,
+            match &state.settings.model_instance_id {
+                Some(id) => format!(" of instance '{id}'"),
+                None => String::new(),
+            }
         );
         Ok(Compiled {
-            idle,
-            _model: compiled,
+            instance,
             info: info.clone(),
             format,
         })
@@ -373,28 +397,32 @@ impl OvInfer {
     fn submit(&self, state: &mut State, buffer: gst::Buffer) -> Result<(), String> {
         let n = state.frames;
         state.frames += 1;
-        let request = if !n.is_multiple_of(u64::from(state.settings.interval.max(1))) {
+        let job = if !n.is_multiple_of(u64::from(state.settings.interval.max(1))) {
             None
         } else {
-            // A free request; with all of them in flight, the oldest frames finish first.
+            let instance = state
+                .compiled
+                .as_ref()
+                .ok_or("no caps negotiated before the first frame")?
+                .instance
+                .clone();
+            // A free request; with all of them in flight, this element's oldest frames finish
+            // first, and when it has none, the instance's oldest inference is harvested.
             let mut request = loop {
-                let compiled = state
-                    .compiled
-                    .as_mut()
-                    .ok_or("no caps negotiated before the first frame")?;
-                if let Some(r) = compiled.idle.pop() {
+                if let Some(r) = instance.try_acquire() {
                     break r;
+                }
+                if state.pending.is_empty() {
+                    break instance.acquire();
                 }
                 self.finish_oldest(state)?;
             };
-            let compiled = state.compiled.as_mut().ok_or("caps went away")?;
-            let started = Self::feed(compiled, &mut request, &buffer)
-                .and_then(|_| request.start().map_err(|e| e.to_string()));
-            if let Err(e) = started {
-                compiled.idle.push(request);
+            let compiled = state.compiled.as_ref().ok_or("caps went away")?;
+            if let Err(e) = Self::feed(compiled, &mut request, &buffer) {
+                instance.release(request);
                 return Err(e);
             }
-            Some(request)
+            Some(instance.start(request)?)
         };
         let arrived = Instant::now();
         self.stats
@@ -403,15 +431,15 @@ impl OvInfer {
             .arrived(arrived);
         state.pending.push_back(Pending {
             buffer,
-            request,
+            job,
             frame: n,
             arrived,
         });
         // Frames already done leave now, so a live stream is not held back by the pool.
         while let Some(front) = state.pending.front_mut() {
-            let done = match front.request.as_mut() {
+            let done = match &front.job {
                 None => true,
-                Some(r) => r.is_done().map_err(|e| e.to_string())?,
+                Some(job) => job.is_done()?,
             };
             if !done {
                 break;
@@ -425,22 +453,41 @@ impl OvInfer {
     fn finish_oldest(&self, state: &mut State) -> Result<(), String> {
         let Some(Pending {
             mut buffer,
-            request,
+            job,
             frame,
             arrived,
         }) = state.pending.pop_front()
         else {
             return Ok(());
         };
-        let inferred = request.is_some();
-        if let Some(mut request) = request {
-            let result = request
-                .wait()
-                .map_err(|e| e.to_string())
-                .and_then(|_| self.attach(state, &request, buffer.make_mut(), frame));
-            if let Some(compiled) = state.compiled.as_mut() {
-                compiled.idle.push(request);
-            }
+        let inferred = job.is_some();
+        if let Some(job) = job {
+            let instance = &state.compiled.as_ref().ok_or("caps went away")?.instance;
+            let result = match instance.finish(&job) {
+                // Outputs read in place, then the request goes back.
+                Ok(Finished::Request(request)) => {
+                    let result = (0..state.model_shape.outputs.len())
+                        .map(|i| request.output_f32(i).map_err(|e| e.to_string()))
+                        .collect::<Result<Vec<_>, String>>()
+                        .and_then(|outputs| {
+                            let tensors = outputs
+                                .iter()
+                                .map(|(shape, data)| Tensor { shape, data })
+                                .collect::<Vec<_>>();
+                            self.attach(state, &tensors, buffer.make_mut(), frame)
+                        });
+                    instance.release(request);
+                    result
+                }
+                Ok(Finished::Outputs(outputs)) => {
+                    let tensors = outputs
+                        .iter()
+                        .map(|(shape, data)| Tensor { shape, data })
+                        .collect::<Vec<_>>();
+                    self.attach(state, &tensors, buffer.make_mut(), frame)
+                }
+                Err(e) => Err(e),
+            };
             result.map_err(|e| format!("frame {frame}: {e}"))?;
         }
         state.ready.push_back(buffer);
@@ -536,36 +583,26 @@ impl OvInfer {
     /// Frames in flight and done are dropped (flush, stop); the requests return to the pool.
     fn discard(state: &mut State) {
         for pending in std::mem::take(&mut state.pending) {
-            if let Some(mut request) = pending.request {
-                let _ = request.wait();
-                if let Some(compiled) = state.compiled.as_mut() {
-                    compiled.idle.push(request);
-                }
+            if let (Some(job), Some(compiled)) = (pending.job, state.compiled.as_ref()) {
+                compiled.instance.discard(&job);
             }
         }
         state.ready.clear();
     }
 
-    /// Reads a finished request's outputs and attaches the results to the frame.
+    /// Decodes a finished inference's outputs and attaches the results to the frame.
     fn attach(
         &self,
         state: &State,
-        request: &InferRequest,
+        tensors: &[Tensor<'_>],
         buffer: &mut gst::BufferRef,
         n: u64,
     ) -> Result<(), String> {
         let compiled = state.compiled.as_ref().ok_or("caps went away")?;
-        let outputs = (0..state.model_shape.outputs.len())
-            .map(|i| request.output_f32(i).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, String>>()?;
-        let tensors: Vec<Tensor<'_>> = outputs
-            .iter()
-            .map(|(shape, data)| Tensor { shape, data })
-            .collect();
         let threshold = state.settings.threshold as f32;
         let decoded = state
             .decoder
-            .decode(&tensors, &state.model_shape, threshold)?;
+            .decode(tensors, &state.model_shape, threshold)?;
         let (width, height) = (compiled.info.width(), compiled.info.height());
         match decoded {
             Decoded::Detections(found) => {
@@ -725,6 +762,11 @@ impl ObjectImpl for OvInfer {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("model-instance-id")
+                    .nick("Model instance id")
+                    .blurb("Elements of one process with the same id share one compiled model and its pool of infer requests (one instance for many cameras); the first to start sets nireq, the others must use the same model, device, performance-hint and frame format and size. Unset: the element has its own requests")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("performance-hint", PerformanceHint::Latency)
                     .nick("Performance hint")
                     .blurb("OpenVINO performance hint the model is compiled with: latency (one stream, every core on each frame: the shortest delay per frame) or throughput (several streams working on different frames at once)")
@@ -765,6 +807,7 @@ impl ObjectImpl for OvInfer {
             "model-color-format" => settings.model_color_format = value.get().unwrap_or_default(),
             "performance-hint" => settings.performance_hint = value.get().unwrap_or_default(),
             "nireq" => settings.nireq = value.get().unwrap_or(0),
+            "model-instance-id" => settings.model_instance_id = optional_string(value),
             "stats-interval" => settings.stats_interval = value.get().unwrap_or(0),
             _ => unreachable!("unknown property {name}"),
         }
@@ -789,6 +832,7 @@ impl ObjectImpl for OvInfer {
             "model-color-format" => s.model_color_format.to_value(),
             "performance-hint" => s.performance_hint.to_value(),
             "nireq" => s.nireq.to_value(),
+            "model-instance-id" => s.model_instance_id.to_value(),
             "stats-interval" => s.stats_interval.to_value(),
             "frames" => self.snapshot().frames.to_value(),
             "inferences" => self.snapshot().inferences.to_value(),

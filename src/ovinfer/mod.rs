@@ -5,6 +5,7 @@ pub mod frame;
 mod imp;
 pub mod input;
 pub mod labels;
+pub mod pool;
 pub mod shared;
 pub mod stats;
 
