@@ -8,7 +8,7 @@ CARGO ?= cargo
 SSD := models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml
 SSD_LABELS := models/ssd_mobilenet_v2_coco/labels.txt
 
-.PHONY: setup build demo server test lint inspect bench
+.PHONY: setup build demo server test lint inspect bench bench-inference
 
 setup:
 	bash scripts/setup.sh
@@ -42,3 +42,8 @@ inspect: build
 
 bench: setup
 	$(CARGO) bench --locked
+
+# Issue 7's suite: benchmark_app vs our pipelines vs a Python AsyncInferQueue loop, several streams
+# sharing one model instance, and memory over 10 000 frames (about 8 minutes).
+bench-inference: setup
+	$(CARGO) bench --locked --bench inference

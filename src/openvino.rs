@@ -697,7 +697,18 @@ impl CompiledModel {
             unsafe { sys::ov_compiled_model_create_infer_request(self.0, &mut ptr) },
             "creating an inference request",
         )?;
-        Ok(InferRequest(ptr))
+        let handle = RequestHandle(ptr);
+        let mut t = std::ptr::null_mut();
+        // SAFETY: valid request; the returned handle is a new reference, owned by `Tensor`.
+        check(
+            unsafe { sys::ov_infer_request_get_input_tensor(handle.0, &mut t) },
+            "getting the input tensor",
+        )?;
+        Ok(InferRequest {
+            handle,
+            own_input: Tensor(t),
+            borrowed: false,
+        })
     }
 
     /// A property of the compiled model as text, e.g. "OPTIMAL_NUMBER_OF_INFER_REQUESTS".
@@ -731,40 +742,120 @@ impl CompiledModel {
 }
 
 handle!(
-    /// One inference request. Not shareable between threads at once.
-    pub InferRequest(sys::ov_infer_request_t), sys::ov_infer_request_free
+    /// An inference request's handle.
+    RequestHandle(sys::ov_infer_request_t), sys::ov_infer_request_free
 );
 
-// SAFETY: a request may move between threads; &mut self serialises use.
+handle!(
+    /// A reference to a tensor (its memory is OpenVINO's or, made from a host pointer, the
+    /// caller's).
+    Tensor(sys::ov_tensor_t), sys::ov_tensor_free
+);
+
+/// One inference request. Not shareable between threads at once.
+pub struct InferRequest {
+    handle: RequestHandle,
+    /// The input tensor OpenVINO allocated with the request (the pre-processed input's shape).
+    own_input: Tensor,
+    /// Whether the input is currently a tensor over the caller's memory instead.
+    borrowed: bool,
+}
+
+// SAFETY: a request and its tensor handles may move between threads; &mut self serialises use.
 unsafe impl Send for InferRequest {}
 
 impl InferRequest {
-    /// The request's own input tensor (allocated by OpenVINO with the pre-processed input's shape).
+    /// The request's own input tensor, to copy a frame into.
     pub fn input_bytes(&mut self) -> Result<&mut [u8]> {
-        let mut t = std::ptr::null_mut();
-        // SAFETY: valid request; the tensor handle is freed after taking its data pointer, which
-        // stays valid while the request lives (the request owns the tensor's memory), and the
-        // returned slice borrows the request mutably.
+        if self.borrowed {
+            // SAFETY: valid request and tensor; the request takes its own reference.
+            check(
+                unsafe { sys::ov_infer_request_set_input_tensor(self.handle.0, self.own_input.0) },
+                "restoring the input tensor",
+            )?;
+            self.borrowed = false;
+        }
+        let size = self.input_size()?;
+        let mut data = std::ptr::null_mut();
+        // SAFETY: valid tensor; its memory lives as long as `own_input`, i.e. the request, and
+        // the returned slice borrows the request mutably.
         unsafe {
             check(
-                sys::ov_infer_request_get_input_tensor(self.0, &mut t),
-                "getting the input tensor",
+                sys::ov_tensor_data(self.own_input.0, &mut data),
+                "ov_tensor_data",
             )?;
-            let t = Guard(t, sys::ov_tensor_free);
-            let mut size = 0usize;
-            check(
-                sys::ov_tensor_get_byte_size(t.0, &mut size),
-                "ov_tensor_get_byte_size",
-            )?;
-            let mut data = std::ptr::null_mut();
-            check(sys::ov_tensor_data(t.0, &mut data), "ov_tensor_data")?;
             Ok(std::slice::from_raw_parts_mut(data.cast::<u8>(), size))
         }
     }
 
+    /// Size in bytes of the input the request takes.
+    pub fn input_size(&self) -> Result<usize> {
+        let mut size = 0usize;
+        // SAFETY: valid tensor and out-parameter.
+        check(
+            unsafe { sys::ov_tensor_get_byte_size(self.own_input.0, &mut size) },
+            "ov_tensor_get_byte_size",
+        )?;
+        Ok(size)
+    }
+
+    /// Makes `data` the request's input without copying it: a tensor of the input's shape and
+    /// type over that memory. It must be exactly [`InferRequest::input_size`] bytes.
+    ///
+    /// # Safety
+    /// `data` must stay valid and unchanged until the next inference of this request has
+    /// finished (returned from [`InferRequest::wait`], or [`InferRequest::is_done`] said so) or
+    /// the request is freed; OpenVINO only reads it.
+    pub unsafe fn borrow_input(&mut self, data: &[u8]) -> Result<()> {
+        let size = self.input_size()?;
+        if data.len() != size {
+            return Err(Error(format!(
+                "the frame has {} bytes, the input tensor takes {size}",
+                data.len()
+            )));
+        }
+        // SAFETY: valid tensor handles and out-parameters; the shape is freed after use; the new
+        // tensor describes `data`, whose lifetime the caller guarantees (see above), and the
+        // request keeps its own reference to it after our handle is freed.
+        unsafe {
+            let mut et = sys::ov_element_type_e::DYNAMIC;
+            check(
+                sys::ov_tensor_get_element_type(self.own_input.0, &mut et),
+                "ov_tensor_get_element_type",
+            )?;
+            let mut shape = sys::ov_shape_t {
+                rank: 0,
+                dims: std::ptr::null_mut(),
+            };
+            check(
+                sys::ov_tensor_get_shape(self.own_input.0, &mut shape),
+                "ov_tensor_get_shape",
+            )?;
+            let mut t = std::ptr::null_mut();
+            let status = sys::ov_tensor_create_from_host_ptr(
+                et,
+                shape,
+                data.as_ptr().cast_mut().cast(),
+                &mut t,
+            );
+            sys::ov_shape_free(&mut shape);
+            check(status, "creating a tensor over the frame")?;
+            let t = Tensor(t);
+            check(
+                sys::ov_infer_request_set_input_tensor(self.handle.0, t.0),
+                "setting the input tensor",
+            )?;
+        }
+        self.borrowed = true;
+        Ok(())
+    }
+
     pub fn infer(&mut self) -> Result<()> {
         // SAFETY: valid request.
-        check(unsafe { sys::ov_infer_request_infer(self.0) }, "inference")
+        check(
+            unsafe { sys::ov_infer_request_infer(self.handle.0) },
+            "inference",
+        )
     }
 
     /// Starts the inference in OpenVINO's threads and returns at once. The input must not be
@@ -773,7 +864,7 @@ impl InferRequest {
     pub fn start(&mut self) -> Result<()> {
         // SAFETY: valid request.
         check(
-            unsafe { sys::ov_infer_request_start_async(self.0) },
+            unsafe { sys::ov_infer_request_start_async(self.handle.0) },
             "starting an inference",
         )
     }
@@ -781,13 +872,16 @@ impl InferRequest {
     /// Waits until a started inference has finished; its error, if any, is returned here.
     pub fn wait(&mut self) -> Result<()> {
         // SAFETY: valid request.
-        check(unsafe { sys::ov_infer_request_wait(self.0) }, "inference")
+        check(
+            unsafe { sys::ov_infer_request_wait(self.handle.0) },
+            "inference",
+        )
     }
 
     /// Whether a started inference has finished (without blocking).
     pub fn is_done(&mut self) -> Result<bool> {
         // SAFETY: valid request; a zero timeout only polls.
-        let status = unsafe { sys::ov_infer_request_wait_for(self.0, 0) };
+        let status = unsafe { sys::ov_infer_request_wait_for(self.handle.0, 0) };
         if status == sys::ov_status_e::RESULT_NOT_READY {
             return Ok(false);
         }
@@ -802,7 +896,7 @@ impl InferRequest {
         // again (the slice borrows the request).
         unsafe {
             check(
-                sys::ov_infer_request_get_output_tensor_by_index(self.0, index, &mut t),
+                sys::ov_infer_request_get_output_tensor_by_index(self.handle.0, index, &mut t),
                 "getting an output tensor",
             )?;
             let t = Guard(t, sys::ov_tensor_free);

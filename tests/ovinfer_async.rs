@@ -278,3 +278,73 @@ fn statistics_are_readable_and_posted_for_gst_launch_users() {
     assert!(last.get::<gst::ClockTime>("elapsed").is_ok());
     assert!(posted.len() >= 2, "periodic messages too: {posted:?}");
 }
+
+#[test]
+fn frames_read_in_place_and_padded_frames_copied_give_the_same_detections() {
+    // person.jpg as tightly packed BGR (read in place by the input tensor) ...
+    let decoded = run_sinks(
+        &format!(
+            "filesrc location={} ! jpegdec ! videoconvert ! videoscale ! \
+             video/x-raw,format=BGR,width=300,height=300 ! appsink name=sink",
+            asset("media/person.jpg")
+        ),
+        &["sink"],
+    );
+    let packed = decoded.samples("sink")[0]
+        .buffer()
+        .expect("buffer")
+        .to_owned();
+    let pixels = packed.map_readable().expect("readable").to_vec();
+    assert_eq!(pixels.len(), 300 * 300 * 3);
+    // ... and the same pixels in rows padded to 1024 bytes, described by a VideoMeta (copied).
+    let stride = 1024;
+    let mut padded = vec![0u8; stride * 300];
+    for (row, out) in pixels
+        .chunks_exact(900)
+        .zip(padded.chunks_exact_mut(stride))
+    {
+        out[..900].copy_from_slice(row);
+    }
+    let mut padded = gst::Buffer::from_mut_slice(padded);
+    gst_video::VideoMeta::add_full(
+        padded.get_mut().expect("writable"),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Bgr,
+        300,
+        300,
+        &[0],
+        &[stride as i32],
+    )
+    .expect("video meta");
+    let detect = |buffer: gst::Buffer| -> Detections {
+        let out = common::run_prepared(
+            &format!(
+                "appsrc name=src format=time caps=video/x-raw,format=BGR,width=300,height=300,framerate=0/1 ! \
+                 ovinfer model={} labels={} ! appsink name=sink",
+                ssd_model(),
+                ssd_labels()
+            ),
+            &["sink"],
+            |pipeline| {
+                let src = pipeline
+                    .by_name("src")
+                    .and_downcast::<gst_app::AppSrc>()
+                    .expect("appsrc");
+                let mut buffer = buffer;
+                buffer.make_mut().set_pts(gst::ClockTime::ZERO);
+                src.push_buffer(buffer).expect("queued");
+                src.end_of_stream().expect("eos queued");
+            },
+        );
+        assert!(out.errors.is_empty(), "{}", out.error_text());
+        boxes(&frame(&out.samples("sink")[0]))
+    };
+    let in_place = detect(packed);
+    let copied = detect(padded);
+    assert_eq!(in_place, copied);
+    assert_eq!(
+        in_place.first().map(|d| d.0.as_str()),
+        Some("person"),
+        "{in_place:?}"
+    );
+}

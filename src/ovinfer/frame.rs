@@ -1,4 +1,6 @@
-//! Copying a mapped video frame, plane by plane and without row padding, into the input tensor.
+//! Frame layout for the input tensor: whether a frame's memory already is the packed layout the
+//! tensor takes (then the tensor is made over it, without a copy), else copying it plane by
+//! plane without row padding.
 
 use crate::openvino::PixelFormat;
 
@@ -31,6 +33,22 @@ pub fn plane_sizes(format: PixelFormat, width: usize, height: usize) -> Vec<(usi
     }
 }
 
+/// When planes at `offsets` with `strides` in one block of memory already follow each other
+/// without padding (the layout [`pack`] produces), the length of that layout.
+pub fn packed_len(offsets: &[usize], strides: &[usize], sizes: &[(usize, usize)]) -> Option<usize> {
+    if offsets.len() != sizes.len() || strides.len() != sizes.len() {
+        return None;
+    }
+    let mut end = 0;
+    for ((&offset, &stride), &(row, rows)) in offsets.iter().zip(strides).zip(sizes) {
+        if offset != end || (stride != row && rows > 1) {
+            return None;
+        }
+        end += row * rows;
+    }
+    Some(end)
+}
+
 /// Copies `planes` (data, stride) with the given row sizes into `dst`, one plane after another.
 /// Returns false when a plane is shorter than its rows need or `dst` has the wrong size.
 pub fn pack(planes: &[(&[u8], usize)], sizes: &[(usize, usize)], dst: &mut [u8]) -> bool {
@@ -60,6 +78,34 @@ pub fn pack(planes: &[(&[u8], usize)], sizes: &[(usize, usize)], dst: &mut [u8])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_layouts_are_recognised_and_padded_ones_are_not() {
+        let i420 = plane_sizes(PixelFormat::I420, 640, 272);
+        let (y, c) = (640 * 272, 320 * 136);
+        assert_eq!(
+            packed_len(&[0, y, y + c], &[640, 320, 320], &i420),
+            Some(y + 2 * c)
+        );
+        // Row padding, a gap between planes, or planes not starting at 0 need a copy.
+        assert_eq!(packed_len(&[0, y, y + c], &[704, 352, 352], &i420), None);
+        assert_eq!(
+            packed_len(&[0, y + 64, y + c + 64], &[640, 320, 320], &i420),
+            None
+        );
+        assert_eq!(
+            packed_len(&[16, y + 16, y + c + 16], &[640, 320, 320], &i420),
+            None
+        );
+        let bgr = plane_sizes(PixelFormat::Bgr, 5, 3);
+        assert_eq!(packed_len(&[0], &[15], &bgr), Some(45));
+        assert_eq!(packed_len(&[0], &[16], &bgr), None);
+        assert_eq!(
+            packed_len(&[0], &[16], &plane_sizes(PixelFormat::Bgr, 5, 1)),
+            Some(15)
+        );
+        assert_eq!(packed_len(&[0, 0], &[15], &bgr), None);
+    }
 
     #[test]
     fn strips_row_padding_plane_by_plane() {

@@ -12,7 +12,7 @@ use gst_video::prelude::*;
 use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
 use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
-use super::pool::{Finished, Instance, Job};
+use super::pool::{Finished, Instance, Job, Keep};
 use super::shared::Shared;
 use super::stats::{Snapshot, Stats};
 use super::{DecoderChoice, ModelColorFormat, PerformanceHint, frame};
@@ -104,6 +104,8 @@ struct State {
     pending: VecDeque<Pending>,
     /// Frames done, in order, waiting to be pushed.
     ready: VecDeque<gst::Buffer>,
+    /// Whether the last frame was read in place rather than copied (logged when it changes).
+    in_place: Option<bool>,
 }
 
 #[derive(Default)]
@@ -256,6 +258,7 @@ impl OvInfer {
             frames: 0,
             pending: VecDeque::new(),
             ready: VecDeque::new(),
+            in_place: None,
         })
     }
 
@@ -357,12 +360,38 @@ impl OvInfer {
             .unwrap_or_else(|| state.decoder.default_label(label_id))
     }
 
-    /// Copies the frame into the request's input tensor.
+    /// Gives the frame to the request: without a copy when its memory already has the packed
+    /// layout the input tensor takes (the mapping returned must then live until the inference
+    /// is over), else copied into the request's own tensor.
     fn feed(
         compiled: &Compiled,
         request: &mut InferRequest,
-        buffer: &gst::BufferRef,
-    ) -> Result<(), String> {
+        buffer: &gst::Buffer,
+    ) -> Result<Option<Keep>, String> {
+        let sizes = frame::plane_sizes(
+            compiled.format,
+            compiled.info.width() as usize,
+            compiled.info.height() as usize,
+        );
+        let (offsets, strides) = match buffer.meta::<gst_video::VideoMeta>() {
+            Some(m) => (m.offset().to_vec(), m.stride().to_vec()),
+            None => (
+                compiled.info.offset().to_vec(),
+                compiled.info.stride().to_vec(),
+            ),
+        };
+        let strides: Vec<usize> = strides.iter().map(|&s| s.max(0) as usize).collect();
+        if buffer.n_memory() == 1
+            && let Some(len) = frame::packed_len(&offsets, &strides, &sizes)
+            && let Ok(mapped) = buffer.clone().into_mapped_buffer_readable()
+            && mapped.len() >= len
+        {
+            // SAFETY: `mapped` keeps the memory mapped and the buffer alive and unchanged (it is
+            // only read while in flight); it is returned to live with the job and is dropped
+            // only after the inference is over (see `pool::Keep`).
+            unsafe { request.borrow_input(&mapped[..len]) }.map_err(|e| e.to_string())?;
+            return Ok(Some(Box::new(mapped)));
+        }
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &compiled.info)
             .map_err(|_| "cannot map the frame for reading".to_string())?;
         let planes = (0..frame.n_planes())
@@ -373,11 +402,6 @@ impl OvInfer {
                 Ok((data, frame.plane_stride()[p as usize] as usize))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let sizes = frame::plane_sizes(
-            compiled.format,
-            compiled.info.width() as usize,
-            compiled.info.height() as usize,
-        );
         let dst = request.input_bytes().map_err(|e| e.to_string())?;
         if !frame::pack(&planes, &sizes, dst) {
             return Err(format!(
@@ -389,7 +413,7 @@ impl OvInfer {
                 dst.len()
             ));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Takes a frame in: starts its inference, or queues it untouched when `interval` skips it.
@@ -418,11 +442,29 @@ impl OvInfer {
                 self.finish_oldest(state)?;
             };
             let compiled = state.compiled.as_ref().ok_or("caps went away")?;
-            if let Err(e) = Self::feed(compiled, &mut request, &buffer) {
-                instance.release(request);
-                return Err(e);
+            match Self::feed(compiled, &mut request, &buffer) {
+                Ok(keep) => {
+                    let in_place = keep.is_some();
+                    if state.in_place != Some(in_place) {
+                        state.in_place = Some(in_place);
+                        gst::debug!(
+                            CAT,
+                            imp = self,
+                            "frame {n}: {}",
+                            if in_place {
+                                "the input tensor reads the frame in place (no copy)"
+                            } else {
+                                "the frame is copied into the input tensor (its rows or planes are padded)"
+                            }
+                        );
+                    }
+                    Some(instance.start(request, keep)?)
+                }
+                Err(e) => {
+                    instance.release(request);
+                    return Err(e);
+                }
             }
-            Some(instance.start(request)?)
         };
         let arrived = Instant::now();
         self.stats

@@ -16,9 +16,13 @@ use crate::openvino::{CompiledModel, InferRequest};
 /// Outputs of a finished inference: (shape, values) per model output.
 pub type Outputs = Vec<(Vec<usize>, Vec<f32>)>;
 
+/// What must live while an inference runs: the mapped frame a request reads without a copy.
+pub type Keep = Box<dyn Send>;
+
 enum JobState {
-    /// Started, the request still attached.
-    Running(InferRequest),
+    /// Started, the request still attached, with what its input borrows (dropped after it:
+    /// freeing a request waits for its inference).
+    Running(InferRequest, Option<Keep>),
     /// Harvested by another element's need for a request: the outputs, or the error.
     Harvested(Result<Outputs, String>),
     /// Finished or discarded by its owner.
@@ -44,7 +48,7 @@ impl Job {
     /// Whether the inference is over (never blocks).
     pub fn is_done(&self) -> Result<bool, String> {
         match &mut *lock(&self.0) {
-            JobState::Running(request) => request.is_done().map_err(|e| e.to_string()),
+            JobState::Running(request, _) => request.is_done().map_err(|e| e.to_string()),
             _ => Ok(true),
         }
     }
@@ -121,14 +125,14 @@ impl Instance {
         }
     }
 
-    /// Starts `request` (already filled) as a job of the instance; on failure the request goes
-    /// back to the pool.
-    pub fn start(&self, mut request: InferRequest) -> Result<Arc<Job>, String> {
+    /// Starts `request` (already filled; its input borrowing `keep`, if any) as a job of the
+    /// instance; on failure the request goes back to the pool.
+    pub fn start(&self, mut request: InferRequest, keep: Option<Keep>) -> Result<Arc<Job>, String> {
         if let Err(e) = request.start() {
             self.release(request);
             return Err(e.to_string());
         }
-        let job = Arc::new(Job(Mutex::new(JobState::Running(request))));
+        let job = Arc::new(Job(Mutex::new(JobState::Running(request, keep))));
         lock(&self.pool).running.push_back(job.clone());
         Ok(job)
     }
@@ -143,11 +147,13 @@ impl Instance {
     /// meanwhile, so its owner finishing it at the same time waits and then finds the copy.
     fn harvest(&self, job: &Job) {
         let mut state = lock(&job.0);
-        let JobState::Running(mut request) = std::mem::replace(&mut *state, JobState::Closed)
+        let JobState::Running(mut request, keep) = std::mem::replace(&mut *state, JobState::Closed)
         else {
             return;
         };
-        let outputs = request.wait().map_err(|e| e.to_string()).and_then(|_| {
+        let waited = request.wait();
+        drop(keep);
+        let outputs = waited.map_err(|e| e.to_string()).and_then(|_| {
             (0..self.outputs)
                 .map(|i| {
                     let (shape, data) = request.output_f32(i).map_err(|e| e.to_string())?;
@@ -166,7 +172,7 @@ impl Instance {
         self.forget(job);
         let state = std::mem::replace(&mut *lock(&job.0), JobState::Closed);
         match state {
-            JobState::Running(mut request) => match request.wait() {
+            JobState::Running(mut request, keep) => match request.wait().map(|_| drop(keep)) {
                 Ok(()) => Ok(Finished::Request(request)),
                 Err(e) => {
                     self.release(request);
@@ -181,10 +187,11 @@ impl Instance {
     /// Ends a job whose results are not wanted (flush, stop).
     pub fn discard(&self, job: &Arc<Job>) {
         self.forget(job);
-        if let JobState::Running(mut request) =
+        if let JobState::Running(mut request, keep) =
             std::mem::replace(&mut *lock(&job.0), JobState::Closed)
         {
             let _ = request.wait();
+            drop(keep);
             self.release(request);
         }
     }
@@ -251,11 +258,11 @@ mod tests {
         // Stream 1 starts a red frame and then stalls, holding the only request.
         let mut request = instance.acquire();
         fill(&mut request, 0);
-        let red = instance.start(request).expect("starts");
+        let red = instance.start(request, None).expect("starts");
         // Stream 2 needs a request: the red job is harvested rather than waited for.
         let mut request = instance.acquire();
         fill(&mut request, 2);
-        let blue = instance.start(request).expect("starts");
+        let blue = instance.start(request, None).expect("starts");
         let red = read(&instance, instance.finish(&red).expect("red"));
         let blue = read(&instance, instance.finish(&blue).expect("blue"));
         assert_eq!((top(&red), top(&blue)), (0, 2));
@@ -275,7 +282,7 @@ mod tests {
         for c in 0..2 {
             let mut request = instance.try_acquire().expect("idle request");
             fill(&mut request, c);
-            jobs.push(instance.start(request).expect("starts"));
+            jobs.push(instance.start(request, None).expect("starts"));
         }
         assert!(instance.try_acquire().is_none());
         for job in &jobs {
@@ -301,7 +308,7 @@ mod tests {
         let waiter = std::thread::spawn(move || {
             let mut request = other.acquire();
             fill(&mut request, 1);
-            let job = other.start(request).expect("starts");
+            let job = other.start(request, None).expect("starts");
             top(&read(&other, other.finish(&job).expect("finishes")))
         });
         std::thread::sleep(std::time::Duration::from_millis(50));

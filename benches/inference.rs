@@ -1,0 +1,285 @@
+//! The inference benchmark: how close `ovinfer` comes to the hardware's limit, on the SSD IR and
+//! bikes.mp4, in one run:
+//!
+//! - (a) OpenVINO's own `benchmark_app -hint throughput` on the model (no decoding, no
+//!   pre-processing: the ceiling);
+//! - (b) our pipeline from the file to fakesink, decoding included, bikes.mp4 looped to 2000 frames;
+//! - (c) the same with `ovoverlay` and `lvajson` after `ovinfer`;
+//! - (d) the Python loop a user would write instead (OpenCV decoding + AsyncInferQueue,
+//!   benches/python_async.py), on the same frames;
+//! - (e) 1, 2 and 4 streams in one pipeline sharing one model instance, aggregate FPS;
+//! - memory: RSS of a process running (c) after 1 000 and after 10 000 frames.
+//!
+//! This machine is shared and noisy (the same run varies by 10-20% from minute to minute), so
+//! (a)-(e) run in interleaved rounds and the ratios are of the means. It prints a table and the
+//! ratios issue 7 asks for. Run it with `make bench-inference` (or `cargo bench --bench
+//! inference`); OVLVA_BENCH_FRAMES (default 2000) and OVLVA_BENCH_ROUNDS (default 2) change the
+//! frames per run and the rounds, and OVLVA_BENCH_INFER adds ovinfer properties (e.g. "nireq=4").
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use gst::prelude::*;
+
+const MODEL: &str = "models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml";
+const VIDEO: &str = "media/bikes.mp4";
+/// Frames in bikes.mp4.
+const VIDEO_FRAMES: u64 = 250;
+const HINT: &str = "throughput";
+
+fn root(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Resident set size of this process in kB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// What a looped pipeline run measured.
+struct Looped {
+    frames: u64,
+    seconds: f64,
+    /// (frames out, RSS in kB) when the total crossed each of `rss_at`.
+    rss: Vec<(u64, u64)>,
+}
+
+impl Looped {
+    fn fps(&self) -> f64 {
+        self.frames as f64 / self.seconds
+    }
+}
+
+/// Runs `description` (its `ovinfer` elements named i0, i1, ...; `streams` of them), playing the
+/// video `loops` times without a gap (segment seeks), timed from PLAYING (after pre-roll, so
+/// compilation is excluded as benchmark_app excludes it) to EOS. Frames are counted as they leave
+/// the `ovinfer` elements.
+fn looped(description: &str, streams: usize, loops: u64, rss_at: &[u64]) -> Looped {
+    let pipeline = gst::parse::launch(description)
+        .expect("pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    let count = Arc::new(AtomicU64::new(0));
+    let rss = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..streams {
+        let pad = pipeline
+            .by_name(&format!("i{i}"))
+            .and_then(|e| e.static_pad("src"))
+            .expect("ovinfer named i<n>");
+        let (count, rss, rss_at) = (count.clone(), rss.clone(), rss_at.to_vec());
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+            if rss_at.contains(&n) {
+                rss.lock().expect("rss").push((n, rss_kb()));
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    let bus = pipeline.bus().expect("bus");
+    let wait = |types: &[gst::MessageType]| {
+        let mut all = types.to_vec();
+        all.push(gst::MessageType::Error);
+        let msg = bus
+            .timed_pop_filtered(gst::ClockTime::from_seconds(600), &all)
+            .expect("the pipeline answers");
+        if let gst::MessageView::Error(e) = msg.view() {
+            panic!("{description}: {} ({:?})", e.error(), e.debug());
+        }
+        msg
+    };
+    pipeline.set_state(gst::State::Paused).expect("paused");
+    wait(&[gst::MessageType::AsyncDone]);
+    let seek = |flags: gst::SeekFlags| {
+        pipeline
+            .seek_simple(flags, gst::ClockTime::ZERO)
+            .expect("seekable");
+    };
+    let segment = |more: bool| {
+        if more {
+            gst::SeekFlags::SEGMENT
+        } else {
+            gst::SeekFlags::empty()
+        }
+    };
+    // Every loop but the last ends in SEGMENT_DONE; the last one in EOS. Frames are counted
+    // from this seek on (the pre-rolled one after it included).
+    count.store(0, Ordering::Relaxed);
+    seek(gst::SeekFlags::FLUSH | segment(loops > 1));
+    wait(&[gst::MessageType::AsyncDone]);
+    let start = Instant::now();
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    for done in 1..loops {
+        wait(&[gst::MessageType::SegmentDone]);
+        seek(segment(done + 1 < loops));
+    }
+    wait(&[gst::MessageType::Eos]);
+    let seconds = start.elapsed().as_secs_f64();
+    pipeline.set_state(gst::State::Null).expect("null");
+    let rss = rss.lock().expect("rss").clone();
+    Looped {
+        frames: count.load(Ordering::Relaxed),
+        seconds,
+        rss,
+    }
+}
+
+/// `streams` branches from the file to fakesink through ovinfer (with `tail` after it),
+/// sharing one model instance when there are several.
+fn streams(n: usize, tail: &str) -> String {
+    let extra = std::env::var("OVLVA_BENCH_INFER").unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            format!(
+                "filesrc location={} ! decodebin ! videoconvert ! ovinfer name=i{i} model={} \
+                 performance-hint={HINT}{} {extra} {tail} ! fakesink ",
+                root(VIDEO),
+                root(MODEL),
+                if n > 1 {
+                    " model-instance-id=bench"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect()
+}
+
+fn benchmark_app(seconds: u32) -> f64 {
+    let out = Command::new(root(".venv/bin/benchmark_app"))
+        .args(["-m", &root(MODEL), "-d", "CPU", "-hint", HINT, "-t"])
+        .arg(seconds.to_string())
+        .output()
+        .expect("benchmark_app runs (make setup installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split("Throughput:").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no throughput in benchmark_app's output:\n{text}"))
+}
+
+fn python_loop(frames: u64) -> f64 {
+    let out = Command::new(root(".venv/bin/python"))
+        .arg(root("benches/python_async.py"))
+        .args([&root(MODEL), &root(VIDEO), &frames.to_string(), HINT])
+        .output()
+        .expect("python runs (make setup installs the virtualenv)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let fps = line
+        .split("\"fps\": ")
+        .nth(1)
+        .and_then(|v| v.split([',', '}']).next()?.trim().parse().ok());
+    fps.unwrap_or_else(|| {
+        panic!(
+            "python_async.py: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The runs of one round, by letter.
+const RUNS: [&str; 6] = [
+    "(a) benchmark_app -hint throughput",
+    "(b) file ! decodebin ! ovinfer ! fakesink",
+    "(c) ... ! ovinfer ! ovoverlay ! lvajson ! fakesink",
+    "(d) Python: OpenCV + AsyncInferQueue",
+    "(e) 2 streams, one model instance (aggregate)",
+    "(e) 4 streams, one model instance (aggregate)",
+];
+
+fn main() {
+    common::init();
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let frames = env("OVLVA_BENCH_FRAMES", 2000);
+    let rounds = env("OVLVA_BENCH_ROUNDS", 2).max(1);
+    let loops = frames.div_ceil(VIDEO_FRAMES);
+    let total = loops * VIDEO_FRAMES;
+    println!(
+        "SSD-MobileNet-v2 IR; bikes.mp4 (640x272 H.264) looped {loops}x = {total} frames per run; \
+         performance-hint={HINT}; {} cores; {rounds} rounds, runs interleaved",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let overlay_json = "! ovoverlay ! lvajson";
+    let mut fps = vec![Vec::new(); RUNS.len()];
+    for round in 1..=rounds {
+        println!("round {round}");
+        for (i, name) in RUNS.iter().enumerate() {
+            let value = match i {
+                0 => benchmark_app(15),
+                1 => looped(&streams(1, ""), 1, loops, &[]).fps(),
+                2 => looped(&streams(1, overlay_json), 1, loops, &[]).fps(),
+                3 => python_loop(total),
+                _ => {
+                    let n = if i == 4 { 2 } else { 4 };
+                    looped(&streams(n, ""), n, loops.div_ceil(n as u64), &[]).fps()
+                }
+            };
+            println!("  {name:<50} {value:>7.1} fps");
+            fps[i].push(value);
+        }
+    }
+    let mean: Vec<f64> = fps
+        .iter()
+        .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+        .collect();
+    println!();
+    println!("{:<52} {:>7} {:>22}", "run", "mean", "per round");
+    for (i, name) in RUNS.iter().enumerate() {
+        let each: Vec<String> = fps[i].iter().map(|v| format!("{v:.1}")).collect();
+        println!("{name:<52} {:>7.1} {:>22}", mean[i], each.join(" "));
+    }
+    println!("(e) 1 stream is (b)");
+    println!();
+    let ratio = |name: &str, x: usize, y: usize, target: f64| {
+        let r = mean[x] / mean[y];
+        let each: Vec<String> = fps[x]
+            .iter()
+            .zip(&fps[y])
+            .map(|(a, b)| format!("{:.2}", a / b))
+            .collect();
+        println!(
+            "{name:<28} {r:>5.2}  (target >= {target}; per round {})",
+            each.join(" ")
+        );
+    };
+    ratio("(b)/(a)", 1, 0, 0.95);
+    ratio("(b)/(d)", 1, 3, 1.1);
+    ratio("(c)/(b)", 2, 1, 0.9);
+    ratio("(e) 2 streams/(a)", 4, 0, 0.95);
+    ratio("(e) 4 streams/(a)", 5, 0, 0.95);
+    println!();
+    println!("memory: (c) for 10 000 frames in this process");
+    let memory = looped(
+        &streams(1, overlay_json),
+        1,
+        10_000u64.div_ceil(VIDEO_FRAMES),
+        &[1_000, 10_000],
+    );
+    for (n, kb) in &memory.rss {
+        println!("RSS after {n:>6} frames: {kb:>8} kB");
+    }
+    if let [(_, first), (_, last)] = memory.rss[..] {
+        println!(
+            "growth from 1 000 to 10 000 frames: {:+.1}% (target within 5%); {} frames at {:.1} fps",
+            (last as f64 / first as f64 - 1.0) * 100.0,
+            memory.frames,
+            memory.fps()
+        );
+    }
+}
