@@ -141,7 +141,7 @@ fn streams(n: usize, tail: &str) -> String {
     (0..n)
         .map(|i| {
             format!(
-                "filesrc location={} ! decodebin ! videoconvert ! ovinfer name=i{i} model={} \
+                "filesrc location={} ! decodebin ! videoconvert ! queue ! ovinfer name=i{i} model={} \
                  performance-hint={HINT}{} {extra} {tail} ! fakesink ",
                 root(VIDEO),
                 root(MODEL),
@@ -191,8 +191,8 @@ fn python_loop(frames: u64) -> f64 {
 /// The runs of one round, by letter.
 const RUNS: [&str; 6] = [
     "(a) benchmark_app -hint throughput",
-    "(b) file ! decodebin ! ovinfer ! fakesink",
-    "(c) ... ! ovinfer ! ovoverlay ! lvajson ! fakesink",
+    "(b) file ! decodebin ! queue ! ovinfer ! fakesink",
+    "(c) (b) with ovinfer ! ovoverlay ! lvajson ! fakesink",
     "(d) Python: OpenCV + AsyncInferQueue",
     "(e) 2 streams, one model instance (aggregate)",
     "(e) 4 streams, one model instance (aggregate)",

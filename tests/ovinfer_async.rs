@@ -348,3 +348,52 @@ fn frames_read_in_place_and_padded_frames_copied_give_the_same_detections() {
         "{in_place:?}"
     );
 }
+
+#[test]
+fn a_live_source_is_told_how_long_frames_may_wait_inside() {
+    common::init();
+    // The pipeline's LATENCY answer with a live 25 fps source and `nireq` requests.
+    let latency = |nireq: u32| -> (bool, gst::ClockTime) {
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc is-live=true ! video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! \
+             ovinfer model={} nireq={nireq} ! fakesink name=sink",
+            common::tiny("tiny_ssd.onnx")
+        ))
+        .expect("pipeline");
+        pipeline.set_state(gst::State::Playing).expect("playing");
+        let bus = pipeline.bus().expect("bus");
+        // A few frames in, caps are known and the pipeline has configured its latency.
+        let sink = pipeline
+            .downcast_ref::<gst::Bin>()
+            .and_then(|b| b.by_name("sink"))
+            .expect("sink");
+        let pad = sink.static_pad("sink").expect("pad");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probe = pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let _ = tx.send(());
+            gst::PadProbeReturn::Ok
+        });
+        for _ in 0..3 {
+            rx.recv_timeout(std::time::Duration::from_secs(30))
+                .expect("frames flow");
+        }
+        if let Some(probe) = probe {
+            pad.remove_probe(probe);
+        }
+        assert!(
+            bus.pop_filtered(&[gst::MessageType::Error]).is_none(),
+            "no error"
+        );
+        // What the sink hears when it asks upstream.
+        let mut q = gst::query::Latency::new();
+        assert!(pad.peer_query(&mut q), "answered");
+        let (live, min, _max) = q.result();
+        pipeline.set_state(gst::State::Null).expect("null");
+        (live, min)
+    };
+    let (live, one) = latency(1);
+    let (_, three) = latency(3);
+    assert!(live);
+    // Two more frames of 40 ms may wait inside with three requests than with one.
+    assert_eq!(three - one, gst::ClockTime::from_mseconds(80));
+}

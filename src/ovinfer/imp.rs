@@ -1,5 +1,6 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,9 @@ pub struct OvInfer {
     stats: Mutex<Stats>,
     /// When the last `ovinfer-stats` message was posted.
     last_post: Mutex<Option<Instant>>,
+    /// Whether upstream is live (from the LATENCY query): frames then leave as soon as the
+    /// pool allows, instead of when the next frame comes.
+    live: AtomicBool,
 }
 
 /// One OpenVINO core for the whole process (it is thread-safe and caches device plugins).
@@ -488,7 +492,33 @@ impl OvInfer {
             }
             self.finish_oldest(state)?;
         }
+        // Live: at most nireq - 1 frames wait inside, so with one request (the latency hint's
+        // number on CPU) each frame leaves as soon as its own inference is over, and the delay
+        // added is what the LATENCY query reports.
+        if self.live.load(Ordering::Relaxed) {
+            let size = state.compiled.as_ref().map_or(1, |c| c.instance.size);
+            while state.pending.len() >= size {
+                self.finish_oldest(state)?;
+            }
+        }
         Ok(())
+    }
+
+    /// How long a live stream's frames may wait inside the element for their turn: nireq - 1
+    /// frame durations (zero before caps, or without a frame rate).
+    fn held_latency(&self) -> gst::ClockTime {
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(compiled) = guard.as_ref().and_then(|s| s.compiled.as_ref()) else {
+            return gst::ClockTime::ZERO;
+        };
+        let fps = compiled.info.fps();
+        if fps.numer() <= 0 || fps.denom() <= 0 {
+            return gst::ClockTime::ZERO;
+        }
+        let held = (compiled.instance.size as u64).saturating_sub(1);
+        gst::ClockTime::SECOND
+            .mul_div_floor(held * fps.denom() as u64, fps.numer() as u64)
+            .unwrap_or(gst::ClockTime::ZERO)
     }
 
     /// Waits for the oldest frame's inference, attaches its results and moves it to `ready`.
@@ -954,6 +984,7 @@ impl BaseTransformImpl for OvInfer {
         let state = self.load(&settings)?;
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
         *self.last_post.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.live.store(false, Ordering::Relaxed);
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         Ok(())
     }
@@ -1063,6 +1094,20 @@ impl BaseTransformImpl for OvInfer {
         {
             self.push_all();
         }
-        BaseTransformImplExt::parent_query(self, direction, query)
+        let answered = BaseTransformImplExt::parent_query(self, direction, query);
+        // LATENCY: with a live source, add the frames that may wait inside for their turn.
+        if answered
+            && direction == gst::PadDirection::Src
+            && let gst::QueryViewMut::Latency(q) = query.view_mut()
+        {
+            let (live, min, max) = q.result();
+            self.live.store(live, Ordering::Relaxed);
+            if live {
+                let held = self.held_latency();
+                gst::debug!(CAT, imp = self, "live: frames held up to {held}");
+                q.set(live, min + held, max.map(|m| m + held));
+            }
+        }
+        answered
     }
 }
