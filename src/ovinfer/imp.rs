@@ -134,6 +134,17 @@ static COMPILED: LazyLock<Shared<CompiledModel>> = LazyLock::new(Shared::default
 /// Model instances named by `model-instance-id`.
 static INSTANCES: LazyLock<Shared<Instance>> = LazyLock::new(Shared::default);
 
+/// Views of outputs (read in place or copied by a harvest) for the decoders.
+fn tensors<D: AsRef<[f32]>>(outputs: &[(Vec<usize>, D)]) -> Vec<Tensor<'_>> {
+    outputs
+        .iter()
+        .map(|(shape, data)| Tensor {
+            shape,
+            data: data.as_ref(),
+        })
+        .collect()
+}
+
 fn model_stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -542,21 +553,13 @@ impl OvInfer {
                         .map(|i| request.output_f32(i).map_err(|e| e.to_string()))
                         .collect::<Result<Vec<_>, String>>()
                         .and_then(|outputs| {
-                            let tensors = outputs
-                                .iter()
-                                .map(|(shape, data)| Tensor { shape, data })
-                                .collect::<Vec<_>>();
-                            self.attach(state, &tensors, buffer.make_mut(), frame)
+                            self.attach(state, &tensors(&outputs), buffer.make_mut(), frame)
                         });
                     instance.release(request);
                     result
                 }
                 Ok(Finished::Outputs(outputs)) => {
-                    let tensors = outputs
-                        .iter()
-                        .map(|(shape, data)| Tensor { shape, data })
-                        .collect::<Vec<_>>();
-                    self.attach(state, &tensors, buffer.make_mut(), frame)
+                    self.attach(state, &tensors(&outputs), buffer.make_mut(), frame)
                 }
                 Err(e) => Err(e),
             };

@@ -65,7 +65,8 @@ pub struct Instance {
     /// Declared before the model: requests are dropped first.
     pool: Mutex<Pool>,
     freed: Condvar,
-    model: Arc<CompiledModel>,
+    /// Kept alive as long as its requests.
+    _model: Arc<CompiledModel>,
     /// Number of requests.
     pub size: usize,
     /// Number of model outputs.
@@ -91,15 +92,11 @@ impl Instance {
                 running: VecDeque::new(),
             }),
             freed: Condvar::new(),
-            model,
+            _model: model,
             size,
             outputs,
             config,
         })
-    }
-
-    pub fn model(&self) -> &CompiledModel {
-        &self.model
     }
 
     /// A free request if one is idle.
