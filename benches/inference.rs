@@ -176,10 +176,9 @@ fn python_loop(frames: u64) -> f64 {
         .expect("python runs (make setup installs the virtualenv)");
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_default();
-    let fps = line
-        .split("\"fps\": ")
-        .nth(1)
-        .and_then(|v| v.split([',', '}']).next()?.trim().parse().ok());
+    let fps = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v["fps"].as_f64());
     fps.unwrap_or_else(|| {
         panic!(
             "python_async.py: {text}{}",
