@@ -496,6 +496,8 @@ pub struct InputPreprocessing {
     pub format: PixelFormat,
     pub width: usize,
     pub height: usize,
+    /// Resize to the model's size (the frame size differs from it).
+    pub resize: bool,
     /// "NCHW" or "NHWC".
     pub model_layout: &'static str,
     /// The model wants BGR channel order (else RGB).
@@ -600,13 +602,16 @@ impl Preprocessor {
                     "adding element type conversion",
                 )?;
             }
-            check(
-                sys::ov_preprocess_preprocess_steps_resize(
-                    steps.0,
-                    sys::ov_preprocess_resize_algorithm_e::RESIZE_LINEAR,
-                ),
-                "adding resize",
-            )?;
+            // Not even at the same size: OpenVINO's resize still costs about 1 ms a frame then.
+            if p.resize {
+                check(
+                    sys::ov_preprocess_preprocess_steps_resize(
+                        steps.0,
+                        sys::ov_preprocess_resize_algorithm_e::RESIZE_LINEAR,
+                    ),
+                    "adding resize",
+                )?;
+            }
             if p.convert_to_f32 && (p.mean != 0.0 || p.scale != 1.0) {
                 check(
                     sys::ov_preprocess_preprocess_steps_mean(steps.0, p.mean),

@@ -112,6 +112,7 @@ pub fn preprocessing(
         format,
         width: frame_width,
         height: frame_height,
+        resize: (frame_width, frame_height) != (model.width, model.height),
         model_layout: model.layout,
         model_bgr,
         convert_to_f32: model.element_type.is_float(),

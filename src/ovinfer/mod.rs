@@ -6,6 +6,7 @@ mod imp;
 pub mod input;
 pub mod labels;
 pub mod pool;
+pub mod scale;
 pub mod shared;
 pub mod stats;
 
@@ -85,6 +86,24 @@ impl PerformanceHint {
             PerformanceHint::Throughput => "THROUGHPUT",
         }
     }
+}
+
+/// Who scales frames to the model's input size (`pre-process-backend` property).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstOvInferPreProcessBackend")]
+pub enum PreProcessBackend {
+    #[default]
+    #[enum_value(
+        name = "ovinfer scales while writing the input tensor; OpenVINO converts colour and layout at the model's size",
+        nick = "ovinfer"
+    )]
+    Ovinfer,
+    #[enum_value(
+        name = "OpenVINO does all pre-processing, reading the frame in place at any size",
+        nick = "openvino"
+    )]
+    Openvino,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
