@@ -64,7 +64,8 @@ struct Pool {
 pub struct Instance {
     /// Declared before the model: requests are dropped first.
     pool: Mutex<Pool>,
-    freed: Condvar,
+    /// Signalled when a request comes back or a job starts (and so can be harvested).
+    changed: Condvar,
     /// Kept alive as long as its requests.
     _model: Arc<CompiledModel>,
     /// Number of requests.
@@ -91,7 +92,7 @@ impl Instance {
                 idle,
                 running: VecDeque::new(),
             }),
-            freed: Condvar::new(),
+            changed: Condvar::new(),
             _model: model,
             size,
             outputs,
@@ -105,7 +106,8 @@ impl Instance {
     }
 
     /// A free request: at once if one is idle, else after harvesting the instance's oldest job,
-    /// else (all requests being filled by other elements right now) when one comes back.
+    /// else (all requests being filled by other elements right now) when one comes back or is
+    /// started.
     pub fn acquire(&self) -> InferRequest {
         let mut pool = lock(&self.pool);
         loop {
@@ -118,7 +120,7 @@ impl Instance {
                 pool = lock(&self.pool);
                 continue;
             }
-            pool = self.freed.wait(pool).unwrap_or_else(|e| e.into_inner());
+            pool = self.changed.wait(pool).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -131,13 +133,17 @@ impl Instance {
         }
         let job = Arc::new(Job(Mutex::new(JobState::Running(request, keep))));
         lock(&self.pool).running.push_back(job.clone());
+        // An element waiting in `acquire` can harvest it now: without this, it would wait for
+        // a request to come back, which may never happen if this element's next push blocks
+        // (a sink prerolling while the waiting element has not yet delivered its first frame).
+        self.changed.notify_all();
         Ok(job)
     }
 
     /// Gives a request back to the pool.
     pub fn release(&self, request: InferRequest) {
         lock(&self.pool).idle.push(request);
-        self.freed.notify_one();
+        self.changed.notify_one();
     }
 
     /// Copies a running job's outputs into it and frees its request. The job stays locked
@@ -312,5 +318,35 @@ mod tests {
         assert!(!waiter.is_finished(), "no request was free");
         instance.release(taken);
         assert_eq!(waiter.join().expect("no panic"), 1);
+    }
+
+    #[test]
+    fn a_waiting_stream_harvests_the_job_the_other_starts() {
+        // Stream 1 is filling the only request when stream 2 asks for one; stream 1 then starts
+        // it and stalls (its next push blocks) without ever giving the request back.
+        let instance = Arc::new(instance(1));
+        let mut taken = instance.acquire();
+        let other = instance.clone();
+        let waiter = std::thread::spawn(move || {
+            let mut request = other.acquire();
+            fill(&mut request, 2);
+            let job = other.start(request, None).expect("starts");
+            top(&read(&other, other.finish(&job).expect("finishes")))
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "no request was free");
+        fill(&mut taken, 0);
+        let red = instance.start(taken, None).expect("starts");
+        // Stream 2 goes on by harvesting the red job, and stream 1 finds its results there.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !waiter.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(waiter.is_finished(), "the waiting stream was never woken");
+        assert_eq!(waiter.join().expect("no panic"), 2);
+        assert_eq!(
+            top(&read(&instance, instance.finish(&red).expect("red"))),
+            0
+        );
     }
 }
