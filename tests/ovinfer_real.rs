@@ -59,6 +59,18 @@ fn detect_photo(image: &str, ovinfer: &str) -> Frame {
     r.frames.into_iter().next().unwrap()
 }
 
+/// SSD with the COCO labels on a photo, its frames pre-processed by `backend`.
+fn detect_ssd(image: &str, backend: &str) -> Frame {
+    detect_photo(
+        image,
+        &format!(
+            "model={} labels={} pre-process-backend={backend}",
+            ssd_model(),
+            ssd_labels()
+        ),
+    )
+}
+
 /// The SSD's quantised confidences come in steps of about 0.04-0.08, one of them exactly at the
 /// 0.5 threshold. A detection on that step appears or vanishes when a pixel of the scaled input
 /// changes by one level (the two pre-processing backends round differently), so counts and
@@ -127,14 +139,7 @@ fn ssd_finds_the_astronaut() {
     let image = asset("media/astronaut.png");
     let expected = reference("ssd", &ssd_model(), &image, 0.5);
     for backend in BACKENDS {
-        let frame = detect_photo(
-            &image,
-            &format!(
-                "model={} labels={} pre-process-backend={backend}",
-                ssd_model(),
-                ssd_labels()
-            ),
-        );
+        let frame = detect_ssd(&image, backend);
         let got = boxes(&frame);
         let sure: Vec<_> = got.iter().filter(|d| d.1 > ABOVE_THRESHOLD).collect();
         assert_eq!(sure.len(), 1, "{backend}: {got:?}");
@@ -152,14 +157,7 @@ fn ssd_finds_the_person_and_the_horse() {
     let image = asset("media/person.jpg");
     let expected = reference("ssd", &ssd_model(), &image, 0.5);
     for backend in BACKENDS {
-        let frame = detect_photo(
-            &image,
-            &format!(
-                "model={} labels={} pre-process-backend={backend}",
-                ssd_model(),
-                ssd_labels()
-            ),
-        );
+        let frame = detect_ssd(&image, backend);
         let got = boxes(&frame);
         let labels: Vec<&str> = got.iter().map(|b| b.0.as_str()).collect();
         assert!(
@@ -186,14 +184,7 @@ fn ssd_finds_the_dog_the_bicycle_and_the_car() {
     let image = asset("media/dog.jpg");
     let reference = reference("ssd", &ssd_model(), &image, 0.5);
     for backend in BACKENDS {
-        let frame = detect_photo(
-            &image,
-            &format!(
-                "model={} labels={} pre-process-backend={backend}",
-                ssd_model(),
-                ssd_labels()
-            ),
-        );
+        let frame = detect_ssd(&image, backend);
         let labels: Vec<String> = boxes(&frame).into_iter().map(|b| b.0).collect();
         for expected in ["dog", "bicycle", "car"] {
             assert!(

@@ -303,19 +303,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_stream_waits_for_a_request_another_is_filling() {
-        let instance = Arc::new(instance(1));
-        let taken = instance.acquire();
+    /// Another stream, in a thread, inferring colour `c` (its result is the thread's); checked
+    /// to be waiting for a request, none being free.
+    fn stream_waiting(instance: &Arc<Instance>, c: usize) -> std::thread::JoinHandle<usize> {
         let other = instance.clone();
         let waiter = std::thread::spawn(move || {
             let mut request = other.acquire();
-            fill(&mut request, 1);
+            fill(&mut request, c);
             let job = other.start(request, None).expect("starts");
             top(&read(&other, other.finish(&job).expect("finishes")))
         });
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(!waiter.is_finished(), "no request was free");
+        waiter
+    }
+
+    #[test]
+    fn a_stream_waits_for_a_request_another_is_filling() {
+        let instance = Arc::new(instance(1));
+        let taken = instance.acquire();
+        let waiter = stream_waiting(&instance, 1);
         instance.release(taken);
         assert_eq!(waiter.join().expect("no panic"), 1);
     }
@@ -326,15 +333,7 @@ mod tests {
         // it and stalls (its next push blocks) without ever giving the request back.
         let instance = Arc::new(instance(1));
         let mut taken = instance.acquire();
-        let other = instance.clone();
-        let waiter = std::thread::spawn(move || {
-            let mut request = other.acquire();
-            fill(&mut request, 2);
-            let job = other.start(request, None).expect("starts");
-            top(&read(&other, other.finish(&job).expect("finishes")))
-        });
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!waiter.is_finished(), "no request was free");
+        let waiter = stream_waiting(&instance, 2);
         fill(&mut taken, 0);
         let red = instance.start(taken, None).expect("starts");
         // Stream 2 goes on by harvesting the red job, and stream 1 finds its results there.
