@@ -13,7 +13,7 @@ use gst_video::prelude::*;
 use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
 use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
-use super::pool::{Finished, Instance, Job, Keep};
+use super::pool::{self, Instance, Keep, Slot};
 use super::scale::Scaler;
 use super::shared::Shared;
 use super::stats::{Snapshot, Stats};
@@ -35,6 +35,7 @@ const DEFAULT_THRESHOLD: f64 = 0.5;
 const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_INPUT_RANGE: &str = "auto";
 const MAX_NIREQ: u32 = 64;
+const MAX_BATCH: u32 = 32;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -49,6 +50,7 @@ struct Settings {
     performance_hint: PerformanceHint,
     pre_process_backend: PreProcessBackend,
     nireq: u32,
+    batch_size: u32,
     stats_interval: u32,
     model_instance_id: Option<String>,
 }
@@ -67,6 +69,7 @@ impl Default for Settings {
             performance_hint: PerformanceHint::Latency,
             pre_process_backend: PreProcessBackend::Ovinfer,
             nireq: 0,
+            batch_size: 1,
             stats_interval: 0,
             model_instance_id: None,
         }
@@ -84,11 +87,11 @@ struct Compiled {
     scaler: Option<Scaler>,
 }
 
-/// A frame inside the element: waiting for its inference, or (`request` None) skipped by
+/// A frame inside the element: waiting for its inference, or (`slot` None) skipped by
 /// `interval` and only waiting for its turn to leave, so that frames never change order.
 struct Pending {
     buffer: gst::Buffer,
-    job: Option<Arc<Job>>,
+    slot: Option<Slot>,
     frame: u64,
     arrived: Instant,
 }
@@ -139,17 +142,6 @@ static COMPILED: LazyLock<Shared<CompiledModel>> = LazyLock::new(Shared::default
 
 /// Model instances named by `model-instance-id`.
 static INSTANCES: LazyLock<Shared<Instance>> = LazyLock::new(Shared::default);
-
-/// Views of outputs (read in place or copied by a harvest) for the decoders.
-fn tensors<D: AsRef<[f32]>>(outputs: &[(Vec<usize>, D)]) -> Vec<Tensor<'_>> {
-    outputs
-        .iter()
-        .map(|(shape, data)| Tensor {
-            shape,
-            data: data.as_ref(),
-        })
-        .collect()
-}
 
 fn model_stem(path: &Path) -> String {
     path.file_stem()
@@ -211,25 +203,33 @@ impl OvInfer {
             )));
         }
         let model_input = input::model_input(&inputs[0]).map_err(in_err)?;
+        let mut dims: Vec<i64> = inputs[0].shape.iter().map(|d| d.unwrap_or(1)).collect();
         if inputs[0].shape[0].is_none() {
-            let dims: Vec<i64> = inputs[0].shape.iter().map(|d| d.unwrap_or(1)).collect();
             model
                 .reshape_input(&dims)
                 .map_err(|e| in_err(e.to_string()))?;
         }
-        let outputs = model.outputs().map_err(|e| in_err(e.to_string()))?;
-        let output_shapes = outputs
-            .iter()
-            .map(|o| {
-                o.static_shape().ok_or_else(|| {
-                    in_err(format!(
-                        "output '{}' has a dynamic shape {}; ovinfer needs static output shapes",
-                        o.name,
-                        o.shape_string()
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let output_shapes = Self::output_shapes(&model).map_err(in_err)?;
+        let batch = settings.batch_size.max(1) as usize;
+        if batch > 1 {
+            dims[0] = batch as i64;
+            let batched = model
+                .reshape_input(&dims)
+                .map_err(|e| e.to_string())
+                .and_then(|()| Self::output_shapes(&model))
+                .and_then(|batched| pool::check_batched(&output_shapes, &batched, batch));
+            if let Err(e) = batched {
+                // OpenVINO's shape inference errors run to several lines: the first one says it.
+                let e = e.lines().next().unwrap_or_default().to_string();
+                return Err(gst::error_msg!(
+                    gst::StreamError::Format,
+                    (
+                        "model {} cannot infer batches of {batch} frames ({e}): set batch-size=1",
+                        path.display()
+                    )
+                ));
+            }
+        }
         let model_shape = ModelShape {
             outputs: output_shapes,
             input_width: model_input.width,
@@ -283,6 +283,24 @@ impl OvInfer {
         })
     }
 
+    /// The static shape of every model output.
+    fn output_shapes(model: &Model) -> Result<Vec<Vec<usize>>, String> {
+        model
+            .outputs()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|o| {
+                o.static_shape().ok_or_else(|| {
+                    format!(
+                        "output '{}' has a dynamic shape {}; ovinfer needs static output shapes",
+                        o.name,
+                        o.shape_string()
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Compiles the model with pre-processing from the negotiated frames.
     fn compile(&self, state: &State, info: &gst_video::VideoInfo) -> Result<Compiled, String> {
         let format = frame::pixel_format(info.format())
@@ -326,8 +344,9 @@ impl OvInfer {
             state.decoder,
         );
         let hint = state.settings.performance_hint.openvino_name();
+        let batch = state.settings.batch_size.max(1) as usize;
         let key = format!(
-            "{}|{}|{hint}|{pre:?}",
+            "{}|{}|{hint}|batch {batch}|{pre:?}",
             state.path.display(),
             state.settings.device
         );
@@ -351,19 +370,20 @@ impl OvInfer {
                 .clamp(1, MAX_NIREQ as usize),
             n => n as usize,
         };
-        let outputs = state.model_shape.outputs.len();
+        let new = || {
+            let outputs = state.model_shape.outputs.clone();
+            Instance::new(compiled.clone(), nireq, batch, outputs, key.clone())
+        };
         let instance = match &state.settings.model_instance_id {
-            None => Arc::new(Instance::new(compiled, nireq, outputs, key)?),
+            None => Arc::new(new()?),
             Some(id) => {
-                let (instance, joined) = INSTANCES.get_or_try_insert(id, || {
-                    Instance::new(compiled, nireq, outputs, key.clone())
-                })?;
+                let (instance, joined) = INSTANCES.get_or_try_insert(id, new)?;
                 if joined && instance.config != key {
                     return Err(format!(
                         "model-instance-id '{id}' is already used by an ovinfer with other \
                          settings or frames ({}), and this one needs ({key}): give it another \
                          model-instance-id, or the same model, device, performance-hint, \
-                         pre-process-backend and frame format (and size, unless ovinfer scales \
+                         batch-size, pre-process-backend and frame format (and size, unless ovinfer scales \
                          frames)",
                         instance.config
                     ));
@@ -374,7 +394,7 @@ impl OvInfer {
         gst::info!(
             CAT,
             imp = self,
-            "{} for {:?} {w}x{h} on {} ({hint}), {} infer requests{}, {}: {pre:?}",
+            "{} for {:?} {w}x{h} on {} ({hint}), {} infer requests of {batch} frames{}, {}: {pre:?}",
             if reused {
                 "sharing the model compiled"
             } else {
@@ -409,15 +429,17 @@ impl OvInfer {
             .unwrap_or_else(|| state.decoder.default_label(label_id))
     }
 
-    /// Gives the frame to the request: scaled into the request's own tensor when ovinfer
-    /// scales; else without a copy when its memory already has the packed layout the input
-    /// tensor takes (the mapping returned must then live until the inference is over), else
-    /// copied into the request's own tensor.
+    /// Gives the frame to slot `slot` of the request's input: scaled into the request's own
+    /// tensor when ovinfer scales; else, for a batch of one, without a copy when its memory
+    /// already has the packed layout the input tensor takes (the mapping returned must then
+    /// live until the inference is over); else copied into the request's own tensor.
     fn feed(
         compiled: &Compiled,
         request: &mut InferRequest,
+        slot: usize,
         buffer: &gst::Buffer,
     ) -> Result<Option<Keep>, String> {
+        let batch = compiled.instance.batch;
         let sizes = frame::plane_sizes(
             compiled.format,
             compiled.info.width() as usize,
@@ -432,6 +454,7 @@ impl OvInfer {
         };
         let strides: Vec<usize> = strides.iter().map(|&s| s.max(0) as usize).collect();
         if compiled.scaler.is_none()
+            && batch == 1
             && buffer.n_memory() == 1
             && let Some(len) = frame::packed_len(&offsets, &strides, &sizes)
             && let Ok(mapped) = buffer.clone().into_mapped_buffer_readable()
@@ -453,7 +476,11 @@ impl OvInfer {
                 Ok((data, frame.plane_stride()[p as usize] as usize))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let dst = request.input_bytes().map_err(|e| e.to_string())?;
+        let input = request.input_bytes().map_err(|e| e.to_string())?;
+        let len = input.len() / batch;
+        let dst = input
+            .get_mut(slot * len..(slot + 1) * len)
+            .ok_or_else(|| format!("the input tensor has no slot {slot}"))?;
         let written = match &compiled.scaler {
             Some(scaler) => scaler.scale(&planes, dst),
             None => frame::pack(&planes, &sizes, dst),
@@ -476,52 +503,49 @@ impl OvInfer {
     fn submit(&self, state: &mut State, buffer: gst::Buffer) -> Result<(), String> {
         let n = state.frames;
         state.frames += 1;
-        let job = if !n.is_multiple_of(u64::from(state.settings.interval.max(1))) {
+        let slot = if !n.is_multiple_of(u64::from(state.settings.interval.max(1))) {
             None
         } else {
-            let instance = state
+            let compiled = state
                 .compiled
                 .as_ref()
-                .ok_or("no caps negotiated before the first frame")?
-                .instance
-                .clone();
-            // A free request; with all of them in flight, this element's oldest frames finish
+                .ok_or("no caps negotiated before the first frame")?;
+            let instance = compiled.instance.clone();
+            let scaled = compiled.scaler.is_some();
+            let mut in_place = false;
+            // A free slot; with every request in flight, this element's oldest frames finish
             // first, and when it has none, the instance's oldest inference is harvested.
-            let mut request = loop {
-                if let Some(r) = instance.try_acquire() {
-                    break r;
+            let slot = loop {
+                let compiled = state.compiled.as_ref().ok_or("caps went away")?;
+                let mut write = |request: &mut InferRequest, slot: usize| {
+                    let keep = Self::feed(compiled, request, slot, &buffer)?;
+                    in_place = keep.is_some();
+                    Ok(keep)
+                };
+                if let Some(added) = instance.try_add(&mut write) {
+                    break added?;
                 }
                 if state.pending.is_empty() {
-                    break instance.acquire();
+                    break instance.add(&mut write)?;
                 }
                 self.finish_oldest(state)?;
             };
-            let compiled = state.compiled.as_ref().ok_or("caps went away")?;
-            match Self::feed(compiled, &mut request, &buffer) {
-                Ok(keep) => {
-                    let in_place = keep.is_some();
-                    if state.in_place != Some(in_place) {
-                        state.in_place = Some(in_place);
-                        gst::debug!(
-                            CAT,
-                            imp = self,
-                            "frame {n}: {}",
-                            if in_place {
-                                "the input tensor reads the frame in place (no copy)"
-                            } else if compiled.scaler.is_some() {
-                                "ovinfer scales the frame into the input tensor"
-                            } else {
-                                "the frame is copied into the input tensor (its rows or planes are padded)"
-                            }
-                        );
+            if state.in_place != Some(in_place) {
+                state.in_place = Some(in_place);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "frame {n}: {}",
+                    if in_place {
+                        "the input tensor reads the frame in place (no copy)"
+                    } else if scaled {
+                        "ovinfer scales the frame into the input tensor"
+                    } else {
+                        "the frame is copied into the input tensor (its rows or planes are padded, or it is batched)"
                     }
-                    Some(instance.start(request, keep)?)
-                }
-                Err(e) => {
-                    instance.release(request);
-                    return Err(e);
-                }
+                );
             }
+            Some(slot)
         };
         let arrived = Instant::now();
         self.stats
@@ -530,35 +554,41 @@ impl OvInfer {
             .arrived(arrived);
         state.pending.push_back(Pending {
             buffer,
-            job,
+            slot,
             frame: n,
             arrived,
         });
         // Frames already done leave now, so a live stream is not held back by the pool.
         while let Some(front) = state.pending.front_mut() {
-            let done = match &front.job {
+            let done = match &front.slot {
                 None => true,
-                Some(job) => job.is_done()?,
+                Some(slot) => slot.is_done()?,
             };
             if !done {
                 break;
             }
             self.finish_oldest(state)?;
         }
-        // Live: at most nireq - 1 frames wait inside, so with one request (the latency hint's
-        // number on CPU) each frame leaves as soon as its own inference is over, and the delay
-        // added is what the LATENCY query reports.
+        // Live: at most nireq x batch-size - 1 frames wait inside, so with one request (the
+        // latency hint's number on CPU) and no batching each frame leaves as soon as its own
+        // inference is over, and the delay added is what the LATENCY query reports.
         if self.live.load(Ordering::Relaxed) {
-            let size = state.compiled.as_ref().map_or(1, |c| c.instance.size);
-            while state.pending.len() >= size {
+            let held = state.compiled.as_ref().map_or(1, |c| Self::frames_held(&c.instance));
+            while state.pending.len() > held {
                 self.finish_oldest(state)?;
             }
         }
         Ok(())
     }
 
-    /// How long a live stream's frames may wait inside the element for their turn: nireq - 1
-    /// frame durations (zero before caps, or without a frame rate).
+    /// How many of a live stream's frames may wait inside the element for their turn (their
+    /// inference or their batch's other frames): nireq x batch-size - 1.
+    fn frames_held(instance: &Instance) -> usize {
+        (instance.size * instance.batch).saturating_sub(1)
+    }
+
+    /// How long a live stream's frames may wait inside the element for their turn: one frame
+    /// duration per frame held (zero before caps, or without a frame rate).
     fn held_latency(&self) -> gst::ClockTime {
         let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(compiled) = guard.as_ref().and_then(|s| s.compiled.as_ref()) else {
@@ -568,7 +598,7 @@ impl OvInfer {
         if fps.numer() <= 0 || fps.denom() <= 0 {
             return gst::ClockTime::ZERO;
         }
-        let held = (compiled.instance.size as u64).saturating_sub(1);
+        let held = Self::frames_held(&compiled.instance) as u64;
         gst::ClockTime::SECOND
             .mul_div_floor(held * fps.denom() as u64, fps.numer() as u64)
             .unwrap_or(gst::ClockTime::ZERO)
@@ -578,34 +608,22 @@ impl OvInfer {
     fn finish_oldest(&self, state: &mut State) -> Result<(), String> {
         let Some(Pending {
             mut buffer,
-            job,
+            slot,
             frame,
             arrived,
         }) = state.pending.pop_front()
         else {
             return Ok(());
         };
-        let inferred = job.is_some();
-        if let Some(job) = job {
+        let inferred = slot.is_some();
+        if let Some(slot) = slot {
             let instance = &state.compiled.as_ref().ok_or("caps went away")?.instance;
-            let result = match instance.finish(&job) {
-                // Outputs read in place, then the request goes back.
-                Ok(Finished::Request(request)) => {
-                    let result = (0..state.model_shape.outputs.len())
-                        .map(|i| request.output_f32(i).map_err(|e| e.to_string()))
-                        .collect::<Result<Vec<_>, String>>()
-                        .and_then(|outputs| {
-                            self.attach(state, &tensors(&outputs), buffer.make_mut(), frame)
-                        });
-                    instance.release(request);
-                    result
-                }
-                Ok(Finished::Outputs(outputs)) => {
-                    self.attach(state, &tensors(&outputs), buffer.make_mut(), frame)
-                }
-                Err(e) => Err(e),
-            };
-            result.map_err(|e| format!("frame {frame}: {e}"))?;
+            instance
+                .read(&slot, |outputs| {
+                    self.attach(state, outputs, buffer.make_mut(), frame)
+                })
+                .and_then(|attached| attached)
+                .map_err(|e| format!("frame {frame}: {e}"))?;
         }
         state.ready.push_back(buffer);
         self.stats
@@ -700,8 +718,8 @@ impl OvInfer {
     /// Frames in flight and done are dropped (flush, stop); the requests return to the pool.
     fn discard(state: &mut State) {
         for pending in std::mem::take(&mut state.pending) {
-            if let (Some(job), Some(compiled)) = (pending.job, state.compiled.as_ref()) {
-                compiled.instance.discard(&job);
+            if let (Some(slot), Some(compiled)) = (pending.slot, state.compiled.as_ref()) {
+                compiled.instance.discard(&slot);
             }
         }
         state.ready.clear();
@@ -879,9 +897,17 @@ impl ObjectImpl for OvInfer {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb("Frames per inference (from this stream, or from every stream sharing the model-instance-id): the model is reshaped to this batch. A batch starts when full, or earlier when one of its frames must leave (EOS, a drain, a live stream's bound of nireq x batch-size - 1 frames held). The model's outputs must hold one result per frame (BlazeFace and classifiers do; the SSD IR cannot be reshaped). On CPU, 1 unless measured otherwise (see the README)")
+                    .minimum(1)
+                    .maximum(MAX_BATCH)
+                    .default_value(1)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("model-instance-id")
                     .nick("Model instance id")
-                    .blurb("Elements of one process with the same id share one compiled model and its pool of infer requests (one instance for many cameras); the first to start sets nireq, the others must use the same model, device, performance-hint, pre-process-backend and frame format (and size, unless ovinfer scales frames). Unset: the element has its own requests")
+                    .blurb("Elements of one process with the same id share one compiled model and its pool of infer requests (one instance for many cameras); the first to start sets nireq, the others must use the same model, device, performance-hint, batch-size, pre-process-backend and frame format (and size, unless ovinfer scales frames). Unset: the element has its own requests")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("pre-process-backend", PreProcessBackend::Ovinfer)
@@ -930,6 +956,7 @@ impl ObjectImpl for OvInfer {
             "performance-hint" => settings.performance_hint = value.get().unwrap_or_default(),
             "pre-process-backend" => settings.pre_process_backend = value.get().unwrap_or_default(),
             "nireq" => settings.nireq = value.get().unwrap_or(0),
+            "batch-size" => settings.batch_size = value.get().unwrap_or(1),
             "model-instance-id" => settings.model_instance_id = optional_string(value),
             "stats-interval" => settings.stats_interval = value.get().unwrap_or(0),
             _ => unreachable!("unknown property {name}"),
@@ -956,6 +983,7 @@ impl ObjectImpl for OvInfer {
             "performance-hint" => s.performance_hint.to_value(),
             "pre-process-backend" => s.pre_process_backend.to_value(),
             "nireq" => s.nireq.to_value(),
+            "batch-size" => s.batch_size.to_value(),
             "model-instance-id" => s.model_instance_id.to_value(),
             "stats-interval" => s.stats_interval.to_value(),
             "frames" => self.snapshot().frames.to_value(),

@@ -1,53 +1,93 @@
 //! A model instance: one compiled model and a pool of infer requests, used by one `ovinfer` or
 //! shared by every `ovinfer` with the same `model-instance-id`.
 //!
-//! An element takes a free request, fills it with a frame and starts it; the started request is
-//! a [`Job`] the element keeps with the frame. When no request is free, the oldest job of the
-//! whole instance (whichever element started it) is harvested: its outputs are copied into the
-//! job and its request goes back to the pool. So an element whose stream stalls never holds
-//! requests the other streams need, and no element waits on another one's streaming thread.
-//! The element that owns a job normally finishes it itself and reads the outputs in place.
+//! One inference is a [`Job`]: a request holding a batch of `batch` frames (one, unless
+//! `batch-size` is set), each in its own slot of the input tensor. Elements add frames to the
+//! instance's batch being filled, which may mix frames of several streams; the batch starts
+//! when it is full, or earlier when the owner of one of its frames needs that frame's results
+//! (a drain, EOS, a live stream's bound on frames held). Each owner keeps a [`Slot`] with its
+//! frame and reads its slot's outputs in place; the request goes back to the pool once every
+//! slot is read.
+//!
+//! When no request is free, the oldest started job of the whole instance (whichever elements
+//! own its frames) is harvested: its outputs are copied into the job and its request goes back
+//! to the pool. So an element whose stream stalls never holds requests the other streams need,
+//! and no element waits on another one's streaming thread.
+//!
+//! Lock order: the pool, then a job; never the pool while a job is locked.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::decode::Tensor;
 use crate::openvino::{CompiledModel, InferRequest};
 
 /// Outputs of a finished inference: (shape, values) per model output.
-pub type Outputs = Vec<(Vec<usize>, Vec<f32>)>;
+type Outputs = Vec<(Vec<usize>, Vec<f32>)>;
 
 /// What must live while an inference runs: the mapped frame a request reads without a copy.
 pub type Keep = Box<dyn Send>;
 
+/// Writes a frame into slot `slot` of a request's input; returns what the input then borrows.
+pub type Write<'a> = dyn FnMut(&mut InferRequest, usize) -> Result<Option<Keep>, String> + 'a;
+
 enum JobState {
-    /// Started, the request still attached, with what its input borrows (dropped after it:
-    /// freeing a request waits for its inference).
-    Running(InferRequest, Option<Keep>),
-    /// Harvested by another element's need for a request: the outputs, or the error.
-    Harvested(Result<Outputs, String>),
-    /// Finished or discarded by its owner.
+    /// Taking frames, not started, with what its input borrows.
+    Filling(InferRequest, Vec<Keep>),
+    /// Started, with what its input borrows (dropped after the inference: freeing a request
+    /// waits for it).
+    Running(InferRequest, Vec<Keep>),
+    /// Over: the outputs are in the request, read in place by the slots' owners.
+    Done(InferRequest),
+    /// Harvested for another frame's need of a request (or failed): the outputs, or the error.
+    Copied(Result<Outputs, String>),
+    /// Every slot read, the request back in the pool.
     Closed,
 }
 
-/// One started inference.
-pub struct Job(Mutex<JobState>);
+struct JobInner {
+    state: JobState,
+    /// Frames added.
+    frames: usize,
+    /// Slots their owners have not read (nor discarded) yet.
+    unread: usize,
+}
 
-/// What finishing a job gives its owner.
-pub enum Finished {
-    /// The request itself (outputs read in place); give it back with [`Instance::release`].
-    Request(InferRequest),
-    /// The outputs copied by a harvest.
-    Outputs(Outputs),
+/// One inference of a batch of frames.
+pub struct Job(Mutex<JobInner>);
+
+/// One frame's place in a job.
+pub struct Slot {
+    job: Arc<Job>,
+    index: usize,
+}
+
+/// Checks that a model run on batches of `batch` frames gives each output as `batch` frames'
+/// outputs one after the other (`one`: the shapes for one frame, `batched`: for the batch), so
+/// slots can be told apart. True for outputs of shape [N, ...], and for models that fold the
+/// batch into their next dimension (BlazeFace: [1, N*896, 16]).
+pub fn check_batched(one: &[Vec<usize>], batched: &[Vec<usize>], batch: usize) -> Result<(), String> {
+    for (i, (one, batched)) in one.iter().zip(batched).enumerate() {
+        let per_frame: usize = one.iter().product();
+        if batched.iter().product::<usize>() != batch * per_frame || one.first() != Some(&1) {
+            return Err(format!(
+                "output {i} has shape {batched:?} for a batch of {batch} and {one:?} for one \
+                 frame: it does not hold one result per frame"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Job {
-    /// Whether the inference is over (never blocks).
+impl Slot {
+    /// Whether the frame's results can be read without waiting.
     pub fn is_done(&self) -> Result<bool, String> {
-        match &mut *lock(&self.0) {
+        match &mut lock(&self.job.0).state {
+            JobState::Filling(..) => Ok(false),
             JobState::Running(request, _) => request.is_done().map_err(|e| e.to_string()),
             _ => Ok(true),
         }
@@ -56,7 +96,10 @@ impl Job {
 
 struct Pool {
     idle: Vec<InferRequest>,
-    /// Jobs started and not yet finished, oldest first (jobs closed meanwhile are skipped).
+    /// The job taking frames (only while it has free slots).
+    filling: Option<Arc<Job>>,
+    /// Started jobs still holding their request, oldest first (jobs closed meanwhile are
+    /// skipped).
     running: VecDeque<Arc<Job>>,
 }
 
@@ -70,10 +113,13 @@ pub struct Instance {
     _model: Arc<CompiledModel>,
     /// Number of requests.
     pub size: usize,
-    /// Number of model outputs.
-    outputs: usize,
-    /// What the instance was made for (model, device, hint, pre-processing): elements joining
-    /// it by id must match.
+    /// Frames per inference.
+    pub batch: usize,
+    /// Each output's shape for one frame: a job's output holds `batch` of them, one after the
+    /// other.
+    slot_shapes: Vec<Vec<usize>>,
+    /// What the instance was made for (model, device, hint, batch, pre-processing): elements
+    /// joining it by id must match.
     pub config: String,
 }
 
@@ -81,7 +127,8 @@ impl Instance {
     pub fn new(
         model: Arc<CompiledModel>,
         size: usize,
-        outputs: usize,
+        batch: usize,
+        slot_shapes: Vec<Vec<usize>>,
         config: String,
     ) -> Result<Self, String> {
         let idle = (0..size)
@@ -90,29 +137,33 @@ impl Instance {
         Ok(Instance {
             pool: Mutex::new(Pool {
                 idle,
+                filling: None,
                 running: VecDeque::new(),
             }),
             changed: Condvar::new(),
             _model: model,
             size,
-            outputs,
+            batch: batch.max(1),
+            slot_shapes,
             config,
         })
     }
 
-    /// A free request if one is idle.
-    pub fn try_acquire(&self) -> Option<InferRequest> {
-        lock(&self.pool).idle.pop()
+    /// Adds a frame (written by `write`) if a slot is free without waiting: in the batch being
+    /// filled, else in an idle request. `None`: every request is busy.
+    pub fn try_add(&self, write: &mut Write<'_>) -> Option<Result<Slot, String>> {
+        let mut pool = lock(&self.pool);
+        (pool.filling.is_some() || !pool.idle.is_empty()).then(|| self.add_to(&mut pool, write))
     }
 
-    /// A free request: at once if one is idle, else after harvesting the instance's oldest job,
-    /// else (all requests being filled by other elements right now) when one comes back or is
-    /// started.
-    pub fn acquire(&self) -> InferRequest {
+    /// Adds a frame (written by `write`): at once if a slot is free, else after harvesting the
+    /// instance's oldest job, else (other elements harvesting every started job right now)
+    /// when a request comes back.
+    pub fn add(&self, write: &mut Write<'_>) -> Result<Slot, String> {
         let mut pool = lock(&self.pool);
         loop {
-            if let Some(request) = pool.idle.pop() {
-                return request;
+            if pool.filling.is_some() || !pool.idle.is_empty() {
+                return self.add_to(&mut pool, write);
             }
             if let Some(job) = pool.running.pop_front() {
                 drop(pool);
@@ -124,82 +175,199 @@ impl Instance {
         }
     }
 
-    /// Starts `request` (already filled; its input borrowing `keep`, if any) as a job of the
-    /// instance; on failure the request goes back to the pool.
-    pub fn start(&self, mut request: InferRequest, keep: Option<Keep>) -> Result<Arc<Job>, String> {
-        if let Err(e) = request.start() {
-            self.release(request);
-            return Err(e.to_string());
+    /// Writes a frame into the next slot of the filling job (a new one from an idle request
+    /// if none), and starts the job when that fills it.
+    fn add_to(&self, pool: &mut Pool, write: &mut Write<'_>) -> Result<Slot, String> {
+        let job = match &pool.filling {
+            Some(job) => job.clone(),
+            None => {
+                let request = pool.idle.pop().ok_or("no free infer request")?;
+                Arc::new(Job(Mutex::new(JobInner {
+                    state: JobState::Filling(request, Vec::new()),
+                    frames: 0,
+                    unread: 0,
+                })))
+            }
+        };
+        let mut inner = lock(&job.0);
+        let index = inner.frames;
+        let JobState::Filling(request, keeps) = &mut inner.state else {
+            return Err("the batch being filled was already started".into());
+        };
+        match write(request, index) {
+            Ok(keep) => keeps.extend(keep),
+            Err(e) => {
+                if index == 0 {
+                    // A new job: nothing else is in it, the request goes back.
+                    if let JobState::Filling(request, _) =
+                        std::mem::replace(&mut inner.state, JobState::Closed)
+                    {
+                        pool.idle.push(request);
+                    }
+                }
+                return Err(e);
+            }
         }
-        let job = Arc::new(Job(Mutex::new(JobState::Running(request, keep))));
-        lock(&self.pool).running.push_back(job.clone());
-        // An element waiting in `acquire` can harvest it now: without this, it would wait for
-        // a request to come back, which may never happen if this element's next push blocks
-        // (a sink prerolling while the waiting element has not yet delivered its first frame).
-        self.changed.notify_all();
-        Ok(job)
+        inner.frames += 1;
+        inner.unread += 1;
+        if inner.frames == self.batch {
+            pool.filling = None;
+            self.start(pool, &job, &mut inner);
+        } else {
+            pool.filling = Some(job.clone());
+        }
+        Ok(Slot { job: job.clone(), index })
+    }
+
+    /// Starts a filling job (the pool and the job locked by the caller). A failure to start is
+    /// its slots' result.
+    fn start(&self, pool: &mut Pool, job: &Arc<Job>, inner: &mut JobInner) {
+        let JobState::Filling(mut request, keeps) =
+            std::mem::replace(&mut inner.state, JobState::Closed)
+        else {
+            return;
+        };
+        match request.start() {
+            Ok(()) => {
+                inner.state = JobState::Running(request, keeps);
+                pool.running.push_back(job.clone());
+                // An element waiting in `add` can harvest it now.
+                self.changed.notify_all();
+            }
+            Err(e) => {
+                inner.state = JobState::Copied(Err(e.to_string()));
+                drop(keeps);
+                pool.idle.push(request);
+                self.changed.notify_one();
+            }
+        }
+    }
+
+    /// Starts the job if it is still taking frames: a partial batch, because one of its frames
+    /// is wanted now.
+    fn seal(&self, job: &Arc<Job>) {
+        let mut pool = lock(&self.pool);
+        let mut inner = lock(&job.0);
+        if matches!(inner.state, JobState::Filling(..)) {
+            if pool.filling.as_ref().is_some_and(|f| Arc::ptr_eq(f, job)) {
+                pool.filling = None;
+            }
+            self.start(&mut pool, job, &mut inner);
+        }
     }
 
     /// Gives a request back to the pool.
-    pub fn release(&self, request: InferRequest) {
+    fn release(&self, request: InferRequest) {
         lock(&self.pool).idle.push(request);
         self.changed.notify_one();
     }
 
-    /// Copies a running job's outputs into it and frees its request. The job stays locked
-    /// meanwhile, so its owner finishing it at the same time waits and then finds the copy.
+    /// Copies a started job's outputs into it and frees its request. The job stays locked
+    /// meanwhile, so an owner reading its slot at the same time waits and then finds the copy.
     fn harvest(&self, job: &Job) {
-        let mut state = lock(&job.0);
-        let JobState::Running(mut request, keep) = std::mem::replace(&mut *state, JobState::Closed)
-        else {
-            return;
+        let mut inner = lock(&job.0);
+        let request = match std::mem::replace(&mut inner.state, JobState::Closed) {
+            JobState::Running(mut request, keeps) => {
+                let waited = request.wait().map_err(|e| e.to_string());
+                drop(keeps);
+                inner.state = JobState::Copied(waited.and_then(|()| self.copy(&request)));
+                request
+            }
+            JobState::Done(request) => {
+                inner.state = JobState::Copied(self.copy(&request));
+                request
+            }
+            other => {
+                inner.state = other;
+                return;
+            }
         };
-        let waited = request.wait();
-        drop(keep);
-        let outputs = waited.map_err(|e| e.to_string()).and_then(|_| {
-            (0..self.outputs)
-                .map(|i| {
-                    let (shape, data) = request.output_f32(i).map_err(|e| e.to_string())?;
-                    Ok((shape, data.to_vec()))
-                })
-                .collect()
-        });
-        *state = JobState::Harvested(outputs);
-        drop(state);
+        drop(inner);
         self.release(request);
     }
 
-    /// Waits for the owner's job to end: the request (outputs in place, to be released by the
-    /// caller) or the outputs a harvest copied.
-    pub fn finish(&self, job: &Arc<Job>) -> Result<Finished, String> {
-        self.forget(job);
-        let state = std::mem::replace(&mut *lock(&job.0), JobState::Closed);
-        match state {
-            JobState::Running(mut request, keep) => match request.wait().map(|_| drop(keep)) {
-                Ok(()) => Ok(Finished::Request(request)),
-                Err(e) => {
-                    self.release(request);
-                    Err(e.to_string())
-                }
-            },
-            JobState::Harvested(outputs) => outputs.map(Finished::Outputs),
-            JobState::Closed => Err("the inference was already finished".into()),
-        }
+    fn copy(&self, request: &InferRequest) -> Result<Outputs, String> {
+        (0..self.slot_shapes.len())
+            .map(|i| {
+                let (shape, data) = request.output_f32(i).map_err(|e| e.to_string())?;
+                Ok((shape, data.to_vec()))
+            })
+            .collect()
     }
 
-    /// Ends a job whose results are not wanted (flush, stop).
-    pub fn discard(&self, job: &Arc<Job>) {
-        self.forget(job);
-        if let JobState::Running(mut request, keep) =
-            std::mem::replace(&mut *lock(&job.0), JobState::Closed)
+    /// Waits for the slot's inference (starting its batch if it is still taking frames) and
+    /// gives its outputs, in place or as copied by a harvest, to `read`.
+    pub fn read<R>(&self, slot: &Slot, read: impl FnOnce(&[Tensor<'_>]) -> R) -> Result<R, String> {
+        self.seal(&slot.job);
+        let mut inner = lock(&slot.job.0);
+        if let JobState::Running(..) = inner.state {
+            let JobState::Running(mut request, keeps) =
+                std::mem::replace(&mut inner.state, JobState::Closed)
+            else {
+                unreachable!("matched above");
+            };
+            match request.wait() {
+                Ok(()) => inner.state = JobState::Done(request),
+                Err(e) => {
+                    inner.state = JobState::Copied(Err(e.to_string()));
+                    drop(keeps);
+                    drop(inner);
+                    self.forget(&slot.job);
+                    self.release(request);
+                    inner = lock(&slot.job.0);
+                }
+            }
+        }
+        let result = match &inner.state {
+            JobState::Done(request) => (0..self.slot_shapes.len())
+                .map(|i| request.output_f32(i).map(|(_, data)| data).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|outputs| self.slot_view(slot.index, &outputs).map(|t| read(&t))),
+            JobState::Copied(Ok(outputs)) => {
+                let data: Vec<&[f32]> = outputs.iter().map(|(_, d)| d.as_slice()).collect();
+                self.slot_view(slot.index, &data).map(|t| read(&t))
+            }
+            JobState::Copied(Err(e)) => Err(e.clone()),
+            JobState::Filling(..) | JobState::Running(..) => Err("the inference never started".into()),
+            JobState::Closed => Err("the frame's results were already read".into()),
+        };
+        inner.unread = inner.unread.saturating_sub(1);
+        if inner.unread == 0
+            && let JobState::Done(request) = std::mem::replace(&mut inner.state, JobState::Closed)
         {
-            let _ = request.wait();
-            drop(keep);
+            drop(inner);
+            self.forget(&slot.job);
             self.release(request);
         }
+        result
     }
 
-    /// Takes a job its owner is finishing out of the harvest queue.
+    /// One slot's part of each output, with the shape of one frame's output.
+    fn slot_view<'a>(&'a self, index: usize, outputs: &[&'a [f32]]) -> Result<Vec<Tensor<'a>>, String> {
+        self.slot_shapes
+            .iter()
+            .zip(outputs)
+            .map(|(shape, data)| {
+                let len: usize = shape.iter().product();
+                data.get(index * len..(index + 1) * len)
+                    .map(|data| Tensor { shape, data })
+                    .ok_or_else(|| {
+                        format!(
+                            "an output holds {} values, too few for frame {index} of a batch of {} {shape:?}",
+                            data.len(),
+                            self.batch
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// Ends a slot whose results are not wanted (flush, stop).
+    pub fn discard(&self, slot: &Slot) {
+        let _ = self.read(slot, |_| ());
+    }
+
+    /// Takes a job whose request goes back out of the harvest queue.
     fn forget(&self, job: &Arc<Job>) {
         lock(&self.pool).running.retain(|j| !Arc::ptr_eq(j, job));
     }
@@ -216,136 +384,146 @@ mod tests {
     use super::*;
     use crate::openvino::Core;
 
-    /// The tiny colour classifier (f32 [1,3,16,16] -> softmax of the channel means) compiled
-    /// on the CPU, in an instance of `size` requests.
-    fn instance(size: usize) -> Instance {
+    /// The tiny colour classifier (f32 [N,3,16,16] -> softmax of the channel means) compiled
+    /// on the CPU for batches of `batch`, in an instance of `size` requests.
+    fn instance(size: usize, batch: usize) -> Instance {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("models/tiny/colour_classifier.onnx");
         let core = Core::new().expect("OpenVINO runtime (run make setup)");
-        let model = core.read_model(&path).expect("tiny model (run make setup)");
+        let mut model = core.read_model(&path).expect("tiny model (run make setup)");
+        model
+            .reshape_input(&[batch as i64, 3, 16, 16])
+            .expect("reshapes");
         let compiled = core.compile(&model, "CPU", &[]).expect("compiles");
-        Instance::new(Arc::new(compiled), size, 1, "tiny".into()).expect("requests")
+        Instance::new(Arc::new(compiled), size, batch, vec![vec![1, 3]], "tiny".into())
+            .expect("requests")
     }
 
-    /// Fills the request with one colour: channel `c` at 1.0, the others at 0.
-    fn fill(request: &mut InferRequest, c: usize) {
-        let bytes = request.input_bytes().expect("input");
-        for (i, v) in bytes.chunks_exact_mut(4).enumerate() {
-            let value: f32 = if i / 256 == c { 1.0 } else { 0.0 };
-            v.copy_from_slice(&value.to_ne_bytes());
-        }
-    }
-
-    fn top(outputs: &[(Vec<usize>, Vec<f32>)]) -> usize {
-        let scores = &outputs[0].1;
-        (0..scores.len())
-            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
-            .expect("scores")
-    }
-
-    fn read(instance: &Instance, finished: Finished) -> Outputs {
-        match finished {
-            Finished::Outputs(o) => o,
-            Finished::Request(request) => {
-                let (shape, data) = request.output_f32(0).expect("output");
-                let copy = vec![(shape, data.to_vec())];
-                instance.release(request);
-                copy
+    /// Writes one colour into the slot: channel `c` at 1.0, the others at 0.
+    fn colour(c: usize) -> impl FnMut(&mut InferRequest, usize) -> Result<Option<Keep>, String> {
+        move |request, slot| {
+            let bytes = request.input_bytes().map_err(|e| e.to_string())?;
+            let len = 3 * 16 * 16 * 4;
+            let frame = &mut bytes[slot * len..(slot + 1) * len];
+            for (i, v) in frame.chunks_exact_mut(4).enumerate() {
+                let value: f32 = if i / 256 == c { 1.0 } else { 0.0 };
+                v.copy_from_slice(&value.to_ne_bytes());
             }
+            Ok(None)
         }
+    }
+
+    /// The slot's class and its output shape.
+    fn top(instance: &Instance, slot: &Slot) -> (usize, Vec<usize>) {
+        instance
+            .read(slot, |t| {
+                let scores = t[0].data;
+                let best = (0..scores.len())
+                    .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+                    .expect("scores");
+                (best, t[0].shape.to_vec())
+            })
+            .expect("reads")
+    }
+
+    fn add(instance: &Instance, c: usize) -> Slot {
+        instance.add(&mut colour(c)).expect("adds")
+    }
+
+    #[test]
+    fn batched_outputs_must_hold_one_result_per_frame() {
+        let one = vec![vec![1, 896, 16], vec![1, 1000]];
+        assert!(check_batched(&one, &[vec![4, 896, 16], vec![4, 1000]], 4).is_ok());
+        assert!(check_batched(&one, &[vec![1, 3584, 16], vec![4, 1000]], 4).is_ok());
+        let e = check_batched(&one, &[vec![1, 896, 16], vec![4, 1000]], 4).unwrap_err();
+        assert!(e.contains("output 0") && e.contains("[1, 896, 16]"), "{e}");
+        assert!(check_batched(&[vec![3, 8]], &[vec![12, 8]], 4).is_err(), "no batch axis");
     }
 
     #[test]
     fn a_job_harvested_for_another_stream_keeps_its_own_results() {
-        let instance = instance(1);
+        let instance = instance(1, 1);
         // Stream 1 starts a red frame and then stalls, holding the only request.
-        let mut request = instance.acquire();
-        fill(&mut request, 0);
-        let red = instance.start(request, None).expect("starts");
+        let red = add(&instance, 0);
+        assert!(instance.try_add(&mut colour(2)).is_none(), "no free request");
         // Stream 2 needs a request: the red job is harvested rather than waited for.
-        let mut request = instance.acquire();
-        fill(&mut request, 2);
-        let blue = instance.start(request, None).expect("starts");
-        let red = read(&instance, instance.finish(&red).expect("red"));
-        let blue = read(&instance, instance.finish(&blue).expect("blue"));
-        assert_eq!((top(&red), top(&blue)), (0, 2));
-        assert_eq!(red[0].0, vec![1, 3]);
+        let blue = add(&instance, 2);
+        assert_eq!(top(&instance, &red), (0, vec![1, 3]));
+        assert_eq!(top(&instance, &blue).0, 2);
         assert_eq!(instance.idle(), 1, "every request is back in the pool");
-        assert!(
-            instance
-                .finish(&Arc::new(Job(Mutex::new(JobState::Closed))))
-                .is_err()
-        );
+        assert!(instance.read(&red, |_| ()).is_err(), "read twice");
     }
 
     #[test]
-    fn discarded_and_finished_jobs_return_their_requests() {
-        let instance = instance(2);
-        let mut jobs = Vec::new();
-        for c in 0..2 {
-            let mut request = instance.try_acquire().expect("idle request");
-            fill(&mut request, c);
-            jobs.push(instance.start(request, None).expect("starts"));
-        }
-        assert!(instance.try_acquire().is_none());
-        for job in &jobs {
-            while !job.is_done().expect("polls") {
+    fn discarded_and_read_slots_return_their_requests() {
+        let instance = instance(2, 1);
+        let slots: Vec<Slot> = (0..2)
+            .map(|c| instance.try_add(&mut colour(c)).expect("free").expect("adds"))
+            .collect();
+        assert!(instance.try_add(&mut colour(0)).is_none());
+        for slot in &slots {
+            while !slot.is_done().expect("polls") {
                 std::thread::yield_now();
             }
         }
-        instance.discard(&jobs[0]);
-        let green = read(&instance, instance.finish(&jobs[1]).expect("green"));
-        assert_eq!(top(&green), 1);
+        instance.discard(&slots[0]);
+        assert_eq!(top(&instance, &slots[1]).0, 1);
         assert_eq!(instance.idle(), 2);
+        assert!(lock(&instance.pool).running.is_empty(), "no job left queued");
+    }
+
+    #[test]
+    fn a_failed_write_gives_the_request_back() {
+        let instance = instance(1, 1);
+        let failed = instance.add(&mut |_: &mut InferRequest, _| Err("bad frame".to_string()));
+        assert_eq!(failed.err().as_deref(), Some("bad frame"));
+        assert_eq!(instance.idle(), 1);
+        assert_eq!(top(&instance, &add(&instance, 1)).0, 1);
+    }
+
+    #[test]
+    fn a_batch_gives_each_slot_its_own_frame() {
+        let instance = instance(2, 4);
+        let colours = [2, 0, 1, 2, 1, 0, 0, 2];
+        let slots: Vec<Slot> = colours.iter().map(|&c| add(&instance, c)).collect();
         assert!(
-            lock(&instance.pool).running.is_empty(),
-            "no job left queued"
+            instance.try_add(&mut colour(0)).is_none(),
+            "two full batches started"
         );
+        let read: Vec<(usize, Vec<usize>)> = slots.iter().map(|s| top(&instance, s)).collect();
+        assert_eq!(read.iter().map(|r| r.0).collect::<Vec<_>>(), colours);
+        assert!(read.iter().all(|r| r.1 == [1, 3]), "one frame's shape");
+        assert_eq!(instance.idle(), 2);
     }
 
-    /// Another stream, in a thread, inferring colour `c` (its result is the thread's); checked
-    /// to be waiting for a request, none being free.
-    fn stream_waiting(instance: &Arc<Instance>, c: usize) -> std::thread::JoinHandle<usize> {
+    #[test]
+    fn a_partial_batch_starts_when_a_frame_is_wanted() {
+        let instance = instance(1, 4);
+        let green = add(&instance, 1);
+        let blue = add(&instance, 2);
+        assert!(!green.is_done().expect("polls"), "waits for more frames");
+        assert_eq!(top(&instance, &blue).0, 2);
+        // Started by that read: the batch takes no more frames, the next goes into a new one.
+        assert!(instance.try_add(&mut colour(0)).is_none());
+        assert_eq!(top(&instance, &green).0, 1);
+        assert_eq!(instance.idle(), 1);
+        let red = add(&instance, 0);
+        instance.discard(&red);
+        assert_eq!(instance.idle(), 1, "a discarded partial batch gives its request back");
+    }
+
+    #[test]
+    fn streams_share_a_batch() {
+        // Stream 1 adds two frames of a batch of 4, stream 2 the other two and starts it.
+        let instance = Arc::new(instance(1, 4));
+        let mine = [add(&instance, 0), add(&instance, 1)];
         let other = instance.clone();
-        let waiter = std::thread::spawn(move || {
-            let mut request = other.acquire();
-            fill(&mut request, c);
-            let job = other.start(request, None).expect("starts");
-            top(&read(&other, other.finish(&job).expect("finishes")))
+        let theirs = std::thread::spawn(move || {
+            let slots = [add(&other, 2), add(&other, 2)];
+            slots.map(|s| top(&other, &s).0)
         });
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!waiter.is_finished(), "no request was free");
-        waiter
-    }
-
-    #[test]
-    fn a_stream_waits_for_a_request_another_is_filling() {
-        let instance = Arc::new(instance(1));
-        let taken = instance.acquire();
-        let waiter = stream_waiting(&instance, 1);
-        instance.release(taken);
-        assert_eq!(waiter.join().expect("no panic"), 1);
-    }
-
-    #[test]
-    fn a_waiting_stream_harvests_the_job_the_other_starts() {
-        // Stream 1 is filling the only request when stream 2 asks for one; stream 1 then starts
-        // it and stalls (its next push blocks) without ever giving the request back.
-        let instance = Arc::new(instance(1));
-        let mut taken = instance.acquire();
-        let waiter = stream_waiting(&instance, 2);
-        fill(&mut taken, 0);
-        let red = instance.start(taken, None).expect("starts");
-        // Stream 2 goes on by harvesting the red job, and stream 1 finds its results there.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !waiter.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert!(waiter.is_finished(), "the waiting stream was never woken");
-        assert_eq!(waiter.join().expect("no panic"), 2);
-        assert_eq!(
-            top(&read(&instance, instance.finish(&red).expect("red"))),
-            0
-        );
+        assert_eq!(theirs.join().expect("no panic"), [2, 2]);
+        assert_eq!(mine.map(|s| top(&instance, &s).0), [0, 1]);
+        assert_eq!(instance.idle(), 1);
     }
 }
