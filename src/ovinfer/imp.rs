@@ -13,7 +13,8 @@ use gst_video::prelude::*;
 use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
 use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
-use super::pool::{self, Instance, Keep, Slot};
+use super::batch::BatchLayout;
+use super::pool::{Instance, Keep, Slot};
 use super::scale::Scaler;
 use super::shared::Shared;
 use super::stats::{Snapshot, Stats};
@@ -104,6 +105,8 @@ struct State {
     model_name: String,
     model_input: ModelInput,
     model_shape: ModelShape,
+    /// Where each frame's results lie in the outputs of a batch (`batch-size`).
+    layout: BatchLayout,
     decoder: DecoderKind,
     labels: Labels,
     range: InputRange,
@@ -210,26 +213,6 @@ impl OvInfer {
                 .map_err(|e| in_err(e.to_string()))?;
         }
         let output_shapes = Self::output_shapes(&model).map_err(in_err)?;
-        let batch = settings.batch_size.max(1) as usize;
-        if batch > 1 {
-            dims[0] = batch as i64;
-            let batched = model
-                .reshape_input(&dims)
-                .map_err(|e| e.to_string())
-                .and_then(|()| Self::output_shapes(&model))
-                .and_then(|batched| pool::check_batched(&output_shapes, &batched, batch));
-            if let Err(e) = batched {
-                // OpenVINO's shape inference errors run to several lines: the first one says it.
-                let e = e.lines().next().unwrap_or_default().to_string();
-                return Err(gst::error_msg!(
-                    gst::StreamError::Format,
-                    (
-                        "model {} cannot infer batches of {batch} frames ({e}): set batch-size=1",
-                        path.display()
-                    )
-                ));
-            }
-        }
         let model_shape = ModelShape {
             outputs: output_shapes,
             input_width: model_input.width,
@@ -252,6 +235,32 @@ impl OvInfer {
                 kind
             }
         };
+        let batch = settings.batch_size.max(1) as usize;
+        let layout = if batch == 1 {
+            BatchLayout::single(&model_shape.outputs)
+        } else {
+            dims[0] = batch as i64;
+            let batched = model
+                .reshape_input(&dims)
+                .map_err(|e| e.to_string())
+                .and_then(|()| Self::output_shapes(&model))
+                .and_then(|batched| {
+                    BatchLayout::new(&model_shape.outputs, &batched, batch, |i| {
+                        decoder.batch_groups(&model_shape, i)
+                    })
+                });
+            batched.map_err(|e| {
+                // OpenVINO's shape inference errors run to several lines: the first one says it.
+                let e = e.lines().next().unwrap_or_default().to_string();
+                gst::error_msg!(
+                    gst::StreamError::Format,
+                    (
+                        "model {} cannot infer batches of {batch} frames ({e}): set batch-size=1",
+                        path.display()
+                    )
+                )
+            })?
+        };
         gst::info!(
             CAT,
             imp = self,
@@ -271,6 +280,7 @@ impl OvInfer {
             model_name: model_stem(&path),
             model_input,
             model_shape,
+            layout,
             decoder,
             labels,
             range,
@@ -372,7 +382,8 @@ impl OvInfer {
         };
         let new = || {
             let outputs = state.model_shape.outputs.clone();
-            Instance::new(compiled.clone(), nireq, batch, outputs, key.clone())
+            let layout = state.layout.clone();
+            Instance::new(compiled.clone(), nireq, outputs, layout, key.clone())
         };
         let instance = match &state.settings.model_instance_id {
             None => Arc::new(new()?),

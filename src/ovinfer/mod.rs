@@ -1,5 +1,6 @@
 //! `ovinfer`: OpenVINO inference on raw video frames; results attached as meta (see `crate::meta`).
 
+pub mod batch;
 pub mod decode;
 pub mod frame;
 mod imp;

@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::batch::BatchLayout;
 use super::decode::Tensor;
 use crate::openvino::{CompiledModel, InferRequest};
 
@@ -62,23 +63,6 @@ pub struct Slot {
     index: usize,
 }
 
-/// Checks that a model run on batches of `batch` frames gives each output as `batch` frames'
-/// outputs one after the other (`one`: the shapes for one frame, `batched`: for the batch), so
-/// slots can be told apart. True for outputs of shape [N, ...], and for models that fold the
-/// batch into their next dimension (BlazeFace: [1, N*896, 16]).
-pub fn check_batched(one: &[Vec<usize>], batched: &[Vec<usize>], batch: usize) -> Result<(), String> {
-    for (i, (one, batched)) in one.iter().zip(batched).enumerate() {
-        let per_frame: usize = one.iter().product();
-        if batched.iter().product::<usize>() != batch * per_frame || one.first() != Some(&1) {
-            return Err(format!(
-                "output {i} has shape {batched:?} for a batch of {batch} and {one:?} for one \
-                 frame: it does not hold one result per frame"
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -115,9 +99,10 @@ pub struct Instance {
     pub size: usize,
     /// Frames per inference.
     pub batch: usize,
-    /// Each output's shape for one frame: a job's output holds `batch` of them, one after the
-    /// other.
+    /// Each output's shape for one frame.
     slot_shapes: Vec<Vec<usize>>,
+    /// Where each frame's values lie in a job's outputs.
+    layout: BatchLayout,
     /// What the instance was made for (model, device, hint, batch, pre-processing): elements
     /// joining it by id must match.
     pub config: String,
@@ -127,8 +112,8 @@ impl Instance {
     pub fn new(
         model: Arc<CompiledModel>,
         size: usize,
-        batch: usize,
         slot_shapes: Vec<Vec<usize>>,
+        layout: BatchLayout,
         config: String,
     ) -> Result<Self, String> {
         let idle = (0..size)
@@ -143,8 +128,9 @@ impl Instance {
             changed: Condvar::new(),
             _model: model,
             size,
-            batch: batch.max(1),
+            batch: layout.batch(),
             slot_shapes,
+            layout,
             config,
         })
     }
@@ -322,10 +308,10 @@ impl Instance {
             JobState::Done(request) => (0..self.slot_shapes.len())
                 .map(|i| request.output_f32(i).map(|(_, data)| data).map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()
-                .and_then(|outputs| self.slot_view(slot.index, &outputs).map(|t| read(&t))),
+                .and_then(|outputs| self.read_slot(slot.index, &outputs, read)),
             JobState::Copied(Ok(outputs)) => {
                 let data: Vec<&[f32]> = outputs.iter().map(|(_, d)| d.as_slice()).collect();
-                self.slot_view(slot.index, &data).map(|t| read(&t))
+                self.read_slot(slot.index, &data, read)
             }
             JobState::Copied(Err(e)) => Err(e.clone()),
             JobState::Filling(..) | JobState::Running(..) => Err("the inference never started".into()),
@@ -342,24 +328,34 @@ impl Instance {
         result
     }
 
-    /// One slot's part of each output, with the shape of one frame's output.
-    fn slot_view<'a>(&'a self, index: usize, outputs: &[&'a [f32]]) -> Result<Vec<Tensor<'a>>, String> {
-        self.slot_shapes
+    /// Gives `read` slot `index`'s part of each output (`outputs`: the whole batch's), with the
+    /// shape of one frame's output.
+    fn read_slot<R>(
+        &self,
+        index: usize,
+        outputs: &[&[f32]],
+        read: impl FnOnce(&[Tensor<'_>]) -> R,
+    ) -> Result<R, String> {
+        let frames = outputs
             .iter()
-            .zip(outputs)
-            .map(|(shape, data)| {
-                let len: usize = shape.iter().product();
-                data.get(index * len..(index + 1) * len)
-                    .map(|data| Tensor { shape, data })
-                    .ok_or_else(|| {
-                        format!(
-                            "an output holds {} values, too few for frame {index} of a batch of {} {shape:?}",
-                            data.len(),
-                            self.batch
-                        )
-                    })
+            .enumerate()
+            .map(|(i, data)| {
+                self.layout.frame(i, data, index).ok_or_else(|| {
+                    format!(
+                        "output {i} holds {} values, not the results of frame {index} of a batch of {}",
+                        data.len(),
+                        self.batch
+                    )
+                })
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let tensors: Vec<Tensor<'_>> = self
+            .slot_shapes
+            .iter()
+            .zip(&frames)
+            .map(|(shape, data)| Tensor { shape, data })
+            .collect();
+        Ok(read(&tensors))
     }
 
     /// Ends a slot whose results are not wanted (flush, stop).
@@ -395,8 +391,9 @@ mod tests {
             .reshape_input(&[batch as i64, 3, 16, 16])
             .expect("reshapes");
         let compiled = core.compile(&model, "CPU", &[]).expect("compiles");
-        Instance::new(Arc::new(compiled), size, batch, vec![vec![1, 3]], "tiny".into())
-            .expect("requests")
+        let one = vec![vec![1, 3]];
+        let layout = BatchLayout::new(&one, &[vec![batch, 3]], batch, |_| None).expect("batches");
+        Instance::new(Arc::new(compiled), size, one, layout, "tiny".into()).expect("requests")
     }
 
     /// Writes one colour into the slot: channel `c` at 1.0, the others at 0.
@@ -428,16 +425,6 @@ mod tests {
 
     fn add(instance: &Instance, c: usize) -> Slot {
         instance.add(&mut colour(c)).expect("adds")
-    }
-
-    #[test]
-    fn batched_outputs_must_hold_one_result_per_frame() {
-        let one = vec![vec![1, 896, 16], vec![1, 1000]];
-        assert!(check_batched(&one, &[vec![4, 896, 16], vec![4, 1000]], 4).is_ok());
-        assert!(check_batched(&one, &[vec![1, 3584, 16], vec![4, 1000]], 4).is_ok());
-        let e = check_batched(&one, &[vec![1, 896, 16], vec![4, 1000]], 4).unwrap_err();
-        assert!(e.contains("output 0") && e.contains("[1, 896, 16]"), "{e}");
-        assert!(check_batched(&[vec![3, 8]], &[vec![12, 8]], 4).is_err(), "no batch axis");
     }
 
     #[test]

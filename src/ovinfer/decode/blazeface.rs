@@ -25,6 +25,18 @@ fn anchor_count(config: &[(usize, usize)], w: usize, h: usize) -> usize {
         .sum()
 }
 
+/// Anchors per feature map for `n` anchors at input size `w`x`h`, if a known layout gives that
+/// count. (Run on a batch, the model folds the batch into the anchors per feature map.)
+pub fn anchor_groups(n: usize, w: usize, h: usize) -> Option<Vec<usize>> {
+    let config = CONFIGS.iter().find(|c| anchor_count(c, w, h) == n)?;
+    Some(
+        config
+            .iter()
+            .map(|&(stride, per_cell)| w.div_ceil(stride) * h.div_ceil(stride) * per_cell)
+            .collect(),
+    )
+}
+
 /// Anchor centres for `n` anchors at input size `w`x`h`, if a known layout gives that count.
 pub fn anchors(n: usize, w: usize, h: usize) -> Option<Vec<(f32, f32)>> {
     let config = CONFIGS.iter().find(|c| anchor_count(c, w, h) == n)?;
@@ -115,6 +127,8 @@ mod tests {
 
     #[test]
     fn anchor_layouts_of_both_variants() {
+        assert_eq!(anchor_groups(896, 128, 128), Some(vec![512, 384]));
+        assert_eq!(anchor_groups(2304, 192, 192), Some(vec![2304]));
         let short = anchors(896, 128, 128).unwrap();
         assert_eq!(short.len(), 896);
         assert_eq!(short[0], (0.5 / 16.0, 0.5 / 16.0));

@@ -152,6 +152,19 @@ impl DecoderKind {
         ))
     }
 
+    /// The row groups output `output` folds a batch into, when the model is known to fold it
+    /// rather than keep a batch axis (see `batch`): BlazeFace's anchors per feature map.
+    pub fn batch_groups(self, model: &ModelShape, output: usize) -> Option<Vec<usize>> {
+        match self {
+            DecoderKind::BlazeFace => blazeface::anchor_groups(
+                *model.outputs.get(output)?.get(1)?,
+                model.input_width,
+                model.input_height,
+            ),
+            _ => None,
+        }
+    }
+
     /// Decodes one inference's outputs (in model output order).
     pub fn decode(
         self,
