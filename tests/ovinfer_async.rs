@@ -379,12 +379,13 @@ fn frames_read_in_place_and_padded_frames_copied_give_the_same_detections() {
 #[test]
 fn a_live_source_is_told_how_long_frames_may_wait_inside() {
     common::init();
-    // The pipeline's LATENCY answer with a live 25 fps source and `nireq` requests.
-    let latency = |nireq: u32| -> (bool, gst::ClockTime) {
+    // The pipeline's LATENCY answer with a live 25 fps source and `nireq` requests of
+    // `batch` frames (the tiny classifier keeps a batch axis).
+    let latency = |nireq: u32, batch: u32| -> (bool, gst::ClockTime) {
         let pipeline = gst::parse::launch(&format!(
             "videotestsrc is-live=true ! video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! \
-             ovinfer model={} nireq={nireq} ! fakesink name=sink",
-            common::tiny("tiny_ssd.onnx")
+             ovinfer model={} nireq={nireq} batch-size={batch} ! fakesink name=sink",
+            common::tiny("colour_classifier.onnx")
         ))
         .expect("pipeline");
         pipeline.set_state(gst::State::Playing).expect("playing");
@@ -418,9 +419,12 @@ fn a_live_source_is_told_how_long_frames_may_wait_inside() {
         pipeline.set_state(gst::State::Null).expect("null");
         (live, min)
     };
-    let (live, one) = latency(1);
-    let (_, three) = latency(3);
+    let (live, one) = latency(1, 1);
+    let (_, three) = latency(3, 1);
+    let (_, two_of_two) = latency(2, 2);
     assert!(live);
-    // Two more frames of 40 ms may wait inside with three requests than with one.
+    // Two more frames of 40 ms may wait inside with three requests than with one; three more
+    // with two requests of two frames (a batch waits for its frames).
     assert_eq!(three - one, gst::ClockTime::from_mseconds(80));
+    assert_eq!(two_of_two - one, gst::ClockTime::from_mseconds(120));
 }

@@ -122,7 +122,10 @@ mod tests {
         let layout = BatchLayout::new(&one, &[vec![1, 6, 2]], 2, |_| Some(vec![2, 1])).unwrap();
         // Group 1 of frame 0, of frame 1; then group 2 of frame 0, of frame 1.
         let data = [0., 1., 2., 3., 10., 11., 12., 13., 4., 5., 14., 15.];
-        assert_eq!(layout.frame(0, &data, 0).unwrap()[..], [0., 1., 2., 3., 4., 5.]);
+        assert_eq!(
+            layout.frame(0, &data, 0).unwrap()[..],
+            [0., 1., 2., 3., 4., 5.]
+        );
         assert_eq!(
             layout.frame(0, &data, 1).unwrap()[..],
             [10., 11., 12., 13., 14., 15.]
@@ -136,15 +139,17 @@ mod tests {
     fn other_shapes_are_refused() {
         let one = [vec![1, 896, 16], vec![1, 1000]];
         assert!(BatchLayout::new(&one, &[vec![4, 896, 16], vec![4, 1000]], 4, |_| None).is_ok());
-        let e = BatchLayout::new(&one, &[vec![1, 3584, 16], vec![4, 1000]], 4, |_| None)
-            .unwrap_err();
+        let e =
+            BatchLayout::new(&one, &[vec![1, 3584, 16], vec![4, 1000]], 4, |_| None).unwrap_err();
         assert!(e.contains("output 0") && e.contains("[1, 3584, 16]"), "{e}");
-        let e = BatchLayout::new(&one, &[vec![1, 896, 16], vec![4, 1000]], 4, |_| None)
-            .unwrap_err();
+        let e =
+            BatchLayout::new(&one, &[vec![1, 896, 16], vec![4, 1000]], 4, |_| None).unwrap_err();
         assert!(e.contains("does not keep"), "{e}");
         assert!(
-            BatchLayout::new(&one, &[vec![1, 3584, 16], vec![4, 1000]], 4, |_| Some(vec![100]))
-                .is_err(),
+            BatchLayout::new(&one, &[vec![1, 3584, 16], vec![4, 1000]], 4, |_| Some(
+                vec![100]
+            ))
+            .is_err(),
             "groups that do not add up to the rows"
         );
         assert!(BatchLayout::new(&[vec![3, 8]], &[vec![12, 8]], 4, |_| None).is_err());

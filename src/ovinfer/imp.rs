@@ -10,10 +10,10 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
+use super::batch::BatchLayout;
 use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
 use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
-use super::batch::BatchLayout;
 use super::pool::{Instance, Keep, Slot};
 use super::scale::Scaler;
 use super::shared::Shared;
@@ -584,7 +584,10 @@ impl OvInfer {
         // latency hint's number on CPU) and no batching each frame leaves as soon as its own
         // inference is over, and the delay added is what the LATENCY query reports.
         if self.live.load(Ordering::Relaxed) {
-            let held = state.compiled.as_ref().map_or(1, |c| Self::frames_held(&c.instance));
+            let held = state
+                .compiled
+                .as_ref()
+                .map_or(1, |c| Self::frames_held(&c.instance));
             while state.pending.len() > held {
                 self.finish_oldest(state)?;
             }

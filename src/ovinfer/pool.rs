@@ -202,7 +202,10 @@ impl Instance {
         } else {
             pool.filling = Some(job.clone());
         }
-        Ok(Slot { job: job.clone(), index })
+        Ok(Slot {
+            job: job.clone(),
+            index,
+        })
     }
 
     /// Starts a filling job (the pool and the job locked by the caller). A failure to start is
@@ -306,7 +309,12 @@ impl Instance {
         }
         let result = match &inner.state {
             JobState::Done(request) => (0..self.slot_shapes.len())
-                .map(|i| request.output_f32(i).map(|(_, data)| data).map_err(|e| e.to_string()))
+                .map(|i| {
+                    request
+                        .output_f32(i)
+                        .map(|(_, data)| data)
+                        .map_err(|e| e.to_string())
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .and_then(|outputs| self.read_slot(slot.index, &outputs, read)),
             JobState::Copied(Ok(outputs)) => {
@@ -314,7 +322,9 @@ impl Instance {
                 self.read_slot(slot.index, &data, read)
             }
             JobState::Copied(Err(e)) => Err(e.clone()),
-            JobState::Filling(..) | JobState::Running(..) => Err("the inference never started".into()),
+            JobState::Filling(..) | JobState::Running(..) => {
+                Err("the inference never started".into())
+            }
             JobState::Closed => Err("the frame's results were already read".into()),
         };
         inner.unread = inner.unread.saturating_sub(1);
@@ -432,7 +442,10 @@ mod tests {
         let instance = instance(1, 1);
         // Stream 1 starts a red frame and then stalls, holding the only request.
         let red = add(&instance, 0);
-        assert!(instance.try_add(&mut colour(2)).is_none(), "no free request");
+        assert!(
+            instance.try_add(&mut colour(2)).is_none(),
+            "no free request"
+        );
         // Stream 2 needs a request: the red job is harvested rather than waited for.
         let blue = add(&instance, 2);
         assert_eq!(top(&instance, &red), (0, vec![1, 3]));
@@ -445,7 +458,12 @@ mod tests {
     fn discarded_and_read_slots_return_their_requests() {
         let instance = instance(2, 1);
         let slots: Vec<Slot> = (0..2)
-            .map(|c| instance.try_add(&mut colour(c)).expect("free").expect("adds"))
+            .map(|c| {
+                instance
+                    .try_add(&mut colour(c))
+                    .expect("free")
+                    .expect("adds")
+            })
             .collect();
         assert!(instance.try_add(&mut colour(0)).is_none());
         for slot in &slots {
@@ -456,7 +474,10 @@ mod tests {
         instance.discard(&slots[0]);
         assert_eq!(top(&instance, &slots[1]).0, 1);
         assert_eq!(instance.idle(), 2);
-        assert!(lock(&instance.pool).running.is_empty(), "no job left queued");
+        assert!(
+            lock(&instance.pool).running.is_empty(),
+            "no job left queued"
+        );
     }
 
     #[test]
@@ -496,7 +517,11 @@ mod tests {
         assert_eq!(instance.idle(), 1);
         let red = add(&instance, 0);
         instance.discard(&red);
-        assert_eq!(instance.idle(), 1, "a discarded partial batch gives its request back");
+        assert_eq!(
+            instance.idle(),
+            1,
+            "a discarded partial batch gives its request back"
+        );
     }
 
     #[test]
