@@ -10,13 +10,17 @@
 //! - (e) 1, 2 and 4 streams in one pipeline sharing one model instance, aggregate FPS;
 //! - (f) (b) with OpenVINO resizing the frames (`pre-process-backend=openvino`) instead of
 //!   ovinfer's scaler;
-//! - memory: RSS of a process running (c) after 1 000 and after 10 000 frames.
+//! - memory: RSS of a process running (c) after 1 000 and after 10 000 frames;
+//! - batching, on BlazeFace (the SSD IR cannot be reshaped to a batch): `batch-size=4` against
+//!   1 for benchmark_app (`-b`), for ovinfer on synthetic 128x128 frames (inference only), and
+//!   for ovinfer on bikes.mp4 (decoding included). This is what `batch-size` defaults to 1 on.
 //!
 //! This machine is shared and noisy (the same run varies by 10-20% from minute to minute), so
 //! (a)-(e) run in interleaved rounds and the ratios are of the means. It prints a table and the
 //! ratios issue 7 asks for. Run it with `make bench-inference` (or `cargo bench --bench
 //! inference`); OVLVA_BENCH_FRAMES (default 2000) and OVLVA_BENCH_ROUNDS (default 2) change the
-//! frames per run and the rounds, and OVLVA_BENCH_INFER adds ovinfer properties (e.g. "nireq=4").
+//! frames per run and the rounds, OVLVA_BENCH_INFER adds ovinfer properties (e.g. "nireq=4"), and
+//! OVLVA_BENCH_ONLY=batching runs only the batching section.
 
 mod common;
 
@@ -32,6 +36,8 @@ const VIDEO: &str = "media/bikes.mp4";
 /// Frames in bikes.mp4.
 const VIDEO_FRAMES: u64 = 250;
 const HINT: &str = "throughput";
+/// The batching runs' model: one whose outputs keep each frame's results apart in a batch.
+const BATCH_MODEL: &str = "models/blazeface/face_detection_short_range.tflite";
 
 fn root(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
@@ -157,9 +163,11 @@ fn streams(n: usize, tail: &str) -> String {
         .collect()
 }
 
-fn benchmark_app(seconds: u32) -> f64 {
+fn benchmark_app(model: &str, batch: u32, seconds: u32) -> f64 {
     let out = Command::new(root(".venv/bin/benchmark_app"))
-        .args(["-m", &root(MODEL), "-d", "CPU", "-hint", HINT, "-t"])
+        .args(["-m", &root(model), "-d", "CPU", "-hint", HINT, "-b"])
+        .arg(batch.to_string())
+        .arg("-t")
         .arg(seconds.to_string())
         .output()
         .expect("benchmark_app runs (make setup installs it)");
@@ -212,6 +220,10 @@ fn main() {
     let rounds = env("OVLVA_BENCH_ROUNDS", 2).max(1);
     let loops = frames.div_ceil(VIDEO_FRAMES);
     let total = loops * VIDEO_FRAMES;
+    if std::env::var("OVLVA_BENCH_ONLY").is_ok_and(|v| v == "batching") {
+        batching(rounds, loops);
+        return;
+    }
     println!(
         "SSD-MobileNet-v2 IR; bikes.mp4 (640x272 H.264) looped {loops}x = {total} frames per run; \
          performance-hint={HINT}; {} cores; {rounds} rounds, runs interleaved",
@@ -223,7 +235,7 @@ fn main() {
         println!("round {round}");
         for (i, name) in RUNS.iter().enumerate() {
             let value = match i {
-                0 => benchmark_app(15),
+                0 => benchmark_app(MODEL, 1, 15),
                 1 => looped(&streams(1, ""), 1, loops, &[]).fps(),
                 2 => looped(&streams(1, overlay_json), 1, loops, &[]).fps(),
                 3 => python_loop(total),
@@ -285,6 +297,68 @@ fn main() {
             (last as f64 / first as f64 - 1.0) * 100.0,
             memory.frames,
             memory.fps()
+        );
+    }
+    println!();
+    batching(rounds, loops);
+}
+
+/// The batching runs: batch-size 4 against 1, interleaved, on BlazeFace.
+fn batching(rounds: u64, loops: u64) {
+    let infer = |batch: u32| {
+        format!(
+            "ovinfer name=i0 model={} performance-hint={HINT} batch-size={batch}",
+            root(BATCH_MODEL)
+        )
+    };
+    let synthetic = |batch: u32| {
+        format!(
+            "videotestsrc num-buffers=6000 pattern=snow ! video/x-raw,format=RGB,width=128,height=128 ! \
+             queue ! {} ! fakesink",
+            infer(batch)
+        )
+    };
+    let video = |batch: u32| {
+        format!(
+            "filesrc location={} ! decodebin ! videoconvert ! queue ! {} ! fakesink",
+            root(VIDEO),
+            infer(batch)
+        )
+    };
+    let runs: [(&str, &dyn Fn(u32) -> f64); 3] = [
+        ("benchmark_app -b", &|b| benchmark_app(BATCH_MODEL, b, 10)),
+        ("ovinfer, 128x128 test frames", &|b| {
+            looped(&synthetic(b), 1, 1, &[]).fps()
+        }),
+        ("ovinfer, bikes.mp4 decoded", &|b| {
+            looped(&video(b), 1, loops, &[]).fps()
+        }),
+    ];
+    println!("batching: BlazeFace short range, batch-size 1 and 4, {rounds} rounds interleaved");
+    let mut fps = vec![(Vec::new(), Vec::new()); runs.len()];
+    for _ in 0..rounds {
+        for (i, (_, run)) in runs.iter().enumerate() {
+            fps[i].0.push(run(1));
+            fps[i].1.push(run(4));
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "{:<32} {:>9} {:>9} {:>10}",
+        "run", "batch 1", "batch 4", "4/1"
+    );
+    for (i, (name, _)) in runs.iter().enumerate() {
+        let (one, four) = (mean(&fps[i].0), mean(&fps[i].1));
+        let each: Vec<String> = fps[i]
+            .0
+            .iter()
+            .zip(&fps[i].1)
+            .map(|(a, b)| format!("{:.2}", b / a))
+            .collect();
+        println!(
+            "{name:<32} {one:>9.1} {four:>9.1} {:>10.2}  (per round {})",
+            four / one,
+            each.join(" ")
         );
     }
 }
