@@ -881,7 +881,7 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecUInt64::builder("inferences")
                     .nick("Inferences")
-                    .blurb("Inferences run since the element started")
+                    .blurb("Frames inferred since the element started (fewer than frames with interval; with batch-size, several per inference)")
                     .read_only()
                     .build(),
                 glib::ParamSpecDouble::builder("fps")
