@@ -132,6 +132,12 @@ pub struct OvInfer {
     /// Whether upstream is live (from the LATENCY query): frames then leave as soon as the
     /// pool allows, instead of when the next frame comes.
     live: AtomicBool,
+    /// The time inside the element beyond the frames held that the LATENCY answer included
+    /// (live only): the warm-up inference's time, raised when measured frames take longer.
+    processing: Mutex<Duration>,
+    /// A LATENCY message is due (posted once the state is unlocked: a synchronous bus handler
+    /// may query the element's latency at once).
+    latency_changed: AtomicBool,
 }
 
 /// One OpenVINO core for the whole process (it is thread-safe and caches device plugins).
@@ -618,6 +624,49 @@ impl OvInfer {
             .unwrap_or(gst::ClockTime::ZERO)
     }
 
+    /// The time a live frame's own inference adds: the instance's warm-up inference time at
+    /// first, then what the frames measured if that is longer (see `check_latency`).
+    fn processing_latency(&self) -> gst::ClockTime {
+        let warm_up = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|s| s.compiled.as_ref())
+            .map_or(Duration::ZERO, |c| c.instance.inference_time);
+        let mut processing = self.processing.lock().unwrap_or_else(|e| e.into_inner());
+        *processing = (*processing).max(warm_up + warm_up / 4);
+        gst::ClockTime::from_nseconds(processing.as_nanos() as u64)
+    }
+
+    /// Live: every `LATENCY_CHECK` inferred frames, when the 99th percentile of the time frames
+    /// spent inside exceeds what the LATENCY answer said by more than 10% (the machine is
+    /// busier than at the warm-up, a shared instance is loaded), raises it with 10% to spare and
+    /// has a LATENCY message posted, so that the pipeline asks again and live sinks do not find
+    /// frames late. It never lowers it: a pipeline's latency should not flap.
+    fn check_latency(&self, inferences: u64) {
+        const LATENCY_CHECK: u64 = 32;
+        if !self.live.load(Ordering::Relaxed) || !inferences.is_multiple_of(LATENCY_CHECK) {
+            return;
+        }
+        let p99 = self.snapshot().latency_p99;
+        {
+            let mut processing = self.processing.lock().unwrap_or_else(|e| e.into_inner());
+            if p99 <= *processing + *processing / 10 {
+                return;
+            }
+            *processing = p99 + p99 / 10;
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "frames take up to {:.1} ms inside (99th percentile): asking the pipeline to \
+             recompute its latency",
+            p99.as_secs_f64() * 1000.0
+        );
+        self.latency_changed.store(true, Ordering::Relaxed);
+    }
+
     /// Waits for the oldest frame's inference, attaches its results and moves it to `ready`.
     fn finish_oldest(&self, state: &mut State) -> Result<(), String> {
         let Some(Pending {
@@ -640,10 +689,14 @@ impl OvInfer {
                 .map_err(|e| format!("frame {frame}: {e}"))?;
         }
         state.ready.push_back(buffer);
-        self.stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .left(inferred.then(|| arrived.elapsed()));
+        let inferences = {
+            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.left(inferred.then(|| arrived.elapsed()));
+            stats.inferences()
+        };
+        if inferred {
+            self.check_latency(inferences);
+        }
         self.maybe_post_stats(state.settings.stats_interval, false);
         Ok(())
     }
@@ -1079,6 +1132,8 @@ impl BaseTransformImpl for OvInfer {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats::default();
         *self.last_post.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.live.store(false, Ordering::Relaxed);
+        *self.processing.lock().unwrap_or_else(|e| e.into_inner()) = Duration::ZERO;
+        self.latency_changed.store(false, Ordering::Relaxed);
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         Ok(())
     }
@@ -1127,8 +1182,14 @@ impl BaseTransformImpl for OvInfer {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let n = state.frames;
-        if let Err(e) = self.submit(state, buffer) {
-            drop(guard);
+        let submitted = self.submit(state, buffer);
+        drop(guard);
+        if self.latency_changed.swap(false, Ordering::Relaxed) {
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+        if let Err(e) = submitted {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Failed,
@@ -1189,7 +1250,8 @@ impl BaseTransformImpl for OvInfer {
             self.push_all();
         }
         let answered = BaseTransformImplExt::parent_query(self, direction, query);
-        // LATENCY: with a live source, add the frames that may wait inside for their turn.
+        // LATENCY: with a live source, add the frames that may wait inside for their turn, and
+        // the time of a frame's own inference.
         if answered
             && direction == gst::PadDirection::Src
             && let gst::QueryViewMut::Latency(q) = query.view_mut()
@@ -1197,9 +1259,14 @@ impl BaseTransformImpl for OvInfer {
             let (live, min, max) = q.result();
             self.live.store(live, Ordering::Relaxed);
             if live {
-                let held = self.held_latency();
-                gst::debug!(CAT, imp = self, "live: frames held up to {held}");
-                q.set(live, min + held, max.map(|m| m + held));
+                let (held, processing) = (self.held_latency(), self.processing_latency());
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "live: frames held up to {held}, inference {processing}"
+                );
+                let added = held + processing;
+                q.set(live, min + added, max.map(|m| m + added));
             }
         }
         answered

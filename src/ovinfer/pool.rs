@@ -18,6 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::batch::BatchLayout;
 use super::decode::Tensor;
@@ -106,6 +107,9 @@ pub struct Instance {
     /// What the instance was made for (model, device, hint, batch, pre-processing): elements
     /// joining it by id must match.
     pub config: String,
+    /// How long one inference took when the instance was made (the second of two, the first
+    /// one paying OpenVINO's lazy set-up): what a frame's inference is expected to take.
+    pub inference_time: Duration,
 }
 
 impl Instance {
@@ -116,9 +120,21 @@ impl Instance {
         layout: BatchLayout,
         config: String,
     ) -> Result<Self, String> {
-        let idle = (0..size)
+        let mut idle = (0..size)
             .map(|_| model.create_request().map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
+        // Warm-up: the first frame does not pay for the first inference, and the time of one is
+        // known before any frame comes (whatever the tensor holds: the outputs are not read).
+        let mut inference_time = Duration::ZERO;
+        if let Some(request) = idle.first_mut() {
+            for _ in 0..2 {
+                let started = Instant::now();
+                request
+                    .infer()
+                    .map_err(|e| format!("the warm-up inference failed: {e}"))?;
+                inference_time = started.elapsed();
+            }
+        }
         Ok(Instance {
             pool: Mutex::new(Pool {
                 idle,
@@ -132,6 +148,7 @@ impl Instance {
             slot_shapes,
             layout,
             config,
+            inference_time,
         })
     }
 

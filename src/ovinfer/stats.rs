@@ -49,6 +49,11 @@ impl Stats {
         }
     }
 
+    /// Frames inferred so far.
+    pub fn inferences(&self) -> u64 {
+        self.inferences
+    }
+
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let elapsed = self.first.map_or(Duration::ZERO, |f| now.duration_since(f));
         let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
