@@ -682,7 +682,7 @@ impl OvInfer {
         if let Some(slot) = slot {
             let instance = &state.compiled.as_ref().ok_or("caps went away")?.instance;
             instance
-                .read(&slot, |outputs| {
+                .read(slot, |outputs| {
                     self.attach(state, outputs, buffer.make_mut(), frame)
                 })
                 .and_then(|attached| attached)
@@ -786,7 +786,7 @@ impl OvInfer {
     fn discard(state: &mut State) {
         for pending in std::mem::take(&mut state.pending) {
             if let (Some(slot), Some(compiled)) = (pending.slot, state.compiled.as_ref()) {
-                compiled.instance.discard(&slot);
+                compiled.instance.discard(slot);
             }
         }
         state.ready.clear();
@@ -1156,6 +1156,9 @@ impl BaseTransformImpl for OvInfer {
         if state.compiled.as_ref().is_some_and(|c| c.info == info) {
             return Ok(());
         }
+        // Frames still inside (only if draining them before the CAPS event failed) belong to
+        // the old instance: they go with it.
+        Self::discard(state);
         state.compiled = None;
         match self.compile(state, &info) {
             Ok(compiled) => {

@@ -201,11 +201,13 @@ impl Instance {
             Ok(keep) => keeps.extend(keep),
             Err(e) => {
                 if index == 0 {
-                    // A new job: nothing else is in it, the request goes back.
+                    // A new job: nothing else is in it, the request goes back (and another
+                    // waiting element may take it).
                     if let JobState::Filling(request, _) =
                         std::mem::replace(&mut inner.state, JobState::Closed)
                     {
                         pool.idle.push(request);
+                        self.changed.notify_all();
                     }
                 }
                 return Err(e);
@@ -217,6 +219,10 @@ impl Instance {
             pool.filling = None;
             self.start(pool, &job, &mut inner);
         } else {
+            if pool.filling.is_none() {
+                // Free slots: every waiting element can add its frame.
+                self.changed.notify_all();
+            }
             pool.filling = Some(job.clone());
         }
         Ok(Slot {
@@ -228,10 +234,13 @@ impl Instance {
     /// Starts a filling job (the pool and the job locked by the caller). A failure to start is
     /// its slots' result.
     fn start(&self, pool: &mut Pool, job: &Arc<Job>, inner: &mut JobInner) {
+        if !matches!(inner.state, JobState::Filling(..)) {
+            return;
+        }
         let JobState::Filling(mut request, keeps) =
             std::mem::replace(&mut inner.state, JobState::Closed)
         else {
-            return;
+            unreachable!("matched above");
         };
         match request.start() {
             Ok(()) => {
@@ -244,28 +253,31 @@ impl Instance {
                 inner.state = JobState::Copied(Err(e.to_string()));
                 drop(keeps);
                 pool.idle.push(request);
-                self.changed.notify_one();
+                self.changed.notify_all();
             }
         }
     }
 
     /// Starts the job if it is still taking frames: a partial batch, because one of its frames
-    /// is wanted now.
+    /// is wanted now. Only the instance's filling job can be taking frames, so another job is
+    /// left alone at once (its lock may be held by a reader waiting for its inference, and the
+    /// pool must not wait for that).
     fn seal(&self, job: &Arc<Job>) {
         let mut pool = lock(&self.pool);
-        let mut inner = lock(&job.0);
-        if matches!(inner.state, JobState::Filling(..)) {
-            if pool.filling.as_ref().is_some_and(|f| Arc::ptr_eq(f, job)) {
-                pool.filling = None;
-            }
-            self.start(&mut pool, job, &mut inner);
+        if !pool.filling.as_ref().is_some_and(|f| Arc::ptr_eq(f, job)) {
+            return;
         }
+        pool.filling = None;
+        let mut inner = lock(&job.0);
+        self.start(&mut pool, job, &mut inner);
     }
 
     /// Gives a request back to the pool.
     fn release(&self, request: InferRequest) {
         lock(&self.pool).idle.push(request);
-        self.changed.notify_one();
+        // All: the one woken could fail to write its frame, or take a free slot of a batch
+        // another element starts with this request, and leave the others asleep.
+        self.changed.notify_all();
     }
 
     /// Copies a started job's outputs into it and frees its request. The job stays locked
@@ -303,7 +315,7 @@ impl Instance {
 
     /// Waits for the slot's inference (starting its batch if it is still taking frames) and
     /// gives its outputs, in place or as copied by a harvest, to `read`.
-    pub fn read<R>(&self, slot: &Slot, read: impl FnOnce(&[Tensor<'_>]) -> R) -> Result<R, String> {
+    pub fn read<R>(&self, slot: Slot, read: impl FnOnce(&[Tensor<'_>]) -> R) -> Result<R, String> {
         self.seal(&slot.job);
         let mut inner = lock(&slot.job.0);
         if let JobState::Running(..) = inner.state {
@@ -386,7 +398,7 @@ impl Instance {
     }
 
     /// Ends a slot whose results are not wanted (flush, stop).
-    pub fn discard(&self, slot: &Slot) {
+    pub fn discard(&self, slot: Slot) {
         let _ = self.read(slot, |_| ());
     }
 
@@ -438,7 +450,7 @@ mod tests {
     }
 
     /// The slot's class and its output shape.
-    fn top(instance: &Instance, slot: &Slot) -> (usize, Vec<usize>) {
+    fn top(instance: &Instance, slot: Slot) -> (usize, Vec<usize>) {
         instance
             .read(slot, |t| {
                 let scores = t[0].data;
@@ -465,10 +477,9 @@ mod tests {
         );
         // Stream 2 needs a request: the red job is harvested rather than waited for.
         let blue = add(&instance, 2);
-        assert_eq!(top(&instance, &red), (0, vec![1, 3]));
-        assert_eq!(top(&instance, &blue).0, 2);
+        assert_eq!(top(&instance, red), (0, vec![1, 3]));
+        assert_eq!(top(&instance, blue).0, 2);
         assert_eq!(instance.idle(), 1, "every request is back in the pool");
-        assert!(instance.read(&red, |_| ()).is_err(), "read twice");
     }
 
     #[test]
@@ -488,8 +499,9 @@ mod tests {
                 std::thread::yield_now();
             }
         }
-        instance.discard(&slots[0]);
-        assert_eq!(top(&instance, &slots[1]).0, 1);
+        let [first, second] = <[Slot; 2]>::try_from(slots).ok().expect("two slots");
+        instance.discard(first);
+        assert_eq!(top(&instance, second).0, 1);
         assert_eq!(instance.idle(), 2);
         assert!(
             lock(&instance.pool).running.is_empty(),
@@ -503,7 +515,7 @@ mod tests {
         let failed = instance.add(&mut |_: &mut InferRequest, _| Err("bad frame".to_string()));
         assert_eq!(failed.err().as_deref(), Some("bad frame"));
         assert_eq!(instance.idle(), 1);
-        assert_eq!(top(&instance, &add(&instance, 1)).0, 1);
+        assert_eq!(top(&instance, add(&instance, 1)).0, 1);
     }
 
     #[test]
@@ -515,7 +527,7 @@ mod tests {
             instance.try_add(&mut colour(0)).is_none(),
             "two full batches started"
         );
-        let read: Vec<(usize, Vec<usize>)> = slots.iter().map(|s| top(&instance, s)).collect();
+        let read: Vec<(usize, Vec<usize>)> = slots.into_iter().map(|s| top(&instance, s)).collect();
         assert_eq!(read.iter().map(|r| r.0).collect::<Vec<_>>(), colours);
         assert!(read.iter().all(|r| r.1 == [1, 3]), "one frame's shape");
         assert_eq!(instance.idle(), 2);
@@ -527,18 +539,46 @@ mod tests {
         let green = add(&instance, 1);
         let blue = add(&instance, 2);
         assert!(!green.is_done().expect("polls"), "waits for more frames");
-        assert_eq!(top(&instance, &blue).0, 2);
+        assert_eq!(top(&instance, blue).0, 2);
         // Started by that read: the batch takes no more frames, the next goes into a new one.
         assert!(instance.try_add(&mut colour(0)).is_none());
-        assert_eq!(top(&instance, &green).0, 1);
+        assert_eq!(top(&instance, green).0, 1);
         assert_eq!(instance.idle(), 1);
         let red = add(&instance, 0);
-        instance.discard(&red);
+        instance.discard(red);
         assert_eq!(
             instance.idle(),
             1,
             "a discarded partial batch gives its request back"
         );
+    }
+
+    #[test]
+    fn a_reader_waiting_on_its_batch_does_not_hold_up_the_instance() {
+        let instance = Arc::new(instance(2, 2));
+        let (red, green) = (add(&instance, 0), add(&instance, 1));
+        // One stream decodes its frame slowly, holding the job; another wants its own frame of
+        // that job; a third adds a frame to the free request meanwhile.
+        let slow = instance.clone();
+        let reader = std::thread::spawn(move || {
+            slow.read(red, |_| {
+                std::thread::sleep(std::time::Duration::from_millis(600))
+            })
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let other = instance.clone();
+        let waiting = std::thread::spawn(move || top(&other, green).0);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        let blue = instance.try_add(&mut colour(2)).expect("a free request");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(300),
+            "waited {:?} for the other streams' job",
+            started.elapsed()
+        );
+        assert!(reader.join().expect("no panic").is_ok());
+        assert_eq!(waiting.join().expect("no panic"), 1);
+        assert_eq!(top(&instance, blue.expect("adds")).0, 2);
     }
 
     #[test]
@@ -549,10 +589,10 @@ mod tests {
         let other = instance.clone();
         let theirs = std::thread::spawn(move || {
             let slots = [add(&other, 2), add(&other, 2)];
-            slots.map(|s| top(&other, &s).0)
+            slots.map(|s| top(&other, s).0)
         });
         assert_eq!(theirs.join().expect("no panic"), [2, 2]);
-        assert_eq!(mine.map(|s| top(&instance, &s).0), [0, 1]);
+        assert_eq!(mine.map(|s| top(&instance, s).0), [0, 1]);
         assert_eq!(instance.idle(), 1);
     }
 }
