@@ -360,7 +360,7 @@ impl OvInfer {
             state.decoder,
         );
         let hint = state.settings.performance_hint.openvino_name();
-        let batch = state.settings.batch_size.max(1) as usize;
+        let batch = state.layout.batch();
         let key = format!(
             "{}|{}|{hint}|batch {batch}|{pre:?}",
             state.path.display(),
@@ -624,18 +624,11 @@ impl OvInfer {
             .unwrap_or(gst::ClockTime::ZERO)
     }
 
-    /// The time a live frame's own inference adds: the instance's warm-up inference time at
-    /// first, then what the frames measured if that is longer (see `check_latency`).
+    /// The time a live frame's own inference adds: the instance's warm-up inference time plus
+    /// 25% (set with the caps), then what the frames measured if that is longer (see
+    /// `check_latency`).
     fn processing_latency(&self) -> gst::ClockTime {
-        let warm_up = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(|s| s.compiled.as_ref())
-            .map_or(Duration::ZERO, |c| c.instance.inference_time);
-        let mut processing = self.processing.lock().unwrap_or_else(|e| e.into_inner());
-        *processing = (*processing).max(warm_up + warm_up / 4);
+        let processing = *self.processing.lock().unwrap_or_else(|e| e.into_inner());
         gst::ClockTime::from_nseconds(processing.as_nanos() as u64)
     }
 
@@ -1162,6 +1155,9 @@ impl BaseTransformImpl for OvInfer {
         state.compiled = None;
         match self.compile(state, &info) {
             Ok(compiled) => {
+                let warm_up = compiled.instance.inference_time;
+                let mut processing = self.processing.lock().unwrap_or_else(|e| e.into_inner());
+                *processing = (*processing).max(warm_up + warm_up / 4);
                 state.compiled = Some(compiled);
                 Ok(())
             }
