@@ -14,6 +14,11 @@
 //! to the pool. So an element whose stream stalls never holds requests the other streams need,
 //! and no element waits on another one's streaming thread.
 //!
+//! A frame is written (scaled or packed into its slot) with no lock held: its job's request is
+//! taken out while it is (the job is `Writing`), so streams sharing an instance prepare their
+//! frames at the same time. An element wanting that job meanwhile (for the next slot of its
+//! batch, or to start it) waits for the write.
+//!
 //! Lock order: the pool, then a job; never the pool while a job is locked.
 
 use std::collections::VecDeque;
@@ -36,6 +41,9 @@ pub type Write<'a> = dyn FnMut(&mut InferRequest, usize) -> Result<Option<Keep>,
 enum JobState {
     /// Taking frames, not started, with what its input borrows.
     Filling(InferRequest, Vec<Keep>),
+    /// A frame being written into it: the request and its borrows are with the writer, which
+    /// puts them back as `Filling` (or starts the job).
+    Writing,
     /// Started, with what its input borrows (dropped after the inference: freeing a request
     /// waits for it).
     Running(InferRequest, Vec<Keep>),
@@ -72,7 +80,7 @@ impl Slot {
     /// Whether the frame's results can be read without waiting.
     pub fn is_done(&self) -> Result<bool, String> {
         match &mut lock(&self.job.0).state {
-            JobState::Filling(..) => Ok(false),
+            JobState::Filling(..) | JobState::Writing => Ok(false),
             JobState::Running(request, _) => request.is_done().map_err(|e| e.to_string()),
             _ => Ok(true),
         }
@@ -86,13 +94,29 @@ struct Pool {
     /// Started jobs still holding their request, oldest first (jobs closed meanwhile are
     /// skipped).
     running: VecDeque<Arc<Job>>,
+    /// Jobs a frame is being written into.
+    writing: Vec<Arc<Job>>,
+}
+
+impl Pool {
+    fn is_writing(&self, job: &Arc<Job>) -> bool {
+        self.writing.iter().any(|j| Arc::ptr_eq(j, job))
+    }
+
+    /// Whether the job taking frames has a frame being written into it (the next frame waits).
+    fn filling_is_written(&self) -> bool {
+        self.filling
+            .as_ref()
+            .is_some_and(|job| self.is_writing(job))
+    }
 }
 
 /// A compiled model and its infer requests.
 pub struct Instance {
     /// Declared before the model: requests are dropped first.
     pool: Mutex<Pool>,
-    /// Signalled when a request comes back or a job starts (and so can be harvested).
+    /// Signalled when a request comes back, a job starts (and so can be harvested) or a write
+    /// ends.
     changed: Condvar,
     /// Kept alive as long as its requests.
     _model: Arc<CompiledModel>,
@@ -140,6 +164,7 @@ impl Instance {
                 idle,
                 filling: None,
                 running: VecDeque::new(),
+                writing: Vec::new(),
             }),
             changed: Condvar::new(),
             _model: model,
@@ -152,11 +177,11 @@ impl Instance {
         })
     }
 
-    /// Adds a frame (written by `write`) if a slot is free without waiting: in the batch being
-    /// filled, else in an idle request. `None`: every request is busy.
+    /// Adds a frame (written by `write`) if a slot is free without waiting for an inference: in
+    /// the batch being filled, else in an idle request. `None`: every request is busy.
     pub fn try_add(&self, write: &mut Write<'_>) -> Option<Result<Slot, String>> {
-        let mut pool = lock(&self.pool);
-        (pool.filling.is_some() || !pool.idle.is_empty()).then(|| self.add_to(&mut pool, write))
+        let pool = self.wait_for_filling(lock(&self.pool));
+        (pool.filling.is_some() || !pool.idle.is_empty()).then(|| self.add_to(pool, write))
     }
 
     /// Adds a frame (written by `write`): at once if a slot is free, else after harvesting the
@@ -165,8 +190,9 @@ impl Instance {
     pub fn add(&self, write: &mut Write<'_>) -> Result<Slot, String> {
         let mut pool = lock(&self.pool);
         loop {
+            pool = self.wait_for_filling(pool);
             if pool.filling.is_some() || !pool.idle.is_empty() {
-                return self.add_to(&mut pool, write);
+                return self.add_to(pool, write);
             }
             if let Some(job) = pool.running.pop_front() {
                 drop(pool);
@@ -178,9 +204,22 @@ impl Instance {
         }
     }
 
-    /// Writes a frame into the next slot of the filling job (a new one from an idle request
-    /// if none), and starts the job when that fills it.
-    fn add_to(&self, pool: &mut Pool, write: &mut Write<'_>) -> Result<Slot, String> {
+    /// Waits while another frame is being written into the batch being filled (never at
+    /// batch 1: a job is full with its first frame).
+    fn wait_for_filling<'a>(&self, mut pool: MutexGuard<'a, Pool>) -> MutexGuard<'a, Pool> {
+        while pool.filling_is_written() {
+            pool = self.changed.wait(pool).unwrap_or_else(|e| e.into_inner());
+        }
+        pool
+    }
+
+    /// Writes a frame into the next slot of the filling job (a new one from an idle request if
+    /// none), with no lock held while it writes, and starts the job when that fills it.
+    fn add_to(
+        &self,
+        mut pool: MutexGuard<'_, Pool>,
+        write: &mut Write<'_>,
+    ) -> Result<Slot, String> {
         let job = match &pool.filling {
             Some(job) => job.clone(),
             None => {
@@ -192,43 +231,67 @@ impl Instance {
                 })))
             }
         };
-        let mut inner = lock(&job.0);
-        let index = inner.frames;
-        let JobState::Filling(request, keeps) = &mut inner.state else {
-            return Err("the batch being filled was already started".into());
-        };
-        match write(request, index) {
-            Ok(keep) => keeps.extend(keep),
-            Err(e) => {
-                if index == 0 {
-                    // A new job: nothing else is in it, the request goes back (and another
-                    // waiting element may take it).
-                    if let JobState::Filling(request, _) =
-                        std::mem::replace(&mut inner.state, JobState::Closed)
-                    {
-                        pool.idle.push(request);
-                        self.changed.notify_all();
-                    }
+        // Reserve the slot and take the request out.
+        let (mut request, mut keeps, index) = {
+            let mut inner = lock(&job.0);
+            let (request, keeps) = match std::mem::replace(&mut inner.state, JobState::Writing) {
+                JobState::Filling(request, keeps) => (request, keeps),
+                other => {
+                    inner.state = other;
+                    return Err("the batch being filled was already started".into());
                 }
-                return Err(e);
+            };
+            inner.frames += 1;
+            pool.filling = (inner.frames < self.batch).then(|| job.clone());
+            (request, keeps, inner.frames - 1)
+        };
+        pool.writing.push(job.clone());
+        drop(pool);
+        let written = write(&mut request, index);
+        let mut pool = lock(&self.pool);
+        pool.writing.retain(|j| !Arc::ptr_eq(j, &job));
+        let mut inner = lock(&job.0);
+        let result = match written {
+            Ok(keep) => {
+                keeps.extend(keep);
+                inner.unread += 1;
+                Ok(Slot {
+                    job: job.clone(),
+                    index,
+                })
             }
-        }
-        inner.frames += 1;
-        inner.unread += 1;
-        if inner.frames == self.batch {
-            pool.filling = None;
-            self.start(pool, &job, &mut inner);
-        } else {
+            // The slot is free again (no other frame was added meanwhile: they waited).
+            Err(e) => {
+                inner.frames -= 1;
+                Err(e)
+            }
+        };
+        inner.state = JobState::Filling(request, keeps);
+        let is_filling = pool.filling.as_ref().is_some_and(|f| Arc::ptr_eq(f, &job));
+        if inner.frames == 0 {
+            // A new job whose only frame failed: the request goes back.
+            if let JobState::Filling(request, _) =
+                std::mem::replace(&mut inner.state, JobState::Closed)
+            {
+                pool.idle.push(request);
+            }
+            if is_filling {
+                pool.filling = None;
+            }
+        } else if inner.frames == self.batch {
+            self.start(&mut pool, &job, &mut inner);
+        } else if !is_filling {
+            // A failed last slot: the batch takes frames again, unless another one took its
+            // place meanwhile, and then it starts as it is.
             if pool.filling.is_none() {
-                // Free slots: every waiting element can add its frame.
-                self.changed.notify_all();
+                pool.filling = Some(job.clone());
+            } else {
+                self.start(&mut pool, &job, &mut inner);
             }
-            pool.filling = Some(job.clone());
         }
-        Ok(Slot {
-            job: job.clone(),
-            index,
-        })
+        // Elements waiting for this write, or for a free slot or request.
+        self.changed.notify_all();
+        result
     }
 
     /// Starts a filling job (the pool and the job locked by the caller). A failure to start is
@@ -264,6 +327,10 @@ impl Instance {
     /// pool must not wait for that).
     fn seal(&self, job: &Arc<Job>) {
         let mut pool = lock(&self.pool);
+        // A frame being written into it: the writer starts it if that fills it.
+        while pool.is_writing(job) {
+            pool = self.changed.wait(pool).unwrap_or_else(|e| e.into_inner());
+        }
         if !pool.filling.as_ref().is_some_and(|f| Arc::ptr_eq(f, job)) {
             return;
         }
@@ -351,7 +418,7 @@ impl Instance {
                 self.read_slot(slot.index, &data, read)
             }
             JobState::Copied(Err(e)) => Err(e.clone()),
-            JobState::Filling(..) | JobState::Running(..) => {
+            JobState::Filling(..) | JobState::Writing | JobState::Running(..) => {
                 Err("the inference never started".into())
             }
             JobState::Closed => Err("the frame's results were already read".into()),
@@ -579,6 +646,69 @@ mod tests {
         assert!(reader.join().expect("no panic").is_ok());
         assert_eq!(waiting.join().expect("no panic"), 1);
         assert_eq!(top(&instance, blue.expect("adds")).0, 2);
+    }
+
+    /// Writes `c` after `ms` milliseconds.
+    fn slowly(
+        ms: u64,
+        c: usize,
+    ) -> impl FnMut(&mut InferRequest, usize) -> Result<Option<Keep>, String> {
+        let mut write = colour(c);
+        move |request, slot| {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            write(request, slot)
+        }
+    }
+
+    #[test]
+    fn streams_write_their_frames_at_the_same_time() {
+        let instance = Arc::new(instance(2, 1));
+        let slow = instance.clone();
+        let writer = std::thread::spawn(move || {
+            let red = slow.add(&mut slowly(600, 0)).expect("adds");
+            top(&slow, red).0
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let blue = add(&instance, 2);
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(300),
+            "waited {:?} for the other stream's write",
+            started.elapsed()
+        );
+        assert_eq!(top(&instance, blue).0, 2);
+        assert_eq!(writer.join().expect("no panic"), 0);
+        assert_eq!(instance.idle(), 2);
+    }
+
+    #[test]
+    fn the_next_frame_of_a_batch_waits_for_the_write_before_it() {
+        let instance = Arc::new(instance(1, 2));
+        let slow = instance.clone();
+        let writer = std::thread::spawn(move || {
+            let red = slow.add(&mut slowly(300, 0)).expect("adds");
+            top(&slow, red).0
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Slot 1 of the same batch (slot 0 is being written): it fills and starts the batch.
+        let green = add(&instance, 1);
+        assert_eq!(top(&instance, green).0, 1);
+        assert_eq!(writer.join().expect("no panic"), 0);
+        assert_eq!(instance.idle(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_in_a_batch_frees_its_slot() {
+        let instance = instance(1, 2);
+        let red = add(&instance, 0);
+        let failed = instance.add(&mut |_: &mut InferRequest, _| Err("bad frame".to_string()));
+        assert_eq!(failed.err().as_deref(), Some("bad frame"));
+        // The slot is taken again, by a frame that fills the batch.
+        let blue = add(&instance, 2);
+        assert!(blue.is_done().is_ok());
+        assert_eq!(top(&instance, red).0, 0);
+        assert_eq!(top(&instance, blue).0, 2);
+        assert_eq!(instance.idle(), 1);
     }
 
     #[test]
