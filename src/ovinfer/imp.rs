@@ -380,9 +380,10 @@ impl OvInfer {
             .map_err(|e| format!("on device {}: {e}", state.settings.device))
         })?;
         let nireq = match state.settings.nireq {
-            0 => compiled
-                .optimal_requests()
-                .map_err(|e| e.to_string())?
+            0 => state
+                .settings
+                .performance_hint
+                .default_requests(compiled.optimal_requests().map_err(|e| e.to_string())?)
                 .clamp(1, MAX_NIREQ as usize),
             n => n as usize,
         };
@@ -952,7 +953,7 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecUInt::builder("nireq")
                     .nick("Infer requests")
-                    .blurb("Inferences in flight at once; frames still leave in order. 0 = OpenVINO's optimal number for the device and performance-hint")
+                    .blurb("Inferences in flight at once; frames still leave in order. 0 = OpenVINO's optimal number for the device and performance-hint (1 for latency on CPU), doubled for throughput so that no stream waits for an earlier frame")
                     .maximum(MAX_NIREQ)
                     .default_value(0)
                     .mutable_ready()

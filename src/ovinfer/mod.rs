@@ -87,6 +87,19 @@ impl PerformanceHint {
             PerformanceHint::Throughput => "THROUGHPUT",
         }
     }
+
+    /// Requests in flight for `nireq=0`, from OpenVINO's optimal number for the device and hint
+    /// (one per stream on CPU). With `throughput` it is doubled: frames leave in order, so with
+    /// one request per stream, a stream that finishes a later frame first sits idle until the
+    /// earlier frame is done and its request free; a second request per stream keeps every
+    /// stream fed. With `latency` it stays as OpenVINO says (1 on CPU): a live frame leaves
+    /// as soon as its own inference is over.
+    pub fn default_requests(self, optimal: usize) -> usize {
+        match self {
+            PerformanceHint::Latency => optimal,
+            PerformanceHint::Throughput => optimal * 2,
+        }
+    }
 }
 
 /// Who scales frames to the model's input size (`pre-process-backend` property).
@@ -114,4 +127,16 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         gst::Rank::NONE,
         OvInfer::static_type(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PerformanceHint;
+
+    #[test]
+    fn throughput_keeps_a_second_request_per_stream() {
+        // OpenVINO's numbers on a 2-core CPU: 1 (latency), 2 (throughput: two streams).
+        assert_eq!(PerformanceHint::Latency.default_requests(1), 1);
+        assert_eq!(PerformanceHint::Throughput.default_requests(2), 4);
+    }
 }
