@@ -18,7 +18,7 @@
 //! This machine is shared and noisy (the same run varies by 10-20% from minute to minute), so
 //! (a)-(e) run in interleaved rounds and the ratios are of the means. It prints a table and the
 //! ratios issue 7 asks for. Run it with `make bench-inference` (or `cargo bench --bench
-//! inference`); OVLVA_BENCH_FRAMES (default 2000) and OVLVA_BENCH_ROUNDS (default 2) change the
+//! inference`); OVLVA_BENCH_FRAMES (default 2000) and OVLVA_BENCH_ROUNDS (default 3) change the
 //! frames per run and the rounds, OVLVA_BENCH_INFER adds ovinfer properties (e.g. "nireq=4"), and
 //! OVLVA_BENCH_ONLY=batching runs only the batching section.
 
@@ -217,7 +217,7 @@ fn main() {
             .unwrap_or(default)
     };
     let frames = env("OVLVA_BENCH_FRAMES", 2000);
-    let rounds = env("OVLVA_BENCH_ROUNDS", 2).max(1);
+    let rounds = env("OVLVA_BENCH_ROUNDS", 3).max(1);
     let loops = frames.div_ceil(VIDEO_FRAMES);
     let total = loops * VIDEO_FRAMES;
     if std::env::var("OVLVA_BENCH_ONLY").is_ok_and(|v| v == "batching") {
