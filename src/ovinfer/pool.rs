@@ -247,7 +247,11 @@ impl Instance {
         };
         pool.writing.push(job.clone());
         drop(pool);
-        let written = write(&mut request, index);
+        // A panic in `write` must not leave the job `Writing` (every element wanting it would
+        // wait forever): it fails the frame like an error, and the request stays in the pool.
+        let written =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&mut request, index)))
+                .unwrap_or_else(|_| Err("writing the frame into the input tensor panicked".into()));
         let mut pool = lock(&self.pool);
         pool.writing.retain(|j| !Arc::ptr_eq(j, &job));
         let mut inner = lock(&job.0);
@@ -695,6 +699,24 @@ mod tests {
         assert_eq!(top(&instance, green).0, 1);
         assert_eq!(writer.join().expect("no panic"), 0);
         assert_eq!(instance.idle(), 1);
+    }
+
+    #[test]
+    fn a_panicking_write_fails_its_frame_only() {
+        let instance = instance(1, 2);
+        let red = add(&instance, 0);
+        let failed = instance.add(
+            &mut |_: &mut InferRequest, _| -> Result<Option<Keep>, String> {
+                panic!("a bug in a scaler")
+            },
+        );
+        assert!(failed.err().is_some_and(|e| e.contains("panicked")));
+        assert_eq!(
+            top(&instance, red).0,
+            0,
+            "the batch's other frame is inferred"
+        );
+        assert_eq!(instance.idle(), 1, "the request is back");
     }
 
     #[test]
