@@ -652,26 +652,26 @@ mod tests {
         assert_eq!(top(&instance, blue.expect("adds")).0, 2);
     }
 
-    /// Writes `c` after `ms` milliseconds.
-    fn slowly(
-        ms: u64,
-        c: usize,
-    ) -> impl FnMut(&mut InferRequest, usize) -> Result<Option<Keep>, String> {
-        let mut write = colour(c);
-        move |request, slot| {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-            write(request, slot)
-        }
+    /// Another stream, in a thread: adds a red frame whose writing takes `ms` milliseconds,
+    /// then reads its class.
+    fn slow_red(instance: &Arc<Instance>, ms: u64) -> std::thread::JoinHandle<usize> {
+        let instance = instance.clone();
+        std::thread::spawn(move || {
+            let mut write = colour(0);
+            let red = instance
+                .add(&mut |request: &mut InferRequest, slot| {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    write(request, slot)
+                })
+                .expect("adds");
+            top(&instance, red).0
+        })
     }
 
     #[test]
     fn streams_write_their_frames_at_the_same_time() {
         let instance = Arc::new(instance(2, 1));
-        let slow = instance.clone();
-        let writer = std::thread::spawn(move || {
-            let red = slow.add(&mut slowly(600, 0)).expect("adds");
-            top(&slow, red).0
-        });
+        let writer = slow_red(&instance, 600);
         std::thread::sleep(std::time::Duration::from_millis(100));
         let started = std::time::Instant::now();
         let blue = add(&instance, 2);
@@ -688,11 +688,7 @@ mod tests {
     #[test]
     fn the_next_frame_of_a_batch_waits_for_the_write_before_it() {
         let instance = Arc::new(instance(1, 2));
-        let slow = instance.clone();
-        let writer = std::thread::spawn(move || {
-            let red = slow.add(&mut slowly(300, 0)).expect("adds");
-            top(&slow, red).0
-        });
+        let writer = slow_red(&instance, 300);
         std::thread::sleep(std::time::Duration::from_millis(50));
         // Slot 1 of the same batch (slot 0 is being written): it fills and starts the batch.
         let green = add(&instance, 1);
