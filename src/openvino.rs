@@ -453,11 +453,12 @@ impl Model {
         }
     }
 
-    /// A new model with pre-processing from `input` to the model's own input, and every output
-    /// converted to f32.
-    pub fn with_preprocessing(&self, input: &InputPreprocessing) -> Result<Model> {
+    /// The model with pre-processing from `input` to its own input, and every output converted to
+    /// f32. It takes the model: OpenVINO builds the steps into the model itself, so a model once
+    /// pre-processed cannot be pre-processed again for other frames (read it again instead).
+    pub fn with_preprocessing(self, input: &InputPreprocessing) -> Result<Model> {
         let n_outputs = self.outputs()?.len();
-        Preprocessor::new(self)?.build(input, n_outputs)
+        Preprocessor::new(&self)?.build(input, n_outputs)
     }
 }
 

@@ -266,3 +266,56 @@ fn missing_device_is_reported() {
     );
     assert!(e.contains("NOSUCHDEVICE"), "{e}");
 }
+
+#[test]
+fn caps_changing_mid_stream_recompile_for_the_new_frames() {
+    // concat switches from red RGB 64x48 to blue I420 80x60 frames: ovinfer renegotiates and
+    // builds new pre-processing for the same model, which must start again from the model as read.
+    for backend in ["ovinfer", "openvino"] {
+        let r = run(&format!(
+            "concat name=c ! ovinfer model={} labels={} pre-process-backend={backend} \
+             ! appsink name=sink \
+             videotestsrc num-buffers=2 pattern=red ! video/x-raw,format=RGB,width=64,height=48 ! c. \
+             videotestsrc num-buffers=2 pattern=blue ! video/x-raw,format=I420,width=80,height=60 ! c.",
+            tiny("colour_classifier.onnx"),
+            tiny("colours.txt")
+        ));
+        assert!(r.errors.is_empty(), "{backend}: {}", r.error_text());
+        let labels: Vec<&str> = r
+            .frames
+            .iter()
+            .map(|f| f.classes.first().map_or("none", |c| c.label.as_str()))
+            .collect();
+        assert_eq!(labels, ["red", "red", "blue", "blue"], "{backend}");
+    }
+}
+
+#[test]
+fn ov_config_is_passed_to_openvino() {
+    // Properties OpenVINO knows change how it runs, not the results.
+    let r = run(&format!(
+        "videotestsrc num-buffers=2 pattern=green ! {CAPS} ! ovinfer model={} labels={} \
+         performance-hint=throughput ov-config=\"NUM_STREAMS=1, ENABLE_CPU_PINNING=YES\" \
+         ! appsink name=sink",
+        tiny("colour_classifier.onnx"),
+        tiny("colours.txt")
+    ));
+    assert!(r.errors.is_empty(), "{}", r.error_text());
+    assert_eq!(r.frames.len(), 2);
+    assert_eq!(r.frames[1].classes[0].label, "green");
+    // A key OpenVINO does not know reaches it, and its refusal names the key.
+    let e = error_of(
+        &format!("model={} ov-config=NO_SUCH_KEY=1", tiny("tiny_ssd.onnx")),
+        CAPS,
+    );
+    assert!(e.contains("Unsupported property NO_SUCH_KEY"), "{e}");
+}
+
+#[test]
+fn ov_config_that_is_not_key_value() {
+    let e = error_of(
+        &format!("model={} ov-config=NUM_STREAMS", tiny("tiny_ssd.onnx")),
+        CAPS,
+    );
+    assert!(e.contains("\"NUM_STREAMS\" is not KEY=VALUE"), "{e}");
+}

@@ -18,7 +18,7 @@ use super::pool::{Instance, Keep, Slot};
 use super::scale::Scaler;
 use super::shared::Shared;
 use super::stats::{Snapshot, Stats};
-use super::{DecoderChoice, ModelColorFormat, PerformanceHint, PreProcessBackend, frame};
+use super::{DecoderChoice, ModelColorFormat, PerformanceHint, PreProcessBackend, config, frame};
 use crate::meta::{self, DetectionInfo, FrameClassification};
 use crate::openvino::{self, CompiledModel, Core, InferRequest, Model, PixelFormat};
 use crate::properties::optional_string;
@@ -54,6 +54,7 @@ struct Settings {
     batch_size: u32,
     stats_interval: u32,
     model_instance_id: Option<String>,
+    ov_config: String,
 }
 
 impl Default for Settings {
@@ -73,6 +74,7 @@ impl Default for Settings {
             batch_size: 1,
             stats_interval: 0,
             model_instance_id: None,
+            ov_config: String::new(),
         }
     }
 }
@@ -99,7 +101,10 @@ struct Pending {
 
 /// Per-run state: from `start` to `stop`.
 struct State {
-    model: Model,
+    /// The shape the model's input is given before compiling (`batch-size` frames, or 1 for a
+    /// dynamic batch). Each compilation reads the model again: pre-processing changes the model
+    /// it is built on, and new caps need new pre-processing.
+    input_dims: Vec<i64>,
     /// The model file, made absolute so that equal files share one compiled model.
     path: PathBuf,
     model_name: String,
@@ -110,6 +115,8 @@ struct State {
     decoder: DecoderKind,
     labels: Labels,
     range: InputRange,
+    /// `ov-config`, parsed, with ovinfer's defaults for the device.
+    ov_config: Vec<(String, String)>,
     settings: Settings,
     compiled: Option<Compiled>,
     frames: u64,
@@ -178,6 +185,9 @@ impl OvInfer {
             ));
         }
         let range = InputRange::parse(&settings.input_range)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
+        let ov_config = config::parse(&settings.ov_config)
+            .map(|pairs| config::with_defaults(&settings.device, pairs))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         let labels = match &settings.labels {
             None => Labels::default(),
@@ -281,7 +291,7 @@ impl OvInfer {
             labels.len()
         );
         Ok(State {
-            model,
+            input_dims: dims,
             path: path.canonicalize().unwrap_or_else(|_| path.clone()),
             model_name: model_stem(&path),
             model_input,
@@ -290,6 +300,7 @@ impl OvInfer {
             decoder,
             labels,
             range,
+            ov_config,
             settings: settings.clone(),
             compiled: None,
             frames: 0,
@@ -297,6 +308,16 @@ impl OvInfer {
             ready: VecDeque::new(),
             in_place: None,
         })
+    }
+
+    /// The model read from `path`, its input reshaped to `dims` where it differs.
+    fn read_shaped(core: &Core, path: &Path, dims: &[i64]) -> openvino::Result<Model> {
+        let mut model = core.read_model(path)?;
+        let shape = model.inputs()?.first().map(|i| i.shape.clone());
+        if shape.is_none_or(|s| s.iter().map(|d| d.unwrap_or(-1)).ne(dims.iter().copied())) {
+            model.reshape_input(dims)?;
+        }
+        Ok(model)
     }
 
     /// The static shape of every model output.
@@ -362,22 +383,30 @@ impl OvInfer {
         let hint = state.settings.performance_hint.openvino_name();
         let batch = state.layout.batch();
         let key = format!(
-            "{}|{}|{hint}|batch {batch}|{pre:?}",
+            "{}|{}|{hint}|{:?}|batch {batch}|{pre:?}",
             state.path.display(),
-            state.settings.device
+            state.settings.device,
+            state.ov_config
         );
         let (compiled, reused) = COMPILED.get_or_try_insert(&key, || {
             let core = core().map_err(|e| e.to_string())?;
-            let model = state
-                .model
-                .with_preprocessing(&pre)
+            let model = Self::read_shaped(core, &state.path, &state.input_dims)
+                .and_then(|model| model.with_preprocessing(&pre))
                 .map_err(|e| e.to_string())?;
-            core.compile(
-                &model,
-                &state.settings.device,
-                &[("PERFORMANCE_HINT", hint)],
-            )
-            .map_err(|e| format!("on device {}: {e}", state.settings.device))
+            let mut properties = vec![("PERFORMANCE_HINT", hint)];
+            properties.extend(
+                state
+                    .ov_config
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            core.compile(&model, &state.settings.device, &properties)
+                .map_err(|e| {
+                    format!(
+                        "on device {} with {properties:?}: {e}",
+                        state.settings.device
+                    )
+                })
         })?;
         let nireq = match state.settings.nireq {
             0 => state
@@ -401,7 +430,7 @@ impl OvInfer {
                         "model-instance-id '{id}' is already used by an ovinfer with other \
                          settings or frames ({}), and this one needs ({key}): give it another \
                          model-instance-id, or the same model, device, performance-hint, \
-                         batch-size, pre-process-backend and frame format (and size, unless ovinfer scales \
+                         ov-config, batch-size, pre-process-backend and frame format (and size, unless ovinfer scales \
                          frames)",
                         instance.config
                     ));
@@ -412,7 +441,7 @@ impl OvInfer {
         gst::info!(
             CAT,
             imp = self,
-            "{} for {:?} {w}x{h} on {} ({hint}), {} infer requests of {batch} frames{}, {}: {pre:?}",
+            "{} for {:?} {w}x{h} on {} ({hint}, {:?}), {} infer requests of {batch} frames{}, {}: {pre:?}",
             if reused {
                 "sharing the model compiled"
             } else {
@@ -420,6 +449,7 @@ impl OvInfer {
             },
             info.format(),
             state.settings.device,
+            state.ov_config,
             instance.size,
             match &state.settings.model_instance_id {
                 Some(id) => format!(" of instance '{id}'"),
@@ -968,12 +998,17 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecString::builder("model-instance-id")
                     .nick("Model instance id")
-                    .blurb("Elements of one process with the same id share one compiled model and its pool of infer requests (one instance for many cameras); the first to start sets nireq, the others must use the same model, device, performance-hint, batch-size, pre-process-backend and frame format (and size, unless ovinfer scales frames). Unset: the element has its own requests")
+                    .blurb("Elements of one process with the same id share one compiled model and its pool of infer requests (one instance for many cameras); the first to start sets nireq, the others must use the same model, device, performance-hint, ov-config, batch-size, pre-process-backend and frame format (and size, unless ovinfer scales frames). Unset: the element has its own requests")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("pre-process-backend", PreProcessBackend::Ovinfer)
                     .nick("Pre-processing backend")
                     .blurb("Who scales frames to the model's input size: ovinfer (bilinear, while writing the input tensor; several times cheaper than OpenVINO's resize on CPU) or openvino (its pre-processing resizes; the tensor reads frames in place). Colour conversion and layout are OpenVINO's either way; frames already at the model's size are read in place either way")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("ov-config")
+                    .nick("OpenVINO config")
+                    .blurb("More OpenVINO properties to compile the model with, as \"KEY=VALUE,KEY=VALUE\" (e.g. \"ENABLE_CPU_PINNING=NO\" or \"NUM_STREAMS=3\"); OpenVINO rejects keys and values the device does not know. Elements sharing a model-instance-id must give the same. Empty: OpenVINO's defaults for the device and performance-hint, except that on CPU inference threads are not pinned to cores, as the cores are shared with the rest of the pipeline (ENABLE_CPU_PINNING=NO; give ENABLE_CPU_PINNING=YES to pin)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("performance-hint", PerformanceHint::Latency)
@@ -1019,6 +1054,7 @@ impl ObjectImpl for OvInfer {
             "nireq" => settings.nireq = value.get().unwrap_or(0),
             "batch-size" => settings.batch_size = value.get().unwrap_or(1),
             "model-instance-id" => settings.model_instance_id = optional_string(value),
+            "ov-config" => settings.ov_config = optional_string(value).unwrap_or_default(),
             "stats-interval" => settings.stats_interval = value.get().unwrap_or(0),
             _ => unreachable!("unknown property {name}"),
         }
@@ -1046,6 +1082,7 @@ impl ObjectImpl for OvInfer {
             "nireq" => s.nireq.to_value(),
             "batch-size" => s.batch_size.to_value(),
             "model-instance-id" => s.model_instance_id.to_value(),
+            "ov-config" => s.ov_config.to_value(),
             "stats-interval" => s.stats_interval.to_value(),
             "frames" => self.snapshot().frames.to_value(),
             "inferences" => self.snapshot().inferences.to_value(),

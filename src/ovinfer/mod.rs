@@ -1,6 +1,7 @@
 //! `ovinfer`: OpenVINO inference on raw video frames; results attached as meta (see `crate::meta`).
 
 pub mod batch;
+pub mod config;
 pub mod decode;
 pub mod frame;
 mod imp;
