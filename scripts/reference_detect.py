@@ -1,44 +1,64 @@
 #!/usr/bin/env python3
-"""Reference detections from OpenVINO's own Python API, decoded independently of the Rust code.
+"""Reference detections from OpenVINO's own Python API fed by OpenCV, decoded independently of
+the Rust code.
 
-Used by the real-model tests to check `ovinfer`: same labels, boxes within a few pixels.
-The image is decoded with PIL and resized by OpenVINO's Python PrePostProcessor (linear, as the
-element asks OpenVINO to); the output is decoded here in numpy, independently of the Rust decoders.
+The picture takes the path most users' Python code takes: cv2.imread (BGR), an optional crop,
+cv2.cvtColor(BGR2RGB), cv2.resize(INTER_LINEAR) to the model's size, then the model's own input
+type (u8, or f32 in [-1, 1] for BlazeFace) straight into the model, with no OpenVINO
+pre-processing. The outputs are decoded here in numpy, written separately from the Rust decoders.
 
-usage: reference_detect.py {ssd|blazeface} MODEL IMAGE [THRESHOLD]
-prints one JSON object per line: {"label_id", "confidence", "x", "y", "w", "h"} in image pixels.
+usage:
+  reference_detect.py {ssd|blazeface} MODEL IMAGE [THRESHOLD]
+      prints one JSON object per line: {"label_id", "confidence", "x", "y", "w", "h"} in pixels
+  reference_detect.py --batch CASES.json
+      CASES.json is a list of {"kind", "model", "image", "threshold", "crop": [x, y, w, h] or
+      null, "save": PATH or null}; "save" writes the (cropped) picture as PNG, exactly the pixels
+      the reference saw, for the element to read. Prints one JSON line per case:
+      {"case": INDEX, "width", "height", "detections": [...]}
 """
 import json
 import sys
 
+import cv2
 import numpy as np
 import openvino as ov
-from PIL import Image
+
+_COMPILED = {}
 
 
-def compile_with_resize(model_path, image_path, to_signed_unit):
-    """The model with OpenVINO pre-processing from the full-size RGB u8 image."""
-    img = np.asarray(Image.open(image_path).convert("RGB"), dtype=np.uint8)
-    h, w = img.shape[:2]
-    core = ov.Core()
-    model = core.read_model(model_path)
-    ppp = ov.preprocess.PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
-        .set_spatial_static_shape(h, w)
-    steps = ppp.input().preprocess()
+def compiled(model_path):
+    if model_path not in _COMPILED:
+        _COMPILED[model_path] = ov.Core().compile_model(model_path, "CPU")
+    return _COMPILED[model_path]
+
+
+def picture(image_path, crop=None):
+    """The picture as OpenCV decodes it (BGR), cropped to [x, y, w, h] if asked."""
+    img = cv2.imread(image_path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f"cannot read {image_path}")
+    if crop:
+        x, y, w, h = crop
+        if x + w > img.shape[1] or y + h > img.shape[0]:
+            raise SystemExit(f"crop {crop} outside {image_path} {img.shape[1]}x{img.shape[0]}")
+        img = img[y:y + h, x:x + w]
+    return np.ascontiguousarray(img)
+
+
+def model_input(model, bgr, to_signed_unit):
+    """The picture at the model's size, in its input type: NHWC [1, H, W, 3]."""
+    _, mh, mw, _ = model.inputs[0].shape
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    resized = cv2.resize(rgb, (mw, mh), interpolation=cv2.INTER_LINEAR)
     if to_signed_unit:  # BlazeFace: f32 in [-1, 1]
-        steps.convert_element_type(ov.Type.f32)
-    steps.resize(ov.preprocess.ResizeAlgorithm.RESIZE_LINEAR)
-    if to_signed_unit:
-        steps.mean(127.5).scale(127.5)
-    ppp.input().model().set_layout(ov.Layout("NHWC"))
-    compiled = core.compile_model(ppp.build(), "CPU")
-    return compiled, img[None], w, h
+        return (resized.astype(np.float32) / 127.5 - 1.0)[None]
+    return resized[None]
 
 
-def ssd(model_path, image, threshold):
-    model, data, w, h = compile_with_resize(model_path, image, False)
-    out = model(data)[0].reshape(-1, 7)
+def ssd(model_path, bgr, threshold):
+    model = compiled(model_path)
+    h, w = bgr.shape[:2]
+    out = model(model_input(model, bgr, False))[0].reshape(-1, 7)
     for _, cls, conf, x0, y0, x1, y1 in out:
         if conf >= threshold and cls >= 0:
             x0, x1 = np.clip([x0, x1], 0, 1) * w
@@ -65,9 +85,10 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def blazeface(model_path, image, threshold):
-    model, data, w, h = compile_with_resize(model_path, image, True)
-    res = model(data)
+def blazeface(model_path, bgr, threshold):
+    model = compiled(model_path)
+    h, w = bgr.shape[:2]
+    res = model(model_input(model, bgr, True))
     outs = {tuple(o.shape): res[o] for o in model.outputs}
     reg = outs[(1, 896, 16)][0]
     logits = outs[(1, 896, 1)][0, :, 0]
@@ -89,14 +110,32 @@ def blazeface(model_path, image, threshold):
         yield 0, float(scores[i]), (x0, y0, x1 - x0, y1 - y0)
 
 
+DECODERS = {"ssd": ssd, "blazeface": blazeface}
+
+
+def detections(kind, model_path, bgr, threshold):
+    return [{"label_id": label_id, "confidence": round(conf, 4),
+             "x": round(float(x), 1), "y": round(float(y), 1),
+             "w": round(float(bw), 1), "h": round(float(bh), 1)}
+            for label_id, conf, (x, y, bw, bh) in DECODERS[kind](model_path, bgr, threshold)]
+
+
 def main():
+    if sys.argv[1] == "--batch":
+        with open(sys.argv[2]) as f:
+            cases = json.load(f)
+        for i, case in enumerate(cases):
+            bgr = picture(case["image"], case.get("crop"))
+            if case.get("save"):
+                cv2.imwrite(case["save"], bgr)
+            found = detections(case["kind"], case["model"], bgr, case.get("threshold", 0.5))
+            print(json.dumps({"case": i, "width": bgr.shape[1], "height": bgr.shape[0],
+                              "detections": found}))
+        return
     kind, model_path, image = sys.argv[1:4]
     threshold = float(sys.argv[4]) if len(sys.argv) > 4 else 0.5
-    decode = {"ssd": ssd, "blazeface": blazeface}[kind]
-    for label_id, conf, (x, y, bw, bh) in decode(model_path, image, threshold):
-        print(json.dumps({"label_id": label_id, "confidence": round(conf, 4),
-                          "x": round(float(x), 1), "y": round(float(y), 1),
-                          "w": round(float(bw), 1), "h": round(float(bh), 1)}))
+    for d in detections(kind, model_path, picture(image), threshold):
+        print(json.dumps(d))
 
 
 if __name__ == "__main__":

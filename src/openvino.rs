@@ -590,10 +590,23 @@ impl Preprocessor {
                 "getting the pre-processing steps",
             )?;
             let steps = Guard(steps, sys::ov_preprocess_preprocess_steps_free);
-            check(
-                sys::ov_preprocess_preprocess_steps_convert_color(steps.0, model_color),
-                "adding colour conversion",
-            )?;
+            // Frames already in the model's colour need no step. Any other colour step comes
+            // with a resize: OpenVINO 2026.4 folds a channel reversal with nothing after it into
+            // the first convolution of a quantised model, and the model compiled then computes
+            // as if the channels had not been reversed (ovinfer converts such frames itself).
+            if p.format.color() != model_color {
+                if !p.resize {
+                    return Err(Error(format!(
+                        "refusing OpenVINO's colour conversion from {:?} with no resize (it \
+                         mis-compiles on quantised models): convert the frame before",
+                        p.format
+                    )));
+                }
+                check(
+                    sys::ov_preprocess_preprocess_steps_convert_color(steps.0, model_color),
+                    "adding colour conversion",
+                )?;
+            }
             if p.convert_to_f32 {
                 check(
                     sys::ov_preprocess_preprocess_steps_convert_element_type(

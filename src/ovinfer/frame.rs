@@ -1,20 +1,26 @@
-//! Frame layout for the input tensor: whether a frame's memory already is the packed layout the
-//! tensor takes (then the tensor is made over it, without a copy), else copying it plane by
-//! plane without row padding.
+//! Frames that OpenVINO pre-processes: their format as OpenVINO knows it, whether a frame's
+//! memory already is the packed layout the input tensor takes (then the tensor is made over it,
+//! without a copy), else copying it plane by plane without row padding.
 
 use crate::openvino::PixelFormat;
 
-/// The OpenVINO pixel format for a GStreamer video format, if ovinfer takes it.
-pub fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
+/// The format of `width` x `height` frames as OpenVINO's pre-processing reads them, if it can
+/// (its 4:2:0 conversions need even sizes); other frames are converted by ovinfer.
+pub fn pixel_format(
+    format: gst_video::VideoFormat,
+    width: usize,
+    height: usize,
+) -> Option<PixelFormat> {
     use gst_video::VideoFormat as F;
+    let even = width % 2 == 0 && height % 2 == 0;
     Some(match format {
         F::Rgb => PixelFormat::Rgb,
         F::Bgr => PixelFormat::Bgr,
         // The fourth byte (padding or alpha) is ignored by the conversion.
         F::Rgbx | F::Rgba => PixelFormat::Rgbx,
         F::Bgrx | F::Bgra => PixelFormat::Bgrx,
-        F::Nv12 => PixelFormat::Nv12,
-        F::I420 => PixelFormat::I420,
+        F::Nv12 if even => PixelFormat::Nv12,
+        F::I420 if even => PixelFormat::I420,
         _ => return None,
     })
 }
@@ -130,8 +136,11 @@ mod tests {
     #[test]
     fn formats() {
         use gst_video::VideoFormat as F;
-        assert_eq!(pixel_format(F::Bgra), Some(PixelFormat::Bgrx));
-        assert_eq!(pixel_format(F::Gray8), None);
+        assert_eq!(pixel_format(F::Bgra, 5, 3), Some(PixelFormat::Bgrx));
+        assert_eq!(pixel_format(F::I420, 6, 4), Some(PixelFormat::I420));
+        assert_eq!(pixel_format(F::I420, 5, 4), None);
+        assert_eq!(pixel_format(F::Nv12, 6, 3), None);
+        assert_eq!(pixel_format(F::Gray8, 6, 4), None);
         assert_eq!(
             plane_sizes(PixelFormat::I420, 4, 2),
             vec![(4, 2), (2, 1), (2, 1)]

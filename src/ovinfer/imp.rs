@@ -11,11 +11,11 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
 use super::batch::BatchLayout;
+use super::convert::{Converter, Layout, YuvMatrix};
 use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
 use super::input::{self, InputRange, ModelInput};
 use super::labels::Labels;
 use super::pool::{Instance, Keep, Slot};
-use super::scale::Scaler;
 use super::shared::Shared;
 use super::stats::{Snapshot, Stats};
 use super::{DecoderChoice, ModelColorFormat, PerformanceHint, PreProcessBackend, config, frame};
@@ -84,10 +84,11 @@ struct Compiled {
     /// This element's own, or shared by `model-instance-id`.
     instance: Arc<Instance>,
     info: gst_video::VideoInfo,
+    /// The frames' format as the input tensor takes them (when OpenVINO pre-processes them).
     format: PixelFormat,
-    /// Scales frames to the model's size while writing the input tensor
-    /// (`pre-process-backend=ovinfer` and a frame size other than the model's).
-    scaler: Option<Scaler>,
+    /// Converts frames into the model's picture while writing the input tensor, unless
+    /// OpenVINO pre-processes them (see `input::feed`).
+    converter: Option<Converter>,
 }
 
 /// A frame inside the element: waiting for its inference, or (`slot` None) skipped by
@@ -340,43 +341,39 @@ impl OvInfer {
 
     /// Compiles the model with pre-processing from the negotiated frames.
     fn compile(&self, state: &State, info: &gst_video::VideoInfo) -> Result<Compiled, String> {
-        let format = frame::pixel_format(info.format())
+        let layout = Layout::of(info.format())
             .ok_or_else(|| format!("unsupported video format {:?}", info.format()))?;
         let (w, h) = (info.width() as usize, info.height() as usize);
-        if matches!(format, PixelFormat::Nv12 | PixelFormat::I420) && (w % 2 != 0 || h % 2 != 0) {
-            return Err(format!(
-                "{:?} frames of odd size {w}x{h} cannot be converted by OpenVINO: scale to an \
-                 even size or convert to RGB before ovinfer",
-                info.format()
-            ));
-        }
         let model_size = (state.model_input.width, state.model_input.height);
-        let scaler = match state.settings.pre_process_backend {
-            PreProcessBackend::Ovinfer if (w, h) != model_size => {
-                let scaler = Scaler::new(format, (w, h), model_size);
-                if scaler.is_none() {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "{:?} {w}x{h} cannot be scaled to {}x{} by ovinfer (4:2:0 needs even \
-                         sizes): OpenVINO resizes instead",
-                        info.format(),
-                        model_size.0,
-                        model_size.1
-                    );
-                }
-                scaler
-            }
-            _ => None,
+        let model_bgr = state.settings.model_color_format == ModelColorFormat::Bgr;
+        let model_color = if model_bgr {
+            PixelFormat::Bgr
+        } else {
+            PixelFormat::Rgb
         };
-        // The tensor takes the frame as scaled by ovinfer, else as it comes.
-        let (tensor_w, tensor_h) = if scaler.is_some() { model_size } else { (w, h) };
+        let native = frame::pixel_format(info.format(), w, h);
+        let feed = input::feed(
+            state.settings.pre_process_backend,
+            native,
+            (w, h),
+            model_size,
+            model_color,
+        );
+        let (format, (tensor_w, tensor_h), converter) = match feed {
+            input::Feed::Openvino(format) => (format, (w, h), None),
+            input::Feed::Ovinfer => {
+                let matrix = YuvMatrix::of(&info.colorimetry());
+                let converter = Converter::new(layout, (w, h), model_size, matrix, model_bgr)
+                    .ok_or_else(|| format!("empty frames ({w}x{h}) cannot be inferred"))?;
+                (model_color, model_size, Some(converter))
+            }
+        };
         let pre = input::preprocessing(
             &state.model_input,
             format,
             tensor_w,
             tensor_h,
-            state.settings.model_color_format == ModelColorFormat::Bgr,
+            model_bgr,
             state.range,
             state.decoder,
         );
@@ -455,8 +452,8 @@ impl OvInfer {
                 Some(id) => format!(" of instance '{id}'"),
                 None => String::new(),
             },
-            if scaler.is_some() {
-                "ovinfer scales frames"
+            if converter.is_some() {
+                "ovinfer converts frames"
             } else {
                 "OpenVINO pre-processes frames"
             }
@@ -465,7 +462,7 @@ impl OvInfer {
             instance,
             info: info.clone(),
             format,
-            scaler,
+            converter,
         })
     }
 
@@ -501,7 +498,7 @@ impl OvInfer {
             ),
         };
         let strides: Vec<usize> = strides.iter().map(|&s| s.max(0) as usize).collect();
-        if compiled.scaler.is_none()
+        if compiled.converter.is_none()
             && batch == 1
             && buffer.n_memory() == 1
             && let Some(len) = frame::packed_len(&offsets, &strides, &sizes)
@@ -529,8 +526,8 @@ impl OvInfer {
         let dst = input
             .get_mut(slot * len..(slot + 1) * len)
             .ok_or_else(|| format!("the input tensor has no slot {slot}"))?;
-        let written = match &compiled.scaler {
-            Some(scaler) => scaler.scale(&planes, dst),
+        let written = match &compiled.converter {
+            Some(converter) => converter.convert(&planes, dst),
             None => frame::pack(&planes, &sizes, dst),
         };
         if !written {
@@ -559,7 +556,7 @@ impl OvInfer {
                 .as_ref()
                 .ok_or("no caps negotiated before the first frame")?;
             let instance = compiled.instance.clone();
-            let scaled = compiled.scaler.is_some();
+            let converted = compiled.converter.is_some();
             let mut in_place = false;
             // A free slot; with every request in flight, this element's oldest frames finish
             // first, and when it has none, the instance's oldest inference is harvested.
@@ -586,8 +583,8 @@ impl OvInfer {
                     "frame {n}: {}",
                     if in_place {
                         "the input tensor reads the frame in place (no copy)"
-                    } else if scaled {
-                        "ovinfer scales the frame into the input tensor"
+                    } else if converted {
+                        "ovinfer converts the frame into the input tensor"
                     } else {
                         "the frame is copied into the input tensor (its rows or planes are padded, or it is batched)"
                     }
@@ -1122,8 +1119,18 @@ impl ElementImpl for OvInfer {
                     F::Bgrx,
                     F::Rgba,
                     F::Bgra,
-                    F::Nv12,
+                    F::Xrgb,
+                    F::Xbgr,
+                    F::Argb,
+                    F::Abgr,
                     F::I420,
+                    F::Yv12,
+                    F::Nv12,
+                    F::Nv21,
+                    F::Yuy2,
+                    F::Uyvy,
+                    F::Yvyu,
+                    F::Gray8,
                 ])
                 .build();
             vec![

@@ -2,6 +2,7 @@
 
 use crate::openvino::{ElementType, InputPreprocessing, PixelFormat, PortInfo};
 
+use super::PreProcessBackend;
 use super::decode::DecoderKind;
 
 /// The model input as read from the model: spatial size, layout and element type.
@@ -97,6 +98,36 @@ impl InputRange {
     }
 }
 
+/// Who turns a frame into the model's picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// OpenVINO's pre-processing, from frames in this format at their own size.
+    Openvino(PixelFormat),
+    /// ovinfer's converter, into the model's channel order at the model's size.
+    Ovinfer,
+}
+
+/// Who pre-processes frames: `native` is the frame's format as OpenVINO reads it (None when it
+/// cannot), at `frame` size, for a model of `model` size taking `model_color` (RGB or BGR).
+///
+/// A frame that already is the model's picture goes to OpenVINO as it is (read in place). With
+/// `pre-process-backend=openvino`, OpenVINO converts colour only together with a resize: OpenVINO
+/// 2026.4 folds a channel reversal with no resize after it into the first convolution of a
+/// quantised model and computes as if it were not there. Everything else is ovinfer's.
+pub fn feed(
+    backend: PreProcessBackend,
+    native: Option<PixelFormat>,
+    frame: (usize, usize),
+    model: (usize, usize),
+    model_color: PixelFormat,
+) -> Feed {
+    match native {
+        Some(f) if f == model_color && frame == model => Feed::Openvino(f),
+        Some(f) if backend == PreProcessBackend::Openvino && frame != model => Feed::Openvino(f),
+        _ => Feed::Ovinfer,
+    }
+}
+
 /// Everything pre-processing needs for one caps.
 pub fn preprocessing(
     model: &ModelInput,
@@ -185,6 +216,41 @@ mod tests {
         );
         assert!(InputRange::parse("1,0").is_err());
         assert!(InputRange::parse("zero").is_err());
+    }
+
+    #[test]
+    fn openvino_converts_colour_only_with_a_resize() {
+        use PixelFormat as P;
+        use PreProcessBackend as B;
+        let (model, other) = ((300, 300), (640, 480));
+        for backend in [B::Ovinfer, B::Openvino] {
+            // The model's own picture is read as it is; nothing else is OpenVINO's with ovinfer.
+            assert_eq!(
+                feed(backend, Some(P::Rgb), model, model, P::Rgb),
+                Feed::Openvino(P::Rgb)
+            );
+            assert_eq!(
+                feed(backend, Some(P::Bgr), model, model, P::Bgr),
+                Feed::Openvino(P::Bgr)
+            );
+            // A channel reversal (or any colour step) with no resize is never OpenVINO's.
+            for f in [P::Bgr, P::Bgrx, P::Rgbx, P::Nv12, P::I420] {
+                assert_eq!(
+                    feed(backend, Some(f), model, model, P::Rgb),
+                    Feed::Ovinfer,
+                    "{f:?}"
+                );
+            }
+            assert_eq!(feed(backend, None, other, model, P::Rgb), Feed::Ovinfer);
+        }
+        assert_eq!(
+            feed(B::Ovinfer, Some(P::Rgb), other, model, P::Rgb),
+            Feed::Ovinfer
+        );
+        assert_eq!(
+            feed(B::Openvino, Some(P::Bgrx), other, model, P::Rgb),
+            Feed::Openvino(P::Bgrx)
+        );
     }
 
     #[test]

@@ -2,13 +2,13 @@
 
 pub mod batch;
 pub mod config;
+pub mod convert;
 pub mod decode;
 pub mod frame;
 mod imp;
 pub mod input;
 pub mod labels;
 pub mod pool;
-pub mod scale;
 pub mod shared;
 pub mod stats;
 
