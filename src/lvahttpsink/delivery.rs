@@ -238,7 +238,10 @@ fn deliver<T: AsRef<[u8]>>(
                     return;
                 }
                 Counters::add(&counters.retried, 1);
-                let wait = after.unwrap_or_else(|| backoff.next_delay());
+                // The back-off is the floor: a Retry-After of 0 or a date in the past must not
+                // turn into a flood of retries.
+                let floor = backoff.next_delay();
+                let wait = after.map_or(floor, |after| after.max(floor));
                 report.retrying(doc.sequence, &reason, wait);
                 if queue.sleep(wait) {
                     return;

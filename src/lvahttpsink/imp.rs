@@ -79,8 +79,10 @@ struct State {
     worker: Option<JoinHandle<()>>,
     sequence: u64,
     flush_timeout: Duration,
-    /// How long `stop` waits for a request in flight.
+    /// How long `stop` waits for a request in flight at most.
     timeout: Duration,
+    /// When the flush that started at EOS runs out: `stop` waits for the worker no longer.
+    flush_deadline: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -378,7 +380,7 @@ impl ObjectImpl for LvaHttpSink {
                     "flush-timeout",
                     "Flush timeout",
                     "At EOS, milliseconds to wait for the queue to be delivered; what is left is \
-                     counted as dropped",
+                     counted as dropped. A stop waits no longer for a request in flight",
                     0,
                     3_600_000,
                     DEFAULT_FLUSH_TIMEOUT,
@@ -537,6 +539,7 @@ impl BaseSinkImpl for LvaHttpSink {
             sequence: 0,
             flush_timeout: Duration::from_millis(u64::from(s.flush_timeout)),
             timeout,
+            flush_deadline: None,
         });
         Ok(())
     }
@@ -546,16 +549,26 @@ impl BaseSinkImpl for LvaHttpSink {
         if let Some(queue) = self.queue() {
             let lost = queue.stop();
             if lost > 0 {
-                gst::warning!(
-                    CAT,
-                    imp = self,
-                    "stopped with {lost} documents undelivered (counted as dropped)"
+                // A stop without EOS (or before the EOS flush was over): as documented, the
+                // loss is counted and said on the bus.
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("stopped with {lost} documents undelivered (no EOS, or before they could be \
+                      sent); counted as dropped")
                 );
             }
         }
         if let Some(mut state) = state {
-            // A request in flight ends within its timeout; do not hold the state change longer.
-            let deadline = Instant::now() + state.timeout + Duration::from_secs(1);
+            // The stop waits for a request in flight within flush-timeout, counted from EOS when
+            // the flush started there (so it is already spent), else from now; never more than
+            // the request's own timeout. A worker still in its request after that is left to
+            // end it on its own: the queue is stopped, so it exits when the request returns.
+            let now = Instant::now();
+            let deadline = state
+                .flush_deadline
+                .unwrap_or(now + state.flush_timeout)
+                .min(now + state.timeout + Duration::from_secs(1));
             if let Some(worker) = state.worker.take() {
                 while !worker.is_finished() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
@@ -563,10 +576,10 @@ impl BaseSinkImpl for LvaHttpSink {
                 if worker.is_finished() {
                     let _ = worker.join();
                 } else {
-                    gst::warning!(
+                    gst::info!(
                         CAT,
                         imp = self,
-                        "the delivery thread is still in a request; leaving it"
+                        "the delivery thread is still in a request; it ends within timeout on its own"
                     );
                 }
             }
@@ -605,8 +618,11 @@ impl BaseSinkImpl for LvaHttpSink {
                 .state
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .map(|s| s.flush_timeout)
+                .as_mut()
+                .map(|s| {
+                    s.flush_deadline = Some(Instant::now() + s.flush_timeout);
+                    s.flush_timeout
+                })
                 .unwrap_or_default();
             if let Some(queue) = self.queue()
                 && !queue.wait_drained(flush_timeout)

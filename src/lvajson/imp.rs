@@ -166,7 +166,8 @@ impl ObjectImpl for LvaJson {
                 counter(
                     "dropped",
                     "Results left out since start because they cannot be written (a NaN or \
-                     infinite confidence or box, an unknown result type)",
+                     infinite confidence or box, a confidence outside 0..1, an unknown result \
+                     type)",
                 ),
             ]
         });

@@ -7,7 +7,9 @@
 //!   the `object_id` structure → `entity.id`.
 //! * Whole-frame results → `classification`, `motion`, `text`, `event` or `other`.
 //!
-//! Results with a non-finite confidence or box are left out and reported in [`Mapped::dropped`].
+//! Results with a non-finite confidence or box, or a confidence outside 0..1 (the schema's range;
+//! a finite f64 too large for the document's f32 is outside it too), are left out and reported
+//! in [`Mapped::dropped`].
 
 use super::Extensions;
 use super::document::{
@@ -119,6 +121,16 @@ fn finite(what: &str, v: f64) -> Result<f64, String> {
     }
 }
 
+/// A confidence for the document: finite and within 0..1, else the reason it is left out.
+fn confidence(what: &str, v: f64) -> Result<f32, String> {
+    let v = finite(what, v)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v as f32)
+    } else {
+        Err(format!("{what} is {v}, outside 0..1"))
+    }
+}
+
 fn corners(what: &str, b: [f64; 4]) -> Result<Rect, String> {
     for v in b {
         finite(&format!("the box of {what}"), v)?;
@@ -135,11 +147,8 @@ fn entity(roi: &Roi, facts: &FrameFacts, dropped: &mut Vec<String>) -> Result<Pe
                 d.label.clone()
             };
             let what = format!("'{value}'");
-            let confidence = finite(&format!("the confidence of {what}"), d.confidence)?;
-            let tag = Tag {
-                value,
-                confidence: confidence as f32,
-            };
+            let confidence = confidence(&format!("the confidence of {what}"), d.confidence)?;
+            let tag = Tag { value, confidence };
             (tag, corners(&what, d.bbox)?, Some(d.model.clone()))
         }
         None => {
@@ -157,11 +166,11 @@ fn entity(roi: &Roi, facts: &FrameFacts, dropped: &mut Vec<String>) -> Result<Pe
     let mut attributes = Vec::new();
     for a in roi.attribute_infos() {
         let what = format!("the confidence of attribute '{}'", a.name);
-        match finite(&what, a.confidence.unwrap_or(1.0)) {
+        match confidence(&what, a.confidence.unwrap_or(1.0)) {
             Ok(c) => attributes.push(Attribute {
                 name: a.name,
                 value: a.label,
-                confidence: c as f32,
+                confidence: c,
             }),
             Err(reason) => dropped.push(reason),
         }
@@ -199,7 +208,7 @@ fn frame_result(s: &gst::StructureRef) -> Result<Pending, String> {
         "classification" => {
             let value = required(s, k, "label")?;
             let what = format!("the confidence of '{value}'");
-            let confidence = finite(&what, s.get::<f64>("confidence").unwrap_or(1.0))? as f32;
+            let confidence = confidence(&what, s.get::<f64>("confidence").unwrap_or(1.0))?;
             Value::Classification(Classification {
                 tag: Tag { value, confidence },
                 attributes: Vec::new(),

@@ -2,11 +2,47 @@
 //! (as coco_labels.txt: "0  person"). Blank lines are skipped in the second form only.
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+/// Largest labels file read (bytes): far beyond any real one (COCO's is 1 KB, ImageNet's 21k
+/// classes about 400 KB), small enough that a wrong path (`/dev/zero`, a video) fails at once.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Longest line (bytes) of a labels file.
+pub const MAX_LINE_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Labels(HashMap<i32, String>);
 
 impl Labels {
+    /// Reads and parses a labels file, refusing files over [`MAX_FILE_BYTES`], lines over
+    /// [`MAX_LINE_BYTES`] and text that is not UTF-8, with an error that says which. Never reads
+    /// more than the limit, so an endless file (`/dev/zero`) fails at once.
+    pub fn read(path: &Path) -> std::io::Result<Labels> {
+        let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+        let file = std::fs::File::open(path)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(invalid(format!(
+                "over {MAX_FILE_BYTES} bytes: not a labels file (one label per line)"
+            )));
+        }
+        if let Some((n, _)) = bytes
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .find(|(_, line)| line.len() > MAX_LINE_BYTES)
+        {
+            return Err(invalid(format!(
+                "line {} is over {MAX_LINE_BYTES} bytes: not a labels file (one label per line)",
+                n + 1
+            )));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| invalid(format!("not UTF-8 text ({e}): not a labels file")))?;
+        Ok(Labels::parse(&text))
+    }
+
     pub fn parse(text: &str) -> Labels {
         let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
         let with_id = |l: &str| -> Option<(i32, String)> {
@@ -77,6 +113,24 @@ mod tests {
         assert_eq!(l.get(9), Some("traffic light"));
         assert_eq!(l.get(5), None);
         assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn files_are_bounded_in_size_and_line_length() {
+        let dir = std::env::temp_dir().join(format!("ovlva-labels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = dir.join("ok.txt");
+        std::fs::write(&ok, "0 person\n1 bicycle\n").unwrap();
+        assert_eq!(Labels::read(&ok).unwrap().get(1), Some("bicycle"));
+        let long = dir.join("long.txt");
+        std::fs::write(&long, format!("a\n{}\n", "x".repeat(MAX_LINE_BYTES + 1))).unwrap();
+        let e = Labels::read(&long).unwrap_err().to_string();
+        assert!(e.contains("line 2 is over"), "{e}");
+        let e = Labels::read(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("over 4194304 bytes"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

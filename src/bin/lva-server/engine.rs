@@ -2,14 +2,21 @@
 //!
 //! `jpegdec|pngdec|avdec_bmp ! videoconvert ! video/x-raw,format=BGR ! ovinfer ! lvajson ! appsink`
 //!
-//! (no decoder for image/x-raw), one per worker and image kind, created on first use and reused.
-//! They share one compiled model per input size through ovinfer's process-wide cache.
+//! (no decoder for image/x-raw, and none for image/png either: PNGs are decoded in this process
+//! by the memory-safe `png` crate and pushed as raw frames, see `image::decode_png`), one per
+//! worker and image kind, created on first use and reused. They share one compiled model per
+//! input size through ovinfer's process-wide cache.
+//!
+//! `max-pixels` holds on what the decoder produces: a probe on the decoder's source pad refuses
+//! output caps over the limit, so negotiation fails before the decoder allocates a frame,
+//! whatever the image header seemed to say.
 //!
 //! A request pushes its image into the first element's sink pad from its own thread. There is no
 //! queue in the pipeline, so when the push returns the image has been decoded, inferred and turned
 //! into a document, or the decoder has refused it: every request gets a definite answer, with no
 //! timeout guessing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -72,6 +79,11 @@ struct Runner {
     seq: u64,
     /// Set when an image left the pipeline in an unknown state.
     broken: bool,
+    max_pixels: u64,
+    /// Buffers the decoder has pushed out, to tell its failures from the rest of the pipeline's.
+    decoded: Arc<AtomicU64>,
+    /// Output size the decoder asked for and was refused (over `max_pixels`).
+    oversize: Arc<Mutex<Option<(u32, u32)>>>,
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
@@ -114,7 +126,7 @@ pub fn set_from_str(element: &gst::Element, name: &str, value: &str) -> Result<(
 }
 
 impl Runner {
-    fn new(model: &ModelConfig, kind: Kind) -> Result<Runner, String> {
+    fn new(model: &ModelConfig, kind: Kind, max_pixels: u64) -> Result<Runner, String> {
         let pipeline = gst::Pipeline::with_name(&format!("{}-{kind:?}", model.name));
         let caps = match kind {
             Kind::Jpeg => Some(
@@ -122,19 +134,14 @@ impl Runner {
                     .field("parsed", true)
                     .build(),
             ),
-            Kind::Png => Some(
-                gst::Caps::builder("image/png")
-                    .field("parsed", true)
-                    .build(),
-            ),
             Kind::Bmp => Some(gst::Caps::new_empty_simple("image/bmp")),
-            Kind::Raw => None,
+            // PNG arrives decoded, as raw frames with their own caps.
+            Kind::Png | Kind::Raw => None,
         };
         let decoder = match kind {
             Kind::Jpeg => Some(make("jpegdec")?),
-            Kind::Png => Some(make("pngdec")?),
             Kind::Bmp => Some(make("avdec_bmp")?),
-            Kind::Raw => None,
+            Kind::Png | Kind::Raw => None,
         };
         if let Some(d) = &decoder
             && d.find_property("max-errors").is_some()
@@ -176,6 +183,13 @@ impl Runner {
         chain.extend([convert, filter, infer.clone(), json, sink.clone().upcast()]);
         pipeline.add_many(&chain).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|e| format!("cannot link the pipeline: {e}"))?;
+
+        let decoded = Arc::new(AtomicU64::new(0));
+        let oversize = Arc::new(Mutex::new(None));
+        if let Some(d) = &decoder {
+            let pad = d.static_pad("src").ok_or("decoder without a src pad")?;
+            guard_output(&pad, max_pixels, decoded.clone(), oversize.clone());
+        }
 
         let (tx, events) = mpsc::channel();
         let docs = tx.clone();
@@ -251,6 +265,9 @@ impl Runner {
             caps: None,
             seq: 0,
             broken: false,
+            max_pixels,
+            decoded,
+            oversize,
         };
         if let Some(caps) = caps {
             runner.set_caps(caps);
@@ -276,13 +293,23 @@ impl Runner {
     /// must be discarded.
     fn run(&mut self, image: Image, threshold: f64) -> Result<Outcome, String> {
         while self.events.try_recv().is_ok() {}
+        let (raw, data) = match image.kind {
+            Kind::Png => match crate::image::decode_png(&image.data, self.max_pixels) {
+                Ok((info, data)) => (Some(info), data),
+                // Nothing reached the pipeline: it stays as it is.
+                Err(e) => return Ok(Outcome::BadImage(e)),
+            },
+            _ => (image.raw, image.data),
+        };
         self.seq += 1;
         let pts = gst::ClockTime::from_mseconds(self.seq);
-        if let Some(info) = &image.raw {
+        if let Some(info) = &raw {
             self.set_caps(info.to_caps().map_err(|e| e.to_string())?);
         }
         self.infer.set_property("threshold", threshold);
-        let mut buffer = gst::Buffer::from_mut_slice(image.data);
+        *self.oversize.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let decoded_before = self.decoded.load(Ordering::SeqCst);
+        let mut buffer = gst::Buffer::from_mut_slice(data);
         {
             let b = buffer.get_mut().ok_or("buffer not writable")?;
             b.set_pts(pts);
@@ -293,6 +320,21 @@ impl Runner {
         if flow.is_ok() && !self.feed.peer_query(&mut gst::query::Drain::new()) {
             flow = Err(gst::FlowError::Error);
         }
+        let oversize = self
+            .oversize
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((w, h)) = oversize {
+            // The decoder failed to negotiate and may hold half a frame: replace the pipeline.
+            self.broken = true;
+            while self.events.try_recv().is_ok() {}
+            return Ok(Outcome::BadImage(format!(
+                "it decodes to {w}x{h}, over the limit of {} pixels (max-pixels): scale it down",
+                self.max_pixels
+            )));
+        }
+        let decoder_output = self.decoded.load(Ordering::SeqCst) > decoded_before;
         let mut complaint = None;
         for event in self.events.try_iter() {
             match event {
@@ -337,16 +379,68 @@ impl Runner {
                 self.broken = true;
                 Ok(Outcome::BadImage(text))
             }
-            (Ok(_), None) if self.kind != Kind::Raw => {
+            (Ok(_), None) if self.has_decoder() => {
                 self.broken = true;
                 Ok(Outcome::BadImage(
                     "the decoder produced no picture from it".into(),
                 ))
             }
             (Ok(_), None) => Err("the pipeline produced no document".into()),
+            // The decoder gave up on the image without a word (jpegdec does so for CMYK and
+            // some broken headers): the image is at fault, not the pipeline.
+            (Err(e), None) if self.has_decoder() && !decoder_output => {
+                self.broken = true;
+                Ok(Outcome::BadImage(format!(
+                    "the decoder refused it ({e:?}) without producing a picture"
+                )))
+            }
             (Err(e), None) => Err(format!("the pipeline stopped: {e:?}")),
         }
     }
+}
+
+impl Runner {
+    fn has_decoder(&self) -> bool {
+        matches!(self.kind, Kind::Jpeg | Kind::Bmp)
+    }
+}
+
+/// Counts the decoder's output buffers and refuses output caps over `max_pixels`: the CAPS
+/// event fails with not-negotiated, so the decoder errors out before it allocates the frame.
+fn guard_output(
+    pad: &gst::Pad,
+    max_pixels: u64,
+    decoded: Arc<AtomicU64>,
+    oversize: Arc<Mutex<Option<(u32, u32)>>>,
+) {
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let size = match &info.data {
+                Some(gst::PadProbeData::Buffer(_)) => {
+                    decoded.fetch_add(1, Ordering::SeqCst);
+                    None
+                }
+                Some(gst::PadProbeData::Event(event)) => match event.view() {
+                    gst::EventView::Caps(c) => c.caps().structure(0).and_then(|s| {
+                        let w = s.get::<i32>("width").ok()?;
+                        let h = s.get::<i32>("height").ok()?;
+                        Some((w.max(0) as u32, h.max(0) as u32))
+                    }),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match size {
+                Some((w, h)) if u64::from(w) * u64::from(h) > max_pixels => {
+                    *oversize.lock().unwrap_or_else(|e| e.into_inner()) = Some((w, h));
+                    info.flow_res = Err(gst::FlowError::NotNegotiated);
+                    gst::PadProbeReturn::Handled
+                }
+                _ => gst::PadProbeReturn::Ok,
+            }
+        },
+    );
 }
 
 impl Drop for Runner {
@@ -366,6 +460,7 @@ struct PoolState {
 pub struct Pool {
     pub config: ModelConfig,
     default_threshold: f64,
+    max_pixels: u64,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
@@ -378,7 +473,11 @@ pub struct Ticket {
 impl Pool {
     /// Builds the pool and runs one warm-up frame through a raw pipeline, so that a bad model or
     /// property fails at start-up rather than on the first request.
-    pub fn new(config: ModelConfig, warm_up: (u32, u32)) -> Result<Arc<Pool>, String> {
+    pub fn new(
+        config: ModelConfig,
+        warm_up: (u32, u32),
+        max_pixels: u64,
+    ) -> Result<Arc<Pool>, String> {
         let default_threshold = config
             .property("threshold")
             .map(|t| {
@@ -390,6 +489,7 @@ impl Pool {
         let pool = Arc::new(Pool {
             config,
             default_threshold,
+            max_pixels,
             state: Mutex::new(PoolState {
                 admitted: 0,
                 running: 0,
@@ -397,7 +497,7 @@ impl Pool {
             }),
             freed: Condvar::new(),
         });
-        let mut runner = Runner::new(&pool.config, Kind::Raw)?;
+        let mut runner = Runner::new(&pool.config, Kind::Raw, pool.max_pixels)?;
         let (w, h) = warm_up;
         let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgr, w, h)
             .build()
@@ -467,7 +567,7 @@ impl Ticket {
         };
         let kind = image.kind;
         let result = runner
-            .map_or_else(|| Runner::new(&pool.config, kind), Ok)
+            .map_or_else(|| Runner::new(&pool.config, kind, pool.max_pixels), Ok)
             .and_then(|mut runner| {
                 let outcome = runner.run(image, threshold.unwrap_or(pool.default_threshold))?;
                 Ok((runner, outcome))

@@ -65,42 +65,135 @@ impl Kind {
 
 /// Width and height from an encoded image's header, without decoding it (None when the header
 /// cannot be read; the decoder then has the last word).
+///
+/// This is only an early, cheap refusal: the `max-pixels` limit is enforced on what the decoder
+/// actually produces (see `engine`), whatever these headers claim.
 pub fn dimensions(kind: Kind, data: &[u8]) -> Option<(u32, u32)> {
     let be32 = |at: usize| Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?));
+    let le16 = |at: usize| Some(u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?));
     let le32 = |at: usize| Some(i32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?));
     match kind {
         // IHDR is the first chunk: width and height right after its type.
         Kind::Png if data.get(12..16) == Some(b"IHDR") => Some((be32(16)?, be32(20)?)),
-        // BITMAPINFOHEADER and later: signed width and height (negative height: top-down).
-        Kind::Bmp => Some((le32(18)?.unsigned_abs(), le32(22)?.unsigned_abs())),
-        Kind::Jpeg => jpeg_dimensions(data),
+        Kind::Bmp => match le32(14)? {
+            // OS/2 1.x BITMAPCOREHEADER: unsigned 16-bit width and height.
+            12 => Some((u32::from(le16(18)?), u32::from(le16(20)?))),
+            // BITMAPINFOHEADER and later (and OS/2 2.x): signed 32-bit width and height
+            // (negative height: top-down).
+            _ => Some((le32(18)?.unsigned_abs(), le32(22)?.unsigned_abs())),
+        },
+        Kind::Jpeg => jpeg_frame(data).map(|f| (f.width, f.height)),
         _ => None,
     }
 }
 
-/// Walks the JPEG markers up to the first start-of-frame, which holds the size.
-fn jpeg_dimensions(data: &[u8]) -> Option<(u32, u32)> {
+/// What a JPEG's start-of-frame segment says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JpegFrame {
+    pub width: u32,
+    pub height: u32,
+    /// 1 grey, 3 YCbCr (or RGB), 4 CMYK or YCCK.
+    pub components: u8,
+}
+
+/// Walks the JPEG markers up to the first start-of-frame, which holds the size and the number of
+/// components. Like libjpeg, bytes that are not a marker where one is expected are skipped
+/// rather than ending the walk, so a stray byte cannot hide the frame header from us while the
+/// decoder still finds it.
+pub fn jpeg_frame(data: &[u8]) -> Option<JpegFrame> {
     let mut at = 2;
     loop {
-        while *data.get(at)? == 0xFF && *data.get(at + 1)? == 0xFF {
-            at += 1; // fill bytes
+        // Extraneous bytes before the marker, then fill bytes.
+        while *data.get(at)? != 0xFF {
+            at += 1;
         }
-        if *data.get(at)? != 0xFF {
-            return None;
+        while *data.get(at + 1)? == 0xFF {
+            at += 1;
         }
         let marker = *data.get(at + 1)?;
-        let len = u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?]) as usize;
+        at += 2;
+        match marker {
+            // Not a marker (stuffed zero), or markers without a length.
+            0x00 | 0x01 | 0xD0..=0xD7 => continue,
+            // Start of scan or end of image before any frame header.
+            0xDA | 0xD9 => return None,
+            _ => {}
+        }
+        let len = usize::from(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]));
         let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
         if is_sof {
-            let h = u16::from_be_bytes([*data.get(at + 5)?, *data.get(at + 6)?]);
-            let w = u16::from_be_bytes([*data.get(at + 7)?, *data.get(at + 8)?]);
-            return Some((u32::from(w), u32::from(h)));
+            let h = u16::from_be_bytes([*data.get(at + 3)?, *data.get(at + 4)?]);
+            let w = u16::from_be_bytes([*data.get(at + 5)?, *data.get(at + 6)?]);
+            return Some(JpegFrame {
+                width: u32::from(w),
+                height: u32::from(h),
+                components: *data.get(at + 7)?,
+            });
         }
         if len < 2 {
             return None;
         }
-        at += 2 + len;
+        at += len;
     }
+}
+
+/// Decodes a PNG in this process with the `png` crate (memory-safe, with an allocation limit
+/// from `max_pixels`), to a frame laid out for GStreamer. Every defect of the file (truncation,
+/// bad CRC, bad zlib data, a 0x0 or oversized header) is an `Err` saying what is wrong.
+pub fn decode_png(data: &[u8], max_pixels: u64) -> Result<(gst_video::VideoInfo, Vec<u8>), String> {
+    use png::{ColorType, Transformations};
+    let (w, h) = dimensions(Kind::Png, data).ok_or("the PNG has no IHDR header")?;
+    if w == 0 || h == 0 {
+        return Err(format!(
+            "the PNG header says {w}x{h}: an image needs pixels"
+        ));
+    }
+    check_pixels(w, h, max_pixels)?;
+    // Room for the decoded frame at 4 bytes a pixel and a row or two of work space.
+    let limit = usize::try_from(u64::from(w) * u64::from(h) * 4 + (1 << 20)).unwrap_or(usize::MAX);
+    let mut decoder =
+        png::Decoder::new_with_limits(std::io::Cursor::new(data), png::Limits { bytes: limit });
+    decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| format!("invalid PNG: {e}"))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or("the PNG is too large to decode")?;
+    let mut pixels = vec![0; size];
+    let frame = reader
+        .next_frame(&mut pixels)
+        .map_err(|e| format!("invalid PNG: {e}"))?;
+    pixels.truncate(frame.buffer_size());
+    let (format, pixels) = match frame.color_type {
+        ColorType::Rgb => (VideoFormat::Rgb, pixels),
+        ColorType::Rgba => (VideoFormat::Rgba, pixels),
+        ColorType::Grayscale => (VideoFormat::Gray8, pixels),
+        // As pngdec does: grey with alpha becomes RGBA.
+        ColorType::GrayscaleAlpha => (
+            VideoFormat::Rgba,
+            pixels
+                .chunks_exact(2)
+                .flat_map(|ga| [ga[0], ga[0], ga[0], ga[1]])
+                .collect(),
+        ),
+        ColorType::Indexed => return Err("the PNG palette could not be expanded".into()),
+    };
+    let info = gst_video::VideoInfo::builder(format, frame.width, frame.height)
+        .build()
+        .map_err(|e| format!("PNG {}x{}: {e}", frame.width, frame.height))?;
+    let packed = raw_frame(&info, pixels)?;
+    Ok((info, packed))
+}
+
+/// `Err` with the reason when `w` x `h` is over `max_pixels`.
+pub fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<(), String> {
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(format!(
+            "the image is {w}x{h}, over the limit of {max_pixels} pixels (max-pixels): scale it down"
+        ));
+    }
+    Ok(())
 }
 
 /// The encoded image kind, from its first bytes.

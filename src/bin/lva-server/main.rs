@@ -3,6 +3,7 @@
 //! `POST /<model>` with a JPEG, PNG, BMP or raw image → `{"inferences":[...]}` (200), or 204 when
 //! nothing is found. Configuration: README.md, "lva-server".
 
+mod alloc;
 mod auth;
 mod config;
 mod engine;
@@ -51,6 +52,17 @@ impl Connections {
         self.closed.notify_all();
     }
 
+    /// The open slot of one connection, given back when dropped: also when its thread unwinds
+    /// from a panic, so a panicking handler cannot leak slots until every client gets 503.
+    fn slot(self: &Arc<Self>) -> Slot {
+        Slot(self.clone())
+    }
+
+    #[cfg(test)]
+    fn open_count(&self) -> usize {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Waits until every connection is closed or `timeout` passes; returns those still open.
     fn wait_all(&self, timeout: Duration) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
@@ -62,12 +74,20 @@ impl Connections {
     }
 }
 
+struct Slot(Arc<Connections>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 struct Server {
     service: Service,
     config: Config,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: AtomicBool,
-    connections: Connections,
+    connections: Arc<Connections>,
 }
 
 fn main() -> ExitCode {
@@ -97,6 +117,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     gst::init().map_err(|e| format!("GStreamer: {e}"))?;
     gstovlva::plugin_register_static().map_err(|e| format!("registering ovlva: {e}"))?;
+    alloc::install(alloc::ceiling(config.max_pixels, config.max_body_bytes))?;
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
     let service = Service::new(&config, models)?;
     let listener = TcpListener::bind(&config.listen)
@@ -112,7 +133,7 @@ fn run(args: Args) -> Result<(), String> {
         config,
         tls,
         shutdown: AtomicBool::new(false),
-        connections: Connections::default(),
+        connections: Arc::default(),
     });
     watch_signals(server.clone(), addr)?;
     for stream in listener.incoming() {
@@ -124,10 +145,11 @@ fn run(args: Args) -> Result<(), String> {
             refuse(stream, &server);
             continue;
         }
+        let slot = server.connections.slot();
         let server = server.clone();
         std::thread::spawn(move || {
+            let _slot = slot;
             serve(stream, &server);
-            server.connections.close();
         });
     }
     drop(listener);
@@ -273,6 +295,16 @@ fn serve(tcp: TcpStream, server: &Server) {
                         false,
                     ),
                     Err(BodyError::Bad(e)) => (Response::error(400, &e), false),
+                    // The client stopped sending (half-closed) before the announced length:
+                    // say so, the reply can still reach it.
+                    Err(BodyError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => (
+                        Response::error(
+                            400,
+                            "the body ended before the length it announced (Content-Length or \
+                             chunk size): send the whole image",
+                        ),
+                        false,
+                    ),
                     Err(BodyError::Io(e)) => {
                         eprintln!(
                             "lva-server: {peer}: {} {}: the body did not arrive: {e}",
@@ -389,6 +421,20 @@ fn timestamp(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_connection_gives_its_slot_back() {
+        let connections: Arc<Connections> = Arc::default();
+        assert!(connections.try_open(1));
+        let slot = connections.slot();
+        let handler = std::thread::spawn(move || {
+            let _slot = slot;
+            panic!("a handler bug");
+        });
+        assert!(handler.join().is_err());
+        assert_eq!(connections.open_count(), 0);
+        assert!(connections.try_open(1), "the slot is free again");
+    }
 
     #[test]
     fn timestamps_are_rfc3339() {

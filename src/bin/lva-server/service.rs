@@ -18,6 +18,10 @@ use crate::engine::{Failure, Image, Outcome, Pool, Ticket};
 use crate::http::{Framing, Head, Response};
 use crate::image::{self, Kind};
 
+/// Set (to anything) in the environment, the server skips its early `max-pixels` check of image
+/// headers, so tests can show that the check on the decoder's output holds by itself.
+pub const HEADER_CHECK_OFF: &str = "LVA_SERVER_TEST_NO_HEADER_CHECK";
+
 /// Counters of one model, shown by `GET /models`.
 #[derive(Default)]
 struct Stats {
@@ -42,6 +46,9 @@ pub struct Service {
     auth: Option<Authenticator>,
     max_body: u64,
     max_pixels: u64,
+    /// Whether `max-pixels` is also checked on the image header before decoding (always, but
+    /// for the tests of the decoder-output check: see `HEADER_CHECK_OFF`).
+    header_check: bool,
     queue_timeout: Duration,
     retry_after: u32,
 }
@@ -83,14 +90,13 @@ impl Service {
         let mut started = BTreeMap::new();
         for m in models {
             let labels = match m.property("labels") {
-                Some(path) => Labels::parse(
-                    &std::fs::read_to_string(path)
-                        .map_err(|e| format!("model \"{}\": labels {path}: {e}", m.name))?,
-                ),
+                Some(path) => Labels::read(std::path::Path::new(path))
+                    .map_err(|e| format!("model \"{}\": labels {path}: {e}", m.name))?,
                 None => Labels::default(),
             };
             let name = m.name.clone();
-            let pool = Pool::new(m, (640, 480)).map_err(|e| format!("model \"{name}\": {e}"))?;
+            let pool = Pool::new(m, (640, 480), config.max_pixels)
+                .map_err(|e| format!("model \"{name}\": {e}"))?;
             started.insert(
                 name,
                 Model {
@@ -105,6 +111,7 @@ impl Service {
             auth: config.auth.as_ref().map(Authenticator::new),
             max_body: config.max_body_bytes,
             max_pixels: config.max_pixels,
+            header_check: std::env::var_os(HEADER_CHECK_OFF).is_none(),
             queue_timeout: config.queue_timeout(),
             retry_after: config.retry_after_s,
         })
@@ -152,7 +159,9 @@ impl Service {
                 _ => not_allowed("GET, HEAD"),
             });
         }
-        let name = &path[1..];
+        // Not `&path[1..]`: a path not starting with '/' (or with a multi-byte first character)
+        // must not panic.
+        let name = path.strip_prefix('/').unwrap_or(path);
         let Some(model) = self.models.get(name) else {
             return Step::Reply(Response::error(
                 404,
@@ -272,15 +281,21 @@ impl Service {
         if let Err(e) = kind.check_signature(&body) {
             return Response::error(400, &e);
         }
-        if let Some((w, h)) = image::dimensions(kind, &body)
-            && u64::from(w) * u64::from(h) > self.max_pixels
+        // An early refusal from the header; the decoder's output is checked again (engine).
+        if self.header_check
+            && let Some((w, h)) = image::dimensions(kind, &body)
+            && let Err(e) = image::check_pixels(w, h, self.max_pixels)
+        {
+            return Response::error(400, &e);
+        }
+        if kind == Kind::Jpeg
+            && let Some(frame) = image::jpeg_frame(&body)
+            && frame.components == 4
         {
             return Response::error(
-                400,
-                &format!(
-                    "the image is {w}x{h}, over the limit of {} pixels (max-pixels): scale it down",
-                    self.max_pixels
-                ),
+                415,
+                "CMYK JPEG is not supported (4 colour components): send an RGB (YCbCr) or \
+                 greyscale JPEG, or a PNG",
             );
         }
         let data = match &pending.raw {
