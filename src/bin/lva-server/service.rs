@@ -263,7 +263,7 @@ impl Service {
             200 => &stats.found,
             204 => &stats.empty,
             503 => &stats.busy,
-            400 => &stats.bad_request,
+            400..=499 => &stats.bad_request,
             _ => &stats.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
