@@ -470,6 +470,26 @@ mod tests {
     }
 
     #[test]
+    fn confidences_outside_0_to_1_are_dropped_and_reported() {
+        let mut b = buffer();
+        {
+            let b = b.get_mut().unwrap();
+            meta::add_detection(b, 640, 480, &person(1e39));
+            meta::add_detection(b, 640, 480, &person(-5.0));
+            meta::add_detection(b, 640, 480, &person(1.0));
+        }
+        let m = map_frame(&b, &facts(), &Options::default());
+        assert_eq!(m.document.inferences.len(), 1);
+        assert_eq!(
+            m.dropped,
+            vec![
+                "the confidence of 'person' is 1000000000000000000000000000000000000000, outside 0..1",
+                "the confidence of 'person' is -5, outside 0..1",
+            ]
+        );
+    }
+
+    #[test]
     fn frame_without_meta_gives_an_empty_document() {
         let b = buffer();
         let m = map_frame(&b, &facts(), &Options::default());

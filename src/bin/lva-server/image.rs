@@ -380,11 +380,103 @@ mod tests {
         // SOI, an APP0 segment of 16 bytes, then SOF0 with height 480 and width 640.
         let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
         jpeg.extend([0u8; 14]);
-        jpeg.extend([0xFF, 0xC0, 0x00, 0x11, 0x08, 0x01, 0xE0, 0x02, 0x80]);
+        jpeg.extend([0xFF, 0xC0, 0x00, 0x11, 0x08, 0x01, 0xE0, 0x02, 0x80, 0x03]);
         assert_eq!(dimensions(Kind::Jpeg, &jpeg), Some((640, 480)));
+        assert_eq!(jpeg_frame(&jpeg).map(|f| f.components), Some(3));
         assert_eq!(dimensions(Kind::Jpeg, &jpeg[..10]), None);
         assert_eq!(dimensions(Kind::Jpeg, &[0xFF, 0xD8, 0x42, 0x42]), None);
         assert_eq!(dimensions(Kind::Png, b"\x89PNG\r\n\x1a\n"), None);
+        // A stray byte before the SOF marker is skipped, as libjpeg does.
+        let mut stray = jpeg.clone();
+        stray.insert(20, 0x00);
+        assert_eq!(dimensions(Kind::Jpeg, &stray), Some((640, 480)));
+        // A scan before any frame header: no size.
+        assert_eq!(
+            dimensions(Kind::Jpeg, &[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]),
+            None
+        );
+        // OS/2 1.x: a 12-byte header with 16-bit sizes.
+        let mut os2 = vec![0u8; 26];
+        os2[..2].copy_from_slice(b"BM");
+        os2[14..18].copy_from_slice(&12u32.to_le_bytes());
+        os2[18..20].copy_from_slice(&320u16.to_le_bytes());
+        os2[20..22].copy_from_slice(&240u16.to_le_bytes());
+        os2[22..24].copy_from_slice(&1u16.to_le_bytes());
+        os2[24..26].copy_from_slice(&24u16.to_le_bytes());
+        assert_eq!(dimensions(Kind::Bmp, &os2), Some((320, 240)));
+    }
+
+    #[test]
+    fn decodes_pngs_and_says_what_is_wrong_with_bad_ones() {
+        gst::init().expect("GStreamer");
+        // A 3x2 RGB PNG, stored (uncompressed) deflate.
+        let mut raw = Vec::new();
+        for row in 0..2u8 {
+            raw.push(0); // filter: none
+            for x in 0..3u8 {
+                raw.extend([row * 100, x * 50, 7]);
+            }
+        }
+        let png = tiny_png(3, 2, &raw);
+        let (info, data) = decode_png(&png, 100).unwrap();
+        assert_eq!(
+            (info.format(), info.width(), info.height()),
+            (VideoFormat::Rgb, 3, 2)
+        );
+        assert_eq!(&data[..9], &[0, 0, 7, 0, 50, 7, 0, 100, 7]);
+        assert!(decode_png(&png, 5).unwrap_err().contains("max-pixels"));
+        let e = decode_png(&png[..png.len() - 20], 100).unwrap_err();
+        assert!(e.contains("invalid PNG"), "{e}");
+        assert!(
+            decode_png(&tiny_png(0, 0, &[]), 100)
+                .unwrap_err()
+                .contains("0x0")
+        );
+    }
+
+    /// A PNG with one IDAT holding `raw` (filtered rows) in stored deflate blocks.
+    fn tiny_png(w: u32, h: u32, raw: &[u8]) -> Vec<u8> {
+        fn crc(data: &[u8]) -> u32 {
+            let mut c = !0u32;
+            for &b in data {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        (c >> 1) ^ 0xEDB8_8320
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            out.extend((data.len() as u32).to_be_bytes());
+            let start = out.len();
+            out.extend(kind);
+            out.extend(data);
+            let c = crc(&out[start..]);
+            out.extend(c.to_be_bytes());
+        }
+        let mut ihdr = Vec::new();
+        ihdr.extend(w.to_be_bytes());
+        ihdr.extend(h.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        let (mut a, mut b) = (1u32, 0u32);
+        for &x in raw {
+            a = (a + u32::from(x)) % 65521;
+            b = (b + a) % 65521;
+        }
+        let mut z = vec![0x78, 0x01, 0x01];
+        z.extend((raw.len() as u16).to_le_bytes());
+        z.extend((!(raw.len() as u16)).to_le_bytes());
+        z.extend(raw);
+        z.extend(((b << 16) | a).to_be_bytes());
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &z);
+        chunk(&mut png, b"IEND", &[]);
+        png
     }
 
     #[test]
