@@ -12,8 +12,10 @@ usage:
       prints one JSON object per line: {"label_id", "confidence", "x", "y", "w", "h"} in pixels
   reference_detect.py --batch CASES.json
       CASES.json is a list of {"kind", "model", "image", "threshold", "crop": [x, y, w, h] or
-      null, "save": PATH or null}; "save" writes the (cropped) picture as PNG, exactly the pixels
-      the reference saw, for the element to read. Prints one JSON line per case:
+      null, "save": PATH or null, "raw": null or {"path", "format", "width", "height"}}; "save"
+      writes the (cropped) picture as PNG, exactly the pixels the reference saw, for the element
+      to read; "raw" is a YUV or GRAY8 frame (planes packed, GStreamer's format names) that
+      OpenCV converts (cv2.cvtColor) instead of reading an image. Prints one JSON line per case:
       {"case": INDEX, "width", "height", "detections": [...]}
 """
 import json
@@ -43,6 +45,34 @@ def picture(image_path, crop=None):
             raise SystemExit(f"crop {crop} outside {image_path} {img.shape[1]}x{img.shape[0]}")
         img = img[y:y + h, x:x + w]
     return np.ascontiguousarray(img)
+
+
+# OpenCV's conversions of GStreamer's raw formats to BGR (BT.601, limited range for YUV).
+RAW = {
+    "I420": cv2.COLOR_YUV2BGR_I420, "YV12": cv2.COLOR_YUV2BGR_YV12,
+    "NV12": cv2.COLOR_YUV2BGR_NV12, "NV21": cv2.COLOR_YUV2BGR_NV21,
+    "YUY2": cv2.COLOR_YUV2BGR_YUY2, "UYVY": cv2.COLOR_YUV2BGR_UYVY,
+    "YVYU": cv2.COLOR_YUV2BGR_YVYU, "GRAY8": cv2.COLOR_GRAY2BGR,
+}
+
+
+def raw_picture(raw):
+    """A raw frame converted by OpenCV. OpenCV's 4:2:0 conversions need even sizes: an odd
+    frame's last row and column are repeated (each chroma sample already covers them) and the
+    result cropped back."""
+    fmt, w, h = raw["format"], raw["width"], raw["height"]
+    data = np.fromfile(raw["path"], dtype=np.uint8)
+    cw, ch = (w + 1) // 2, (h + 1) // 2
+    if fmt == "GRAY8":
+        frame = data.reshape(h, w)
+    elif fmt in ("YUY2", "UYVY", "YVYU"):
+        frame = data.reshape(h, cw * 2, 2)
+    else:
+        luma = data[:w * h].reshape(h, w)
+        luma = np.pad(luma, ((0, 2 * ch - h), (0, 2 * cw - w)), mode="edge")
+        frame = np.concatenate([luma.ravel(), data[w * h:]]).reshape(3 * ch, 2 * cw)
+    bgr = cv2.cvtColor(frame, RAW[fmt])
+    return np.ascontiguousarray(bgr[:h, :w])
 
 
 def model_input(model, bgr, to_signed_unit):
@@ -125,7 +155,10 @@ def main():
         with open(sys.argv[2]) as f:
             cases = json.load(f)
         for i, case in enumerate(cases):
-            bgr = picture(case["image"], case.get("crop"))
+            if case.get("raw"):
+                bgr = raw_picture(case["raw"])
+            else:
+                bgr = picture(case["image"], case.get("crop"))
             if case.get("save"):
                 cv2.imwrite(case["save"], bgr)
             found = detections(case["kind"], case["model"], bgr, case.get("threshold", 0.5))

@@ -5,43 +5,54 @@
 //! The result is what OpenCV's path gives on the same pixels: the frame converted to RGB (or
 //! BGR) at its full resolution — each chroma sample of 4:2:0 and 4:2:2 shared by the pixels of
 //! its block, YUV converted with the caps' matrix and range and clamped — then resized bilinearly
-//! with pixel centres aligned (`cv2.resize(INTER_LINEAR)`, OpenVINO's linear resize), in fixed
-//! point with 11-bit weights as OpenCV's. Only the source pixels that the resize reads are
-//! converted: two per output column on each source row it uses, so the cost follows the
-//! model's size, not the frame's.
+//! with pixel centres aligned, in the fixed-point arithmetic of `cv2.resize(INTER_LINEAR)`: when
+//! shrinking, the same pixels to the bit (within one level of exact bilinear either way). Only
+//! the source pixels that the resize reads are converted: two per output column on each source
+//! row it uses, so the cost follows the model's size, not the frame's.
 //!
 //! OpenVINO is then left with the element type, mean/scale and layout, never a colour step: its
 //! 2026.4 build mis-compiles a channel reversal without a resize on quantised models.
 
 use gst_video::VideoFormat;
 
-/// Fixed-point weight of one: weights are in 1/2048. Both passes together then stay within
-/// u32 (255 * 2048 * 2048 < 2^31) and a result is off exact bilinear by at most one level.
+/// Fixed-point weight of one: weights are in 1/2048, as OpenCV's.
 const BITS: u32 = 11;
 const ONE: u32 = 1 << BITS;
 
-/// The two source samples and the weight of the second for one destination coordinate.
+/// The two source samples and their weights for one destination coordinate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Tap {
     a: usize,
     b: usize,
-    /// Weight of `b`, 0..=ONE; `a` gets ONE - w.
-    w: u32,
+    /// Weights of `a` and `b`, in 1/ONE.
+    wa: u32,
+    wb: u32,
 }
 
-/// Taps for scaling `src` samples to `dst` samples, pixel centres aligned.
+/// Taps for scaling `src` samples to `dst` samples, pixel centres aligned, computed as
+/// `cv2.resize(INTER_LINEAR)` computes them (single-precision positions, each weight rounded
+/// to 11 bits on its own), so that the two agree to the bit.
 fn taps(src: usize, dst: usize) -> Vec<Tap> {
-    let ratio = src as f64 / dst as f64;
+    let scale = 1.0 / (dst as f64 / src as f64);
     let last = src.saturating_sub(1);
     (0..dst)
         .map(|d| {
-            let s = ((d as f64 + 0.5) * ratio - 0.5).clamp(0.0, last as f64);
-            let a = s.floor() as usize;
-            let w = ((s - a as f64) * ONE as f64).round() as u32;
+            let mut f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+            let mut a = f.floor() as i64;
+            f -= a as f32;
+            if a < 0 {
+                (a, f) = (0, 0.0);
+            }
+            if a >= last as i64 {
+                (a, f) = (last as i64, 0.0);
+            }
+            let weight = |w: f32| (w * ONE as f32).round_ties_even() as u32;
+            let a = a as usize;
             Tap {
                 a,
                 b: (a + 1).min(last),
-                w,
+                wa: weight(1.0 - f),
+                wb: weight(f),
             }
         })
         .collect()
@@ -121,10 +132,13 @@ impl Layout {
     }
 }
 
-/// YUV to RGB in 16-bit fixed point, as tables over the 8-bit sample values.
+/// Fraction bits of the YUV to RGB coefficients, as OpenCV's.
+const YUV_BITS: u32 = 20;
+
+/// YUV to RGB in 20-bit fixed point, as tables over the 8-bit sample values.
 #[derive(Clone)]
 pub struct YuvMatrix {
-    /// Luma's share of every channel, with the rounding half added.
+    /// Luma's share of every channel (black clamped at the foot), with the rounding half added.
     y: [i32; 256],
     /// V's share of red and green, U's of green and blue.
     rv: [i32; 256],
@@ -135,30 +149,49 @@ pub struct YuvMatrix {
 
 impl std::fmt::Debug for YuvMatrix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "YuvMatrix(red of V=255: {})", self.rv[255] >> 16)
+        write!(f, "YuvMatrix(red of V=255: {})", self.rv[255] >> YUV_BITS)
     }
 }
 
 impl YuvMatrix {
     /// The matrix with luma weights `kr` and `kb` (BT.601: 0.299, 0.114; BT.709: 0.2126,
     /// 0.0722), for full-range samples (0..255) or limited range (luma 16..235, chroma 16..240).
+    ///
+    /// Limited-range BT.601, what most cameras and decoders give and what OpenCV's YUV
+    /// conversions assume, uses the integer coefficients of the standard's usual implementation
+    /// (1.164, 1.596, 0.391, 0.813, 2.018, as OpenCV's), so both give the same pixels.
     pub fn new(kr: f64, kb: f64, full_range: bool) -> YuvMatrix {
-        let kg = 1.0 - kr - kb;
-        let (y_off, y_gain, c_gain) = if full_range {
-            (0.0, 1.0, 1.0)
+        let fixed = |v: f64| (v * f64::from(1u32 << YUV_BITS)).round() as i32;
+        let (offset, [cy, cvr, cvg, cug, cub]) = if !full_range && (kr, kb) == (0.299, 0.114) {
+            (16, [1_220_542, 1_673_527, -852_492, -409_993, 2_116_026])
         } else {
-            (16.0, 255.0 / 219.0, 255.0 / 224.0)
+            let kg = 1.0 - kr - kb;
+            let (offset, y_gain, c_gain) = if full_range {
+                (0, 1.0, 1.0)
+            } else {
+                (16, 255.0 / 219.0, 255.0 / 224.0)
+            };
+            (
+                offset,
+                [
+                    fixed(y_gain),
+                    fixed(2.0 * (1.0 - kr) * c_gain),
+                    fixed(-2.0 * kr * (1.0 - kr) / kg * c_gain),
+                    fixed(-2.0 * kb * (1.0 - kb) / kg * c_gain),
+                    fixed(2.0 * (1.0 - kb) * c_gain),
+                ],
+            )
         };
-        let fixed = |v: f64| (v * 65536.0).round() as i32;
-        let table =
-            |f: &dyn Fn(f64) -> f64| -> [i32; 256] { std::array::from_fn(|i| fixed(f(i as f64))) };
-        let chroma = |c: f64| (c - 128.0) * c_gain;
+        let table = |c: i32, f: &dyn Fn(i32) -> i32| -> [i32; 256] {
+            std::array::from_fn(|i| c * f(i as i32))
+        };
+        let half = 1 << (YUV_BITS - 1);
         YuvMatrix {
-            y: table(&|l| (l - y_off) * y_gain + 0.5),
-            rv: table(&|v| 2.0 * (1.0 - kr) * chroma(v)),
-            gv: table(&|v| -2.0 * kr * (1.0 - kr) / kg * chroma(v)),
-            gu: table(&|u| -2.0 * kb * (1.0 - kb) / kg * chroma(u)),
-            bu: table(&|u| 2.0 * (1.0 - kb) * chroma(u)),
+            y: std::array::from_fn(|l| (l as i32 - offset).max(0) * cy + half),
+            rv: table(cvr, &|v| v - 128),
+            gv: table(cvg, &|v| v - 128),
+            gu: table(cug, &|u| u - 128),
+            bu: table(cub, &|u| u - 128),
         }
     }
 
@@ -176,7 +209,7 @@ impl YuvMatrix {
     #[inline(always)]
     fn rgb(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
         let (y, u, v) = (self.y[y as usize], usize::from(u), usize::from(v));
-        let clamp = |x: i32| (x >> 16).clamp(0, 255) as u8;
+        let clamp = |x: i32| (x >> YUV_BITS).clamp(0, 255) as u8;
         [
             clamp(y + self.rv[v]),
             clamp(y + self.gu[u] + self.gv[v]),
@@ -191,9 +224,8 @@ impl YuvMatrix {
 fn blend(columns: &[Tap], out: &mut [u32], pixel: impl Fn(usize) -> [u8; 3]) {
     for (tap, o) in columns.iter().zip(out.chunks_exact_mut(3)) {
         let (p, q) = (pixel(tap.a), pixel(tap.b));
-        let (wa, wb) = (ONE - tap.w, tap.w);
         for c in 0..3 {
-            o[c] = u32::from(p[c]) * wa + u32::from(q[c]) * wb;
+            o[c] = u32::from(p[c]) * tap.wa + u32::from(q[c]) * tap.wb;
         }
     }
 }
@@ -316,9 +348,12 @@ impl Converter {
                 self.horizontal(planes, tap.b, &mut lower.1);
                 lower.0 = tap.b;
             }
-            let (wa, wb) = (ONE - tap.w, tap.w);
+            // OpenCV's vertical pass, to the bit: each row's sums cut to 7 fraction bits, each
+            // weighted product to 2, then rounded.
+            let (wa, wb) = (tap.wa, tap.wb);
             for ((o, &u), &l) in out.iter_mut().zip(&upper.1).zip(&lower.1) {
-                *o = ((u * wa + l * wb + ONE * ONE / 2) >> (2 * BITS)) as u8;
+                let v = (((u >> 4) * wa) >> 16) + (((l >> 4) * wb) >> 16);
+                *o = ((v + 2) >> 2).min(255) as u8;
             }
         }
         true
@@ -352,7 +387,12 @@ mod tests {
 
     #[test]
     fn taps_align_pixel_centres() {
-        let tap = |a, b, w| Tap { a, b, w };
+        let tap = |a, b, wb| Tap {
+            a,
+            b,
+            wa: ONE - wb,
+            wb,
+        };
         // Halving: each output centre falls between two inputs.
         assert_eq!(taps(4, 2), vec![tap(0, 1, ONE / 2), tap(2, 3, ONE / 2)]);
         // Same size: every output is one input.
@@ -360,7 +400,7 @@ mod tests {
             taps(5, 5)
                 .iter()
                 .enumerate()
-                .all(|(i, t)| t.a == i && t.w == 0)
+                .all(|(i, t)| t.a == i && t.wb == 0)
         );
         // Doubling: edges clamp, inner outputs are 1/4 and 3/4 between inputs.
         assert_eq!(

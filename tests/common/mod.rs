@@ -2,6 +2,8 @@
 //! pipeline runner that collects every frame's meta and every bus error.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
