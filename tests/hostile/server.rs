@@ -18,6 +18,7 @@ pub struct Server {
     pub pid: u32,
     pub addr: String,
     log: Arc<Mutex<Vec<String>>>,
+    config: std::path::PathBuf,
 }
 
 /// The binary under test: `LVA_SERVER_BIN` when set (to run these tests against another
@@ -82,6 +83,9 @@ pub fn run_to_exit(config: Value, timeout: Duration) -> (Option<std::process::Ex
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     (status, reader.join().unwrap_or_default())
 }
 
@@ -118,6 +122,7 @@ impl Server {
             child,
             addr,
             log,
+            config: path,
         }
     }
 
@@ -203,6 +208,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = self.config.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

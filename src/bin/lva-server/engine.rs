@@ -565,6 +565,8 @@ impl Ticket {
             let found = state.idle.iter().position(|r| r.kind == image.kind);
             found.map(|i| state.idle.swap_remove(i))
         };
+        // Gives the worker back even if the run panics (else the pool would lose it for good).
+        let running = Running(pool);
         let kind = image.kind;
         let result = runner
             .map_or_else(|| Runner::new(&pool.config, kind, pool.max_pixels), Ok)
@@ -573,7 +575,6 @@ impl Ticket {
                 Ok((runner, outcome))
             });
         let mut state = pool.lock();
-        state.running -= 1;
         let result = match result {
             Ok((runner, outcome)) => {
                 let same_kind = state.idle.iter().filter(|r| r.kind == kind).count();
@@ -585,8 +586,18 @@ impl Ticket {
             Err(e) => Err(Failure::Internal(e)),
         };
         drop(state);
-        pool.freed.notify_one();
+        drop(running);
         result
+    }
+}
+
+/// A worker taken from the pool; given back when dropped, also on unwind.
+struct Running<'a>(&'a Pool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.lock().running -= 1;
+        self.0.freed.notify_one();
     }
 }
 
