@@ -241,7 +241,6 @@ fn f7_the_server_refuses_an_endless_labels_file_at_start() {
 }
 
 #[test]
-#[ignore = "needs src/ovinfer/imp.rs to read the labels with Labels::read (issue 25, finding 7)"]
 fn f7_ovinfer_refuses_an_endless_labels_file() {
     // In a child gst-launch with a bounded address space, so that an element reading without
     // end fails instead of taking the machine's memory; the plugin cargo built for this test is

@@ -12,7 +12,7 @@ pub fn pixel_format(
     height: usize,
 ) -> Option<PixelFormat> {
     use gst_video::VideoFormat as F;
-    let even = width % 2 == 0 && height % 2 == 0;
+    let even = width.is_multiple_of(2) && height.is_multiple_of(2);
     Some(match format {
         F::Rgb => PixelFormat::Rgb,
         F::Bgr => PixelFormat::Bgr,

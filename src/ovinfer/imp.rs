@@ -192,18 +192,15 @@ impl OvInfer {
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         let labels = match &settings.labels {
             None => Labels::default(),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    gst::error_msg!(
-                        gst::ResourceError::NotFound,
-                        (
-                            "labels file {} cannot be read ({e}): check the labels property",
-                            p.display()
-                        )
+            Some(p) => Labels::read(p).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::NotFound,
+                    (
+                        "labels file {} cannot be read ({e}): check the labels property",
+                        p.display()
                     )
-                })?;
-                Labels::parse(&text)
-            }
+                )
+            })?,
         };
         let core = core().map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         let mut model = core.read_model(&path).map_err(|e| {

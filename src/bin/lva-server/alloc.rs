@@ -38,6 +38,9 @@ mod imp {
     impl ObjectImpl for CappedAllocator {}
     impl GstObjectImpl for CappedAllocator {}
 
+    // SAFETY: `alloc` returns either null (GStreamer's "cannot allocate") or a memory made by
+    // the system allocator, whole and owned by the caller; `free` only ever hands a memory to
+    // the allocator recorded in it.
     unsafe impl AllocatorImpl for CappedAllocator {
         unsafe fn alloc(
             &self,
@@ -59,6 +62,8 @@ mod imp {
                 );
                 return std::ptr::null_mut();
             }
+            // SAFETY: `system` is a live allocator (kept in the OnceLock for the process's
+            // life) and `params` a valid GstAllocationParams that GStreamer only reads.
             unsafe {
                 gst::ffi::gst_allocator_alloc(
                     system.as_ptr(),
@@ -71,6 +76,8 @@ mod imp {
         unsafe fn free(&self, memory: *mut gst::ffi::GstMemory) {
             // Never called: the memories handed out belong to the system allocator, which frees
             // them. Should one come here anyway, give it to its own allocator.
+            // SAFETY: GStreamer passes a valid memory it no longer uses; its `allocator` field
+            // names the allocator that made it, which is alive while the memory is.
             unsafe {
                 let owner = (*memory).allocator;
                 if !owner.is_null() && owner != self.obj().as_ptr() as *mut _ {
