@@ -445,11 +445,11 @@ impl Converter {
             }
         }
         let (la, lb) = (&s.a[0], &s.b[0]);
-        for c in 0..3 {
-            for (((o, (&ya, &yb)), (&ca, &cb)), (&wa, &wb)) in out[c]
+        for ((out, chroma_a), chroma_b) in out.iter_mut().zip(&s.chroma_a).zip(&s.chroma_b) {
+            for (((o, (&ya, &yb)), (&ca, &cb)), (&wa, &wb)) in out
                 .iter_mut()
                 .zip(la.iter().zip(lb))
-                .zip(s.chroma_a[c].iter().zip(&s.chroma_b[c]))
+                .zip(chroma_a.iter().zip(chroma_b))
                 .zip(self.weights_a.iter().zip(&self.weights_b))
             {
                 *o = YuvMatrix::channel(ya, ca) * wa + YuvMatrix::channel(yb, cb) * wb;
