@@ -540,6 +540,45 @@ impl Converter {
 mod tests {
     use super::*;
 
+    /// Fuzz finds (fuzz/regressions/convert): a stride near usize::MAX overflowed the plane
+    /// length check, a width near usize::MAX the row size, and hand-made layouts with offsets
+    /// outside their pixel or plane indexed out of bounds. Now `convert` returns false and
+    /// `new` None.
+    #[test]
+    fn fuzz_huge_strides_and_sizes_and_bad_layouts_are_refused() {
+        let rgb = Layout::of(VideoFormat::Rgb).unwrap();
+        let conv = Converter::new(rgb, (2, 2), (2, 2), bt601(), false).unwrap();
+        let data = [0u8; 12];
+        let mut dst = vec![0u8; conv.dst_len()];
+        assert!(!conv.convert(&[(&data, usize::MAX - 3)], &mut dst));
+        assert!(!conv.convert(&[(&data, usize::MAX / 2 + 1)], &mut dst));
+        assert!(conv.convert(&[(&data, 6)], &mut dst));
+        assert!(Converter::new(rgb, (usize::MAX - 7, 2), (2, 2), bt601(), false).is_none());
+        for bad in [
+            Layout::Packed {
+                bytes: 3,
+                rgb: [0, 1, 3],
+            },
+            Layout::Packed {
+                bytes: 0,
+                rgb: [0, 0, 0],
+            },
+            Layout::Yuv420 { u: 1, v: 1 },
+            Layout::Yuv420 { u: 3, v: 1 },
+            Layout::Yuv420Pairs { u: 2 },
+            Layout::Yuv422 {
+                y: [0, 4],
+                u: 1,
+                v: 3,
+            },
+        ] {
+            assert!(
+                Converter::new(bad, (4, 4), (2, 2), bt601(), false).is_none(),
+                "{bad:?}"
+            );
+        }
+    }
+
     fn bt601() -> YuvMatrix {
         YuvMatrix::new(0.299, 0.114, false)
     }

@@ -141,7 +141,6 @@ pub fn jpeg_frame(data: &[u8]) -> Option<JpegFrame> {
 /// from `max_pixels`), to a frame laid out for GStreamer. Every defect of the file (truncation,
 /// bad CRC, bad zlib data, a 0x0 or oversized header) is an `Err` saying what is wrong.
 pub fn decode_png(data: &[u8], max_pixels: u64) -> Result<(gst_video::VideoInfo, Vec<u8>), String> {
-    use png::{ColorType, Transformations};
     let (w, h) = dimensions(Kind::Png, data).ok_or("the PNG has no IHDR header")?;
     if w == 0 || h == 0 {
         return Err(format!(
@@ -149,6 +148,38 @@ pub fn decode_png(data: &[u8], max_pixels: u64) -> Result<(gst_video::VideoInfo,
         ));
     }
     check_pixels(w, h, max_pixels)?;
+    check_png_palette(data)?;
+    // The `png` crate is memory-safe but not panic-free: a panic in it is a bad file (400), not
+    // a failed request (500).
+    std::panic::catch_unwind(|| decode_png_frame(data, w, h))
+        .unwrap_or_else(|_| Err("invalid PNG: the decoder gave up on it".into()))
+}
+
+/// Refuses a PLTE chunk that is not whole RGB entries (1 to 256): `png` 0.18.1 panics
+/// expanding such a palette (found by fuzzing, fuzz/regressions/image).
+fn check_png_palette(data: &[u8]) -> Result<(), String> {
+    let mut at = 8;
+    while let Some(head) = data.get(at..at + 8) {
+        let len = u32::from_be_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        match &head[4..] {
+            b"PLTE" if len % 3 != 0 || !(3..=768).contains(&len) => {
+                return Err(format!(
+                    "invalid PNG: its palette has {len} bytes, not 1 to 256 RGB entries"
+                ));
+            }
+            b"IDAT" | b"IEND" => return Ok(()),
+            _ => at = at.saturating_add(12).saturating_add(len),
+        }
+    }
+    Ok(())
+}
+
+fn decode_png_frame(
+    data: &[u8],
+    w: u32,
+    h: u32,
+) -> Result<(gst_video::VideoInfo, Vec<u8>), String> {
+    use png::{ColorType, Transformations};
     // Room for the decoded frame at 4 bytes a pixel and a row or two of work space.
     let limit = usize::try_from(u64::from(w) * u64::from(h) * 4 + (1 << 20)).unwrap_or(usize::MAX);
     let mut decoder =
@@ -432,6 +463,26 @@ mod tests {
                 .unwrap_err()
                 .contains("0x0")
         );
+    }
+
+    /// Fuzz find: a PLTE chunk of 14 bytes (not whole RGB entries) made `png` 0.18.1 panic
+    /// while expanding the palette; now a 400 with the reason, and so are palettes of over 256
+    /// entries.
+    #[test]
+    fn fuzz_png_palette_of_partial_entries_is_refused() {
+        gst::init().expect("GStreamer");
+        let crash = include_bytes!("../../../fuzz/regressions/image/png_plte_not_whole_entries");
+        let e = decode_png(crash, 1 << 16).unwrap_err();
+        assert!(e.contains("palette has 14 bytes"), "{e}");
+        for len in [0usize, 4, 769, 771] {
+            let mut png =
+                b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x02\0\0\0\x01\x08\x03\0\0\0ABCD".to_vec();
+            png.extend((len as u32).to_be_bytes());
+            png.extend(b"PLTE");
+            png.extend(vec![7u8; len + 4]);
+            let e = decode_png(&png, 100).unwrap_err();
+            assert!(e.contains("palette has"), "{len}: {e}");
+        }
     }
 
     /// A PNG with one IDAT holding `raw` (filtered rows) in stored deflate blocks.

@@ -18,17 +18,20 @@ const CONFIGS: &[&[(usize, usize)]] = &[
 /// IoU above which overlapping faces are merged (MediaPipe uses 0.3).
 pub const NMS_IOU: f32 = 0.3;
 
-fn anchor_count(config: &[(usize, usize)], w: usize, h: usize) -> usize {
-    config
-        .iter()
-        .map(|&(stride, per_cell)| w.div_ceil(stride) * h.div_ceil(stride) * per_cell)
-        .sum()
+/// None when the count overflows (an input size no model has).
+fn anchor_count(config: &[(usize, usize)], w: usize, h: usize) -> Option<usize> {
+    config.iter().try_fold(0usize, |sum, &(stride, per_cell)| {
+        w.div_ceil(stride)
+            .checked_mul(h.div_ceil(stride))?
+            .checked_mul(per_cell)?
+            .checked_add(sum)
+    })
 }
 
 /// Anchors per feature map for `n` anchors at input size `w`x`h`, if a known layout gives that
 /// count. (Run on a batch, the model folds the batch into the anchors per feature map.)
 pub fn anchor_groups(n: usize, w: usize, h: usize) -> Option<Vec<usize>> {
-    let config = CONFIGS.iter().find(|c| anchor_count(c, w, h) == n)?;
+    let config = CONFIGS.iter().find(|c| anchor_count(c, w, h) == Some(n))?;
     Some(
         config
             .iter()
@@ -39,7 +42,7 @@ pub fn anchor_groups(n: usize, w: usize, h: usize) -> Option<Vec<usize>> {
 
 /// Anchor centres for `n` anchors at input size `w`x`h`, if a known layout gives that count.
 pub fn anchors(n: usize, w: usize, h: usize) -> Option<Vec<(f32, f32)>> {
-    let config = CONFIGS.iter().find(|c| anchor_count(c, w, h) == n)?;
+    let config = CONFIGS.iter().find(|c| anchor_count(c, w, h) == Some(n))?;
     let mut out = Vec::with_capacity(n);
     for &(stride, per_cell) in config.iter() {
         let (gw, gh) = (w.div_ceil(stride), h.div_ceil(stride));
@@ -124,6 +127,29 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz find (fuzz/regressions/decoders/blazeface_anchor_overflow): an input size near
+    /// usize::MAX overflowed the anchor count (a panic in debug builds, a wrapped count that
+    /// could match in release). Now no layout matches.
+    #[test]
+    fn fuzz_huge_input_sizes_match_no_anchor_layout() {
+        assert_eq!(anchors(896, usize::MAX, usize::MAX), None);
+        assert_eq!(anchor_groups(2304, usize::MAX - 3, 192), None);
+        let shapes = [vec![1, 896, 16], vec![1, 896, 1]];
+        assert!(accepts(&shapes, usize::MAX, usize::MAX / 2).is_err());
+        let (reg, cls) = (vec![0.0; 896 * 16], vec![0.0; 896]);
+        let outputs = [
+            Tensor {
+                shape: &shapes[0],
+                data: &reg,
+            },
+            Tensor {
+                shape: &shapes[1],
+                data: &cls,
+            },
+        ];
+        assert!(decode(&outputs, usize::MAX, usize::MAX, 0.5).is_err());
+    }
 
     #[test]
     fn anchor_layouts_of_both_variants() {

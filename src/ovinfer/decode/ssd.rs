@@ -8,7 +8,8 @@ pub fn accepts(shape: &[usize]) -> bool {
 
 /// Rows at or above `threshold`; a row with image_id < 0 ends the list (DetectionOutput pads so).
 pub fn decode(out: &Tensor<'_>, threshold: f32) -> Result<Vec<Detection>, String> {
-    if !accepts(out.shape) || out.data.len() != out.shape.iter().product::<usize>() {
+    let size = out.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if !accepts(out.shape) || size != Some(out.data.len()) {
         return Err(format!("ssd output must be [1,1,N,7], got {:?}", out.shape));
     }
     let mut found = Vec::new();
@@ -35,6 +36,17 @@ pub fn decode(out: &Tensor<'_>, threshold: f32) -> Result<Vec<Detection>, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found with the yolo one by fuzzing: the product of a [1, 1, huge, 7] shape overflowed.
+    #[test]
+    fn fuzz_huge_shape_is_refused() {
+        let shape = [1, 1, usize::MAX / 4, 7];
+        let out = Tensor {
+            shape: &shape,
+            data: &[0.0; 7],
+        };
+        assert!(decode(&out, 0.5).is_err());
+    }
 
     #[test]
     fn keeps_rows_above_threshold_and_stops_at_padding() {

@@ -31,7 +31,8 @@ pub fn decode(
 ) -> Result<Vec<Detection>, String> {
     let (classes, n, channels_first) = layout(out.shape)
         .ok_or_else(|| format!("yolo output must be [1,4+C,N], got {:?}", out.shape))?;
-    if out.data.len() != (classes + 4) * n {
+    // Checked: a shape near usize::MAX overflowed here (fuzz/regressions/decoders).
+    if (classes + 4).checked_mul(n) != Some(out.data.len()) {
         return Err("yolo output size does not match its shape".into());
     }
     let at = |channel: usize, i: usize| {
@@ -70,6 +71,18 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz find (fuzz/regressions/decoders/yolo_size_overflow): a [1, 5, huge] shape overflowed
+    /// the expected size check. Now it is a size mismatch.
+    #[test]
+    fn fuzz_huge_shape_is_a_size_mismatch() {
+        let shape = [1, 5, usize::MAX / 2];
+        let out = Tensor {
+            shape: &shape,
+            data: &[0.0; 10],
+        };
+        assert!(decode(&out, 640, 640, 0.5).unwrap_err().contains("size"));
+    }
 
     /// Candidates of the [1, 4+2, N] samples (padded with empty ones so that N > 4+C).
     const N: usize = 8;
