@@ -337,3 +337,73 @@ mod tests {
         assert_eq!(parse(&["-h"]).unwrap_err(), "");
     }
 }
+
+/// Property tests of the configuration and command line (`cargo test`; fuzzing: fuzz/).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        proptest::collection::vec(prop::sample::select(b"abz09-_.".to_vec()), 1..10)
+            .prop_map(|b| String::from_utf8(b).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn numbers_and_models_read_back(
+            max_body in any::<u64>(), max_pixels in any::<u64>(),
+            connections in 1usize..1000, queue_ms in 1u64..100_000, retry in any::<u32>(),
+            models in proptest::collection::btree_map(name(), (1usize..16, any::<bool>()), 1..4),
+        ) {
+            let entries: Vec<String> = models
+                .iter()
+                .map(|(n, (workers, with_queue))| {
+                    let queue = if *with_queue { format!(r#", "max-queue": {}"#, workers + 1) } else { String::new() };
+                    format!(r#""{n}": {{"model": "{n}.xml", "workers": {workers}, "threshold": 0.5{queue}}}"#)
+                })
+                .collect();
+            let text = format!(
+                r#"{{"max-body-bytes": {max_body}, "max-pixels": {max_pixels},
+                    "max-connections": {connections}, "queue-timeout-ms": {queue_ms},
+                    "retry-after-s": {retry}, "models": {{{}}}}}"#,
+                entries.join(",")
+            );
+            let (config, parsed) = Config::parse(&text, Path::new("/base")).expect("valid");
+            prop_assert_eq!(
+                (config.max_body_bytes, config.max_pixels, config.max_connections),
+                (max_body, max_pixels, connections)
+            );
+            prop_assert_eq!((config.queue_timeout_ms, config.retry_after_s), (queue_ms, retry));
+            prop_assert_eq!(parsed.len(), models.len());
+            for (m, (n, (workers, with_queue))) in parsed.iter().zip(&models) {
+                prop_assert_eq!(&m.name, n);
+                prop_assert_eq!(m.workers, *workers);
+                prop_assert_eq!(m.max_queue, if *with_queue { workers + 1 } else { 2 * workers });
+                let model = format!("/base/{n}.xml");
+                prop_assert_eq!(m.property("model"), Some(model.as_str()));
+                prop_assert_eq!(m.property("threshold"), Some("0.5"));
+            }
+        }
+
+        #[test]
+        fn model_names_that_are_not_a_path_segment_are_refused(
+            bad in prop::sample::select(vec!["", "a/b", "a?b", "#", "a%20", "a\tb", "\u{7f}"]),
+        ) {
+            let text = format!(r#"{{"models": {{"{}": {{"model": "m.xml"}}}}}}"#, bad.escape_default());
+            prop_assert!(Config::parse(&text, Path::new(".")).is_err());
+        }
+
+        #[test]
+        fn the_command_line_reads_back(config in name(), listen in name(), inline in any::<bool>()) {
+            let args: Vec<String> = if inline {
+                vec![format!("--config={config}"), format!("--listen={listen}")]
+            } else {
+                vec!["-c".into(), config.clone(), "-l".into(), listen.clone()]
+            };
+            let parsed = Args::parse(args).expect("valid");
+            prop_assert_eq!(parsed.config, PathBuf::from(&config));
+            prop_assert_eq!(parsed.listen, Some(listen));
+        }
+    }
+}

@@ -557,3 +557,127 @@ mod tests {
         assert_eq!(percent_decode("%E2%82%AC"), "€");
     }
 }
+
+/// Property tests of the request parsing (`cargo test`; fuzzing of the same code: fuzz/).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<char>(), 0..12).prop_map(|c| c.into_iter().collect())
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        proptest::collection::vec(prop::sample::select(b"abcxyzXYZ019-_.!~".to_vec()), 1..10)
+            .prop_map(|b| String::from_utf8(b).unwrap())
+    }
+
+    fn encode(s: &str) -> String {
+        s.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    /// A duplex stream over bytes, the writes kept.
+    struct Conn(io::Cursor<Vec<u8>>, Vec<u8>);
+    impl Read for Conn {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl Write for Conn {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn percent_decoding_inverts_encoding_and_never_grows(s in text(), raw in text()) {
+            prop_assert_eq!(percent_decode(&encode(&s)), s);
+            prop_assert!(percent_decode(&raw).len() <= raw.len());
+        }
+
+        #[test]
+        fn query_params_come_back_decoded(
+            pairs in proptest::collection::vec((token(), text()), 1..6),
+            extra in proptest::collection::vec(token(), 0..3),
+        ) {
+            let mut query: Vec<String> =
+                pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+            query.extend(extra.iter().map(|k| format!("zz{k}")));
+            let head = Head {
+                method: "POST".into(),
+                path: "/".into(),
+                query: query.join("&"),
+                minor_version: 1,
+                headers: vec![],
+            };
+            for (k, _) in &pairs {
+                // The first pair with that name wins.
+                let first = pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                prop_assert_eq!(head.query_param(k), first);
+            }
+            prop_assert_eq!(head.query_param("not-a-token-here"), None);
+        }
+
+        #[test]
+        fn heads_and_bodies_read_back_in_both_framings(
+            method in prop::sample::select(vec!["GET", "POST", "PUT", "HEAD"]),
+            path in token(), query in token(),
+            headers in proptest::collection::vec((token(), token()), 0..5),
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            chunks in proptest::collection::vec(1usize..64, 1..8),
+            chunked in any::<bool>(), http10 in any::<bool>(),
+        ) {
+            let headers: Vec<(String, String)> = headers
+                .into_iter()
+                .filter(|(n, _)| {
+                    !["content-length", "transfer-encoding", "expect", "connection"]
+                        .contains(&n.to_ascii_lowercase().as_str())
+                })
+                .collect();
+            let mut req = format!(
+                "{method} /{path}?{query} HTTP/1.{}\r\n",
+                if http10 { 0 } else { 1 }
+            );
+            for (n, v) in &headers {
+                req.push_str(&format!("{n}: {v}\r\n"));
+            }
+            let mut bytes = req.into_bytes();
+            if chunked {
+                bytes.extend(b"Transfer-Encoding: chunked\r\n\r\n");
+                let mut rest = &body[..];
+                for size in chunks.iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (chunk, tail) = rest.split_at((*size).min(rest.len()));
+                    bytes.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    bytes.extend(chunk);
+                    bytes.extend(b"\r\n");
+                    rest = tail;
+                }
+                bytes.extend(b"0\r\n\r\n");
+            } else {
+                bytes.extend(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+                bytes.extend(&body);
+            }
+            let mut r = BufReader::new(Conn(io::Cursor::new(bytes), Vec::new()));
+            let head = read_head(&mut r, Duration::from_millis(10)).expect("a head");
+            prop_assert_eq!(&head.method, method);
+            prop_assert_eq!(&head.path, &format!("/{path}"));
+            prop_assert_eq!(&head.query, &query);
+            prop_assert_eq!(head.minor_version, if http10 { 0 } else { 1 });
+            for (n, _) in &headers {
+                let first = headers.iter().find(|(m, _)| m.eq_ignore_ascii_case(n));
+                prop_assert_eq!(head.header(n), first.map(|(_, v)| v.as_str()));
+            }
+            prop_assert_eq!(head.keep_alive(), !http10);
+            let read = read_body(&mut r, &head, 300, Duration::from_millis(10));
+            prop_assert_eq!(read.expect("the body"), body);
+        }
+    }
+}

@@ -585,3 +585,112 @@ mod tests {
         assert!(e.contains("needs 17 bytes"), "{e}");
     }
 }
+
+/// Property tests of the header probes and the raw-frame geometry (`cargo test`; the
+/// coverage-guided fuzzing of the same code is in fuzz/, `make fuzz`).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn jpeg(w: u16, h: u16, c: u8, segments: &[(u8, Vec<u8>)], stray: &[u8]) -> Vec<u8> {
+        // SOI and a JFIF APP0, then the segments.
+        let mut out = b"\xFF\xD8\xFF\xE0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0".to_vec();
+        for (marker, body) in segments {
+            out.extend([0xFF, *marker]);
+            out.extend(((body.len() + 2) as u16).to_be_bytes());
+            out.extend(body);
+        }
+        // Bytes that are not a marker before the frame header, which libjpeg skips.
+        out.extend(stray);
+        out.extend([0xFF, 0xFF, 0xC0, 0, 8 + 3 * c, 8]);
+        out.extend(h.to_be_bytes());
+        out.extend(w.to_be_bytes());
+        out.push(c);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn probes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for kind in [Kind::Jpeg, Kind::Png, Kind::Bmp, Kind::Raw] {
+                let _ = kind.check_signature(&data);
+                let _ = dimensions(kind, &data);
+            }
+            let mut jpeg = vec![0xFF, 0xD8];
+            jpeg.extend(&data);
+            prop_assert_eq!(
+                dimensions(Kind::Jpeg, &jpeg),
+                jpeg_frame(&jpeg).map(|f| (f.width, f.height))
+            );
+        }
+
+        #[test]
+        fn the_jpeg_frame_header_is_found_past_segments_and_stray_bytes(
+            w in any::<u16>(), h in any::<u16>(), c in 1u8..=4,
+            segments in proptest::collection::vec(
+                (prop::sample::select(vec![0xE0u8, 0xE1, 0xDB, 0xC4, 0xFE, 0xDD]),
+                 proptest::collection::vec(any::<u8>(), 0..40)), 0..4),
+            stray in proptest::collection::vec(0u8..0xFF, 0..3),
+        ) {
+            let data = jpeg(w, h, c, &segments, &stray);
+            prop_assert_eq!(Kind::Jpeg.check_signature(&data), Ok(()));
+            let frame = jpeg_frame(&data).expect("a frame header");
+            prop_assert_eq!(
+                (frame.width, frame.height, frame.components),
+                (u32::from(w), u32::from(h), c)
+            );
+        }
+
+        #[test]
+        fn png_and_bmp_headers_give_their_size(w in any::<u32>(), h in any::<u32>(),
+                                               bw in any::<i32>(), bh in any::<i32>(),
+                                               cw in any::<u16>(), ch in any::<u16>()) {
+            let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+            png.extend(w.to_be_bytes());
+            png.extend(h.to_be_bytes());
+            prop_assert_eq!(dimensions(Kind::Png, &png), Some((w, h)));
+            let mut bmp = b"BM\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+            bmp.extend(40u32.to_le_bytes());
+            bmp.extend(bw.to_le_bytes());
+            bmp.extend(bh.to_le_bytes());
+            prop_assert_eq!(
+                dimensions(Kind::Bmp, &bmp),
+                Some((bw.unsigned_abs(), bh.unsigned_abs()))
+            );
+            // OS/2 1.x: a 12-byte header with 16-bit sizes (finding 4 of issue 25).
+            let mut os2 = b"BM\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+            os2.extend(12u32.to_le_bytes());
+            os2.extend(cw.to_le_bytes());
+            os2.extend(ch.to_le_bytes());
+            os2.extend([1, 0, 24, 0]);
+            prop_assert_eq!(dimensions(Kind::Bmp, &os2), Some((u32::from(cw), u32::from(ch))));
+        }
+
+        #[test]
+        fn raw_frames_of_every_format_and_size_are_laid_out(
+            format in prop::sample::select(RAW_FORMATS.to_vec()),
+            upper in any::<bool>(), w in 1u32..40, h in 1u32..40,
+        ) {
+            gst::init().expect("GStreamer");
+            let name = if upper { format.0.to_uppercase() } else { format.0.to_string() };
+            let info = raw_info(Some(&name), Some(&w.to_string()), Some(&format!(" {h} ")))
+                .expect("a valid geometry");
+            prop_assert_eq!((info.format(), info.width(), info.height()), (format.1, w, h));
+            let tight: usize = packed_planes(&info).iter().map(|(row, rows)| row * rows).sum();
+            let frame = raw_frame(&info, vec![7; tight]).expect("the right size");
+            prop_assert_eq!(frame.len(), info.size());
+            prop_assert!(raw_frame(&info, vec![7; tight + 1]).is_err());
+            prop_assert!(raw_frame(&info, vec![7; tight - 1]).is_err());
+        }
+
+        #[test]
+        fn raw_sizes_out_of_range_are_refused(bad in prop::sample::select(
+            vec!["0", "16385", "-1", "4294967296", "", "1e3", "0x10"]), good in 1u32..=16384) {
+            gst::init().expect("GStreamer");
+            let good = good.to_string();
+            prop_assert!(raw_info(None, Some(bad), Some(&good)).is_err());
+            prop_assert!(raw_info(None, Some(&good), Some(bad)).is_err());
+        }
+    }
+}
