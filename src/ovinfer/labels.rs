@@ -140,3 +140,74 @@ mod tests {
         assert_eq!(l.get(1), Some("dog"));
     }
 }
+
+/// Property tests of the labels parser (`cargo test`; fuzzing: fuzz/, target `labels`).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// A label that cannot be read as "id name": starts with a letter, no line break.
+    fn label() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(b"abcXYZ".to_vec()),
+            proptest::collection::vec(prop::sample::select(b"az09 _-.()".to_vec()), 0..12),
+        )
+            .prop_map(|(first, rest)| {
+                let mut s = String::from(first as char);
+                s.extend(rest.into_iter().map(char::from));
+                s.trim_end().to_string()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn id_name_files_read_back(
+            labels in proptest::collection::btree_map(any::<i32>(), label(), 1..20),
+            gap in prop::sample::select(vec![" ", "  ", "\t", " \t "]),
+            crlf in any::<bool>(), blank in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::new();
+            for (id, name) in &labels {
+                text.push_str(&format!("{id}{gap}{name}{eol}"));
+                if blank {
+                    text.push_str(eol);
+                }
+            }
+            let parsed = Labels::parse(&text);
+            let expected: BTreeMap<i32, &str> =
+                labels.iter().map(|(id, n)| (*id, n.as_str())).collect();
+            prop_assert_eq!(parsed.sorted(), expected.into_iter().collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn one_label_per_line_files_number_from_zero(
+            labels in proptest::collection::vec(label(), 1..20),
+            trailing in 0usize..3, crlf in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let text = labels.join(eol) + &eol.repeat(trailing);
+            let parsed = Labels::parse(&text);
+            prop_assert_eq!(parsed.len(), labels.len());
+            for (i, name) in labels.iter().enumerate() {
+                prop_assert_eq!(parsed.get(i as i32), Some(name.as_str()));
+            }
+        }
+
+        #[test]
+        fn any_text_parses_to_trimmed_labels(chars in proptest::collection::vec(prop_oneof![
+            any::<char>(),
+            prop::sample::select(vec!['1', '-', '7', ' ', '\t', '\n', '\r', 'a', '\u{a0}']),
+        ], 0..200)) {
+            let text: String = chars.into_iter().collect();
+            let parsed = Labels::parse(&text);
+            prop_assert!(parsed.len() <= text.lines().count());
+            for (id, name) in parsed.sorted() {
+                prop_assert_eq!(parsed.get(id), Some(name));
+                prop_assert_eq!(name, name.trim());
+            }
+        }
+    }
+}

@@ -285,3 +285,121 @@ mod tests {
         assert_eq!(nan.clipped(), None);
     }
 }
+
+/// Property tests of the decoders on random tensors (`cargo test`; fuzzing with random shapes
+/// too: fuzz/, target `decoders`).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any f32 now and then (NaN, infinities), mostly model-like values.
+    fn value() -> impl Strategy<Value = f32> {
+        prop_oneof![4 => -2.0f32..2.0, 1 => any::<f32>()]
+    }
+
+    fn boxes() -> impl Strategy<Value = Vec<Detection>> {
+        proptest::collection::vec(
+            (
+                0i32..3,
+                0.0f32..1.0,
+                0.0f32..1.0,
+                0.0f32..1.0,
+                0.0f32..0.5,
+                0.0f32..0.5,
+            ),
+            0..40,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(label_id, confidence, x, y, w, h)| Detection {
+                    label_id,
+                    confidence,
+                    x_min: x,
+                    y_min: y,
+                    x_max: x + w,
+                    y_max: y + h,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn ssd_keeps_rows_over_the_threshold_until_the_padding(
+            rows in proptest::collection::vec(proptest::collection::vec(value(), 7), 0..30),
+            threshold in 0.0f32..1.0,
+        ) {
+            let data: Vec<f32> = rows.concat();
+            let shape = [1, 1, rows.len(), 7];
+            let found = ssd::decode(&Tensor { shape: &shape, data: &data }, threshold).unwrap();
+            let expected = rows
+                .iter()
+                .take_while(|r| !(r[0] < 0.0))
+                .filter(|r| r[2] >= threshold)
+                .count();
+            prop_assert_eq!(found.len(), expected);
+            prop_assert!(found.iter().all(|d| d.confidence >= threshold));
+            // A tensor of the wrong size is an error, not a panic.
+            let longer = [1, 1, rows.len() + 1, 7];
+            let wrong = ssd::decode(&Tensor { shape: &longer, data: &data }, threshold);
+            prop_assert!(wrong.is_err());
+        }
+
+        #[test]
+        fn yolo_finds_only_confident_boxes_in_both_layouts(
+            classes in 1usize..4, n in 8usize..40, threshold in 0.05f32..1.0,
+            seed in proptest::collection::vec(value(), 1..64), transposed in any::<bool>(),
+        ) {
+            let data: Vec<f32> = seed.iter().cycle().take((4 + classes) * n).copied().collect();
+            let shape = if transposed { [1, n, 4 + classes] } else { [1, 4 + classes, n] };
+            let out = Tensor { shape: &shape, data: &data };
+            let found = yolo::decode(&out, 64, 64, threshold).unwrap();
+            prop_assert!(found.len() <= n);
+            for d in &found {
+                prop_assert!(d.confidence >= threshold);
+                prop_assert!((0..classes as i32).contains(&d.label_id));
+            }
+        }
+
+        #[test]
+        fn classification_picks_the_most_probable_class(
+            scores in proptest::collection::vec(-20.0f32..20.0, 2..50),
+        ) {
+            let p = classification::probabilities(&scores);
+            prop_assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+            let shape = [1, scores.len()];
+            let best = classification::decode(&Tensor { shape: &shape, data: &scores }, 0.0)
+                .unwrap()
+                .expect("a class");
+            let top = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            prop_assert_eq!(scores[best.label_id as usize], top);
+        }
+
+        #[test]
+        fn nms_leaves_no_overlap_over_the_threshold(found in boxes(), iou_max in 0.1f32..0.9, per_class in any::<bool>()) {
+            let kept = nms::nms(found.clone(), iou_max, per_class);
+            prop_assert!(kept.len() <= found.len());
+            prop_assert!(kept.windows(2).all(|w| w[0].confidence >= w[1].confidence));
+            for (i, a) in kept.iter().enumerate() {
+                for b in &kept[i + 1..] {
+                    if !per_class || a.label_id == b.label_id {
+                        prop_assert!(nms::iou(a, b) <= iou_max);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn detect_never_panics_and_agrees_with_check(
+            shapes in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(1usize), Just(7), Just(16), Just(896), 0usize..10, Just(usize::MAX)], 0..5), 0..3),
+            size in prop_oneof![Just(128usize), Just(192), any::<usize>()],
+        ) {
+            let model = ModelShape { outputs: shapes, input_width: size, input_height: size };
+            if let Ok(kind) = DecoderKind::detect(&model) {
+                prop_assert!(kind.check(&model).is_ok());
+            }
+        }
+    }
+}
