@@ -3,12 +3,13 @@
 #               one LVA inference document per frame with results
 #   make server installs what is missing, builds and serves the LVA HTTP extension contract
 #   make test   installs what is missing, builds and runs every test
+#   make fuzz   installs what is missing and fuzzes every parser of untrusted input, FUZZ_SECONDS each
 SHELL := /bin/bash
 CARGO ?= cargo
 SSD := models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml
 SSD_LABELS := models/ssd_mobilenet_v2_coco/labels.txt
 
-.PHONY: setup build demo server test lint inspect bench bench-inference
+.PHONY: setup build demo server test lint inspect bench bench-inference fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -47,3 +48,10 @@ bench: setup
 # sharing one model instance, and memory over 10 000 frames (about 8 minutes).
 bench-inference: setup
 	$(CARGO) bench --locked --bench inference
+
+# Coverage-guided fuzzing (fuzz/, scripts/fuzz.sh, docs/security.md "Fuzzing"): each target for
+# FUZZ_SECONDS, one at a time at nice 19; FUZZ_TARGETS="image http" for some only.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh $(FUZZ_TARGETS)

@@ -25,6 +25,16 @@ FUZZ_FLAGS=(-s none -a -O)
 
 log() { printf '[fuzz] %s\n' "$*"; }
 
+sudo_if_needed() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# libfuzzer-sys compiles libFuzzer (C++); the GStreamer -dev packages come from scripts/setup.sh.
+if ! dpkg-query -W -f='${Status}' g++ 2>/dev/null | grep -q "install ok installed"; then
+    log "installing Debian packages: g++"
+    sudo_if_needed apt-get update -q
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends g++
+fi
 if ! command -v cargo-fuzz >/dev/null || ! cargo fuzz --version | grep -q "$CARGO_FUZZ_VERSION"; then
     log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
     cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"

@@ -4,6 +4,9 @@
 //! (httparse), `config` (serde) and `auth` (config's `Auth`).
 
 #![allow(dead_code)]
+// The server's own unit and property tests in those files run with the server (`cargo test
+// --bin lva-server`), not here: this crate is never built as a test with them.
+#![cfg(not(test))]
 
 #[path = "../../src/bin/lva-server/auth.rs"]
 pub mod auth;

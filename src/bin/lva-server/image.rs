@@ -162,7 +162,7 @@ fn check_png_palette(data: &[u8]) -> Result<(), String> {
     while let Some(head) = data.get(at..at + 8) {
         let len = u32::from_be_bytes(head[..4].try_into().expect("4 bytes")) as usize;
         match &head[4..] {
-            b"PLTE" if len % 3 != 0 || !(3..=768).contains(&len) => {
+            b"PLTE" if !len.is_multiple_of(3) || !(3..=768).contains(&len) => {
                 return Err(format!(
                     "invalid PNG: its palette has {len} bytes, not 1 to 256 RGB entries"
                 ));
