@@ -1,7 +1,8 @@
 //! What `pre-process-backend=ovinfer` costs per frame: a 1920x1080 frame converted to the SSD's
 //! 300x300 RGB picture (colour conversion and bilinear resize in one pass), for I420, NV12,
-//! YUY2 and BGRx, against OpenCV doing the same in the same run (`cv2.cvtColor` to RGB at full
-//! size, then `cv2.resize(INTER_LINEAR)`, timed in Python with OpenCV's own threads).
+//! YUY2 and BGRx, and a 640x272 I420 frame (bikes.mp4's), against OpenCV doing the same in the
+//! same run (`cv2.cvtColor` to RGB at full size, then `cv2.resize(INTER_LINEAR)`, timed in
+//! Python with OpenCV's own threads).
 //!
 //! cargo bench --bench preprocess
 
@@ -13,14 +14,13 @@ use common::per_call;
 use gst_video::VideoFormat;
 use gstovlva::ovinfer::convert::{Converter, Layout, YuvMatrix};
 
-const SRC: (usize, usize) = (1920, 1080);
 const DST: (usize, usize) = (300, 300);
 
 /// A pseudo-random frame of `layout`, planes packed.
-fn frame(layout: Layout) -> Vec<Vec<u8>> {
+fn frame(layout: Layout, src: (usize, usize)) -> Vec<Vec<u8>> {
     let mut seed = 7u32;
     layout
-        .planes(SRC.0, SRC.1)
+        .planes(src.0, src.1)
         .into_iter()
         .map(|(row, rows)| {
             (0..row * rows)
@@ -33,12 +33,12 @@ fn frame(layout: Layout) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn ours(format: VideoFormat) -> Duration {
+fn ours(format: VideoFormat, src: (usize, usize)) -> Duration {
     let layout = Layout::of(format).expect("a format ovinfer converts");
-    let converter = Converter::new(layout, SRC, DST, YuvMatrix::new(0.299, 0.114, false), false)
+    let converter = Converter::new(layout, src, DST, YuvMatrix::new(0.299, 0.114, false), false)
         .expect("sizes");
-    let planes = frame(layout);
-    let strides: Vec<usize> = layout.planes(SRC.0, SRC.1).iter().map(|p| p.0).collect();
+    let planes = frame(layout, src);
+    let strides: Vec<usize> = layout.planes(src.0, src.1).iter().map(|p| p.0).collect();
     let views: Vec<(&[u8], usize)> = planes
         .iter()
         .zip(&strides)
@@ -50,16 +50,16 @@ fn ours(format: VideoFormat) -> Duration {
     })
 }
 
-/// OpenCV's time per frame for each format, from one Python run.
-fn opencv(formats: &[&str]) -> Vec<Duration> {
+/// OpenCV's time per frame for each format (name:width:height), from one Python run.
+fn opencv(cases: &[String]) -> Vec<Duration> {
     let script = r#"
 import sys, time, cv2, numpy as np
-w, h = 1920, 1080
-codes = {"I420": (cv2.COLOR_YUV2RGB_I420, (h * 3 // 2, w)), "NV12": (cv2.COLOR_YUV2RGB_NV12, (h * 3 // 2, w)),
+def codes(w, h): return {"I420": (cv2.COLOR_YUV2RGB_I420, (h * 3 // 2, w)), "NV12": (cv2.COLOR_YUV2RGB_NV12, (h * 3 // 2, w)),
          "YUY2": (cv2.COLOR_YUV2RGB_YUY2, (h, w, 2)), "BGRx": (cv2.COLOR_BGRA2RGB, (h, w, 4))}
 rng = np.random.default_rng(7)
-for name in sys.argv[1:]:
-    code, shape = codes[name]
+for case in sys.argv[1:]:
+    name, w, h = case.split(":")
+    code, shape = codes(int(w), int(h))[name]
     frame = rng.integers(0, 256, shape, dtype=np.uint8)
     run = lambda: cv2.resize(cv2.cvtColor(frame, code), (300, 300), interpolation=cv2.INTER_LINEAR)
     run()
@@ -72,7 +72,7 @@ for name in sys.argv[1:]:
     let out = std::process::Command::new(python)
         .arg("-c")
         .arg(script)
-        .args(formats)
+        .args(cases)
         .output()
         .expect("the project's Python (make setup)");
     assert!(
@@ -88,21 +88,27 @@ for name in sys.argv[1:]:
 
 fn main() {
     common::init();
-    let formats = [
-        ("I420", VideoFormat::I420),
-        ("NV12", VideoFormat::Nv12),
-        ("YUY2", VideoFormat::Yuy2),
-        ("BGRx", VideoFormat::Bgrx),
+    let full = (1920, 1080);
+    let cases = [
+        ("I420", VideoFormat::I420, full),
+        ("NV12", VideoFormat::Nv12, full),
+        ("YUY2", VideoFormat::Yuy2, full),
+        ("BGRx", VideoFormat::Bgrx, full),
+        ("I420", VideoFormat::I420, (640, 272)),
     ];
-    let names: Vec<&str> = formats.iter().map(|f| f.0).collect();
+    let names: Vec<String> = cases
+        .iter()
+        .map(|(name, _, (w, h))| format!("{name}:{w}:{h}"))
+        .collect();
     let reference = opencv(&names);
     println!(
-        "1920x1080 -> 300x300 RGB, per frame     ovinfer    OpenCV (cvtColor + resize)   ovinfer/OpenCV"
+        "to 300x300 RGB, per frame               ovinfer    OpenCV (cvtColor + resize)   ovinfer/OpenCV"
     );
-    for ((name, format), opencv) in formats.iter().zip(reference) {
-        let t = ours(*format);
+    for ((name, format, src), opencv) in cases.iter().zip(reference) {
+        let t = ours(*format, *src);
         println!(
-            "{name:<40} {:>6.3} ms {:>12.3} ms {:>20.2}",
+            "{:<40} {:>6.3} ms {:>12.3} ms {:>20.2}",
+            format!("{name} {}x{}", src.0, src.1),
             t.as_secs_f64() * 1e3,
             opencv.as_secs_f64() * 1e3,
             t.as_secs_f64() / opencv.as_secs_f64()

@@ -41,7 +41,8 @@ fn four_requests_in_flight_give_the_same_detections_in_the_same_order_as_one() {
         assert_eq!(a, b, "frame {i} differs between nireq=1 and nireq=4");
     }
     let with_results = one.iter().filter(|(_, d)| !d.is_empty()).count();
-    assert_eq!(with_results, 127);
+    // With the picture OpenCV would give the model (the count moves with any change of it).
+    assert_eq!(with_results, 123);
 }
 
 #[test]
@@ -227,12 +228,20 @@ fn joining_an_instance_with_other_frames_is_refused_with_the_reason() {
         )
     };
     let (small, large) = ("width=64,height=48", "width=32,height=32");
-    // Frames scaled by ovinfer all reach the tensor at the model's size: any sizes share.
-    let out = together(&source("RGB", small), &source("RGB", large), "ovinfer");
-    assert!(out.errors.is_empty(), "{}", out.error_text());
-    assert_eq!((out.samples("a").len(), out.samples("b").len()), (5, 5));
-    // Another format, or another size when OpenVINO resizes, needs another compiled model.
-    let out = together(&source("RGB", small), &source("BGR", small), "ovinfer");
+    // Frames converted by ovinfer all reach the tensor as the model's picture: any sizes and
+    // formats share.
+    for (a, b) in [
+        (source("RGB", small), source("RGB", large)),
+        (source("RGB", small), source("BGR", small)),
+        (source("I420", small), source("YUY2", large)),
+    ] {
+        let out = together(&a, &b, "ovinfer");
+        assert!(out.errors.is_empty(), "{}", out.error_text());
+        assert_eq!((out.samples("a").len(), out.samples("b").len()), (5, 5));
+    }
+    // Another format, or another size when OpenVINO converts and resizes, needs another
+    // compiled model.
+    let out = together(&source("RGB", small), &source("BGRx", small), "openvino");
     let text = out.error_text();
     assert!(
         text.contains("model-instance-id 'shared' is already used"),

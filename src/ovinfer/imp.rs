@@ -424,8 +424,8 @@ impl OvInfer {
                         "model-instance-id '{id}' is already used by an ovinfer with other \
                          settings or frames ({}), and this one needs ({key}): give it another \
                          model-instance-id, or the same model, device, performance-hint, \
-                         ov-config, batch-size, pre-process-backend and frame format (and size, unless ovinfer scales \
-                         frames)",
+                         ov-config, batch-size and pre-process-backend (and with \
+                         pre-process-backend=openvino, the same frame format and size)",
                         instance.config
                     ));
                 }
@@ -471,8 +471,8 @@ impl OvInfer {
             .unwrap_or_else(|| state.decoder.default_label(label_id))
     }
 
-    /// Gives the frame to slot `slot` of the request's input: scaled into the request's own
-    /// tensor when ovinfer scales; else, for a batch of one, without a copy when its memory
+    /// Gives the frame to slot `slot` of the request's input: converted into the request's own
+    /// tensor when ovinfer converts it; else, for a batch of one, without a copy when its memory
     /// already has the packed layout the input tensor takes (the mapping returned must then
     /// live until the inference is over); else copied into the request's own tensor.
     fn feed(
@@ -905,7 +905,7 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecString::builder("labels")
                     .nick("Labels")
-                    .blurb("Labels file: one label per line (id = line number from 0), or \"id name\" per line; without it labels are the class ids")
+                    .blurb("Labels file: one label per line (id = line number from 0), or \"id name\" per line, ids being the model's own class ids (an SSD with a background class reports a person as 1); without it labels are the class ids. At most 4 MiB, 4096 bytes a line")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecDouble::builder("threshold")
@@ -992,12 +992,12 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecString::builder("model-instance-id")
                     .nick("Model instance id")
-                    .blurb("Elements of one process with the same id share one compiled model and its pool of infer requests (one instance for many cameras); the first to start sets nireq, the others must use the same model, device, performance-hint, ov-config, batch-size, pre-process-backend and frame format (and size, unless ovinfer scales frames). Unset: the element has its own requests")
+                    .blurb("Elements of one process with the same id share one compiled model and its pool of infer requests (one instance for many cameras); the first to start sets nireq, the others must use the same model, device, performance-hint, ov-config, batch-size and pre-process-backend (and with pre-process-backend=openvino, the same frame format and size). Unset: the element has its own requests")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("pre-process-backend", PreProcessBackend::Ovinfer)
                     .nick("Pre-processing backend")
-                    .blurb("Who scales frames to the model's input size: ovinfer (bilinear, while writing the input tensor; several times cheaper than OpenVINO's resize on CPU) or openvino (its pre-processing resizes; the tensor reads frames in place). Colour conversion and layout are OpenVINO's either way; frames already at the model's size are read in place either way")
+                    .blurb("Who turns frames into the model's picture: ovinfer (colour conversion and bilinear resize in one pass while writing the input tensor, the pixels of OpenCV's cvtColor + resize) or openvino (OpenVINO's pre-processing converts and resizes RGB/BGR/RGBx/BGRx and even-sized NV12/I420 frames of another size than the model's, read in place; ovinfer converts the others). Frames already in the model's channel order and size are read in place either way")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("ov-config")

@@ -103,19 +103,19 @@ impl PerformanceHint {
     }
 }
 
-/// Who scales frames to the model's input size (`pre-process-backend` property).
+/// Who turns frames into the model's picture (`pre-process-backend` property).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
 #[repr(u32)]
 #[enum_type(name = "GstOvInferPreProcessBackend")]
 pub enum PreProcessBackend {
     #[default]
     #[enum_value(
-        name = "ovinfer scales while writing the input tensor; OpenVINO converts colour and layout at the model's size",
+        name = "ovinfer converts and resizes while writing the input tensor, as OpenCV's cvtColor + resize",
         nick = "ovinfer"
     )]
     Ovinfer,
     #[enum_value(
-        name = "OpenVINO does all pre-processing, reading the frame in place at any size",
+        name = "OpenVINO converts and resizes the frames it can take right, read in place",
         nick = "openvino"
     )]
     Openvino,
