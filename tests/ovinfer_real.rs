@@ -16,17 +16,18 @@ const BACKENDS: [&str; 2] = ["ovinfer", "openvino"];
 /// quantised SSD's boxes by a few pixels and its confidences by a few steps (see
 /// tests/ovinfer_formats.rs for the matrix on identical pixels).
 fn tolerance(image: &str, backend: &str) -> Tolerance {
-    match (image.ends_with(".png"), backend) {
-        (true, "ovinfer") => Tolerance {
-            edge_px: 1.0,
-            confidence: 1.0 / 256.0 + 1e-3,
-            above: ABOVE_THRESHOLD,
-        },
-        _ => Tolerance {
-            edge_px: 8.0,
-            confidence: 16.0 / 256.0,
-            above: ABOVE_THRESHOLD,
-        },
+    let (edge_px, steps) = match (image.ends_with(".png"), backend) {
+        (true, "ovinfer") => (1.0, 1.0),
+        (true, _) => (8.0, 16.0),
+        // Measured: 5.3 px and 3 steps on dog.jpg with the converter, 11.2 px (the bicycle's
+        // left edge of a 768-pixel-wide photo) and 3 steps with OpenVINO's resize.
+        (false, "ovinfer") => (6.0, 4.0),
+        (false, _) => (12.0, 16.0),
+    };
+    Tolerance {
+        edge_px,
+        confidence: steps / 256.0 + 1e-3,
+        above: ABOVE_THRESHOLD,
     }
 }
 
