@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::reference::{self, Case, Detection, Tolerance};
@@ -48,33 +48,7 @@ impl Server {
         let dir = temp_dir();
         let path = dir.join("lva-server.json");
         std::fs::write(&path, config.to_string()).expect("config written");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lva-server"))
-            .arg("--config")
-            .arg(&path)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("lva-server starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.split(',').next().unwrap_or("").to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(180)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("lva-server did not start: {:#?}", log.lock().unwrap());
-            }
-        };
+        let common::server::Started { child, url, log } = common::server::start(&path, &[]);
         let (scheme, addr) = url.split_once("://").expect("scheme://addr");
         Server {
             child,

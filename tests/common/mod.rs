@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod reference;
+pub mod server;
 
 use std::path::PathBuf;
 use std::sync::Once;

@@ -2,10 +2,10 @@
 //! model, requests over raw sockets (so a test controls every byte, and half-closes), and what
 //! the process holds (`/proc/PID`: open fds, RSS).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,11 +21,7 @@ pub struct Server {
     config: std::path::PathBuf,
 }
 
-/// The binary under test: `LVA_SERVER_BIN` when set (to run these tests against another
-/// build), else the one cargo built with this test.
-pub fn binary() -> String {
-    std::env::var("LVA_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lva-server").into())
-}
+pub use super::common::server::binary;
 
 /// The SSD model entry.
 pub fn ssd() -> Value {
@@ -92,31 +88,13 @@ pub fn run_to_exit(config: Value, timeout: Duration) -> (Option<std::process::Ex
 impl Server {
     pub fn start(config: Value, env: &[(&str, &str)]) -> Server {
         let path = config_file(&config);
-        let mut child = Command::new(binary())
-            .arg("--config")
-            .arg(&path)
-            .args(["--listen", "127.0.0.1:0"])
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("lva-server starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split(',').next().unwrap_or("").to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(180)) else {
-            let _ = child.kill();
-            panic!("lva-server did not start: {:#?}", log.lock().unwrap());
-        };
+        let started = super::common::server::start(&path, env);
+        let (child, log) = (started.child, started.log);
+        let addr = started
+            .url
+            .strip_prefix("http://")
+            .expect("a plain HTTP server")
+            .to_string();
         Server {
             pid: child.id(),
             child,
