@@ -1,7 +1,7 @@
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -11,16 +11,20 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
 use super::batch::BatchLayout;
-use super::convert::{Converter, Layout, YuvMatrix};
+use super::compiled::{self, Compiled};
 use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
-use super::input::{self, InputRange, ModelInput};
-use super::labels::Labels;
-use super::pool::{Instance, Keep, Slot};
-use super::shared::Shared;
+use super::input;
+use super::pool::Instance;
+use super::settings::{
+    DEFAULT_DEVICE, DEFAULT_INPUT_RANGE, DEFAULT_INTERVAL, DEFAULT_THRESHOLD, MAX_BATCH, MAX_NIREQ,
+    Settings,
+};
+use super::shared::{COMPILED, INSTANCES, core};
+use super::state::{Pending, State};
 use super::stats::{Snapshot, Stats};
-use super::{DecoderChoice, ModelColorFormat, PerformanceHint, PreProcessBackend, config, frame};
+use super::{DecoderChoice, ModelColorFormat, PerformanceHint, PreProcessBackend, model};
 use crate::meta::{self, DetectionInfo, FrameClassification};
-use crate::openvino::{self, CompiledModel, Core, InferRequest, Model, PixelFormat};
+use crate::openvino::{self, InferRequest};
 use crate::properties::optional_string;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -30,104 +34,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("OpenVINO inference on video frames"),
     )
 });
-
-const DEFAULT_DEVICE: &str = "CPU";
-const DEFAULT_THRESHOLD: f64 = 0.5;
-const DEFAULT_INTERVAL: u32 = 1;
-const DEFAULT_INPUT_RANGE: &str = "auto";
-const MAX_NIREQ: u32 = 64;
-const MAX_BATCH: u32 = 32;
-
-#[derive(Debug, Clone)]
-struct Settings {
-    model: Option<PathBuf>,
-    device: String,
-    labels: Option<PathBuf>,
-    threshold: f64,
-    decoder: DecoderChoice,
-    interval: u32,
-    input_range: String,
-    model_color_format: ModelColorFormat,
-    performance_hint: PerformanceHint,
-    pre_process_backend: PreProcessBackend,
-    nireq: u32,
-    batch_size: u32,
-    stats_interval: u32,
-    model_instance_id: Option<String>,
-    ov_config: String,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            model: None,
-            device: DEFAULT_DEVICE.to_string(),
-            labels: None,
-            threshold: DEFAULT_THRESHOLD,
-            decoder: DecoderChoice::Auto,
-            interval: DEFAULT_INTERVAL,
-            input_range: DEFAULT_INPUT_RANGE.to_string(),
-            model_color_format: ModelColorFormat::Rgb,
-            performance_hint: PerformanceHint::Latency,
-            pre_process_backend: PreProcessBackend::Ovinfer,
-            nireq: 0,
-            batch_size: 1,
-            stats_interval: 0,
-            model_instance_id: None,
-            ov_config: String::new(),
-        }
-    }
-}
-
-/// The model compiled for the negotiated caps, with its infer requests.
-struct Compiled {
-    /// This element's own, or shared by `model-instance-id`.
-    instance: Arc<Instance>,
-    info: gst_video::VideoInfo,
-    /// The frames' format as the input tensor takes them (when OpenVINO pre-processes them).
-    format: PixelFormat,
-    /// Converts frames into the model's picture while writing the input tensor, unless
-    /// OpenVINO pre-processes them (see `input::feed`).
-    converter: Option<Converter>,
-}
-
-/// A frame inside the element: waiting for its inference, or (`slot` None) skipped by
-/// `interval` and only waiting for its turn to leave, so that frames never change order.
-struct Pending {
-    buffer: gst::Buffer,
-    slot: Option<Slot>,
-    frame: u64,
-    arrived: Instant,
-}
-
-/// Per-run state: from `start` to `stop`.
-struct State {
-    /// The shape the model's input is given before compiling (`batch-size` frames, or 1 for a
-    /// dynamic batch). Each compilation reads the model again: pre-processing changes the model
-    /// it is built on, and new caps need new pre-processing.
-    input_dims: Vec<i64>,
-    /// The model file, made absolute so that equal files share one compiled model.
-    path: PathBuf,
-    model_name: String,
-    model_input: ModelInput,
-    model_shape: ModelShape,
-    /// Where each frame's results lie in the outputs of a batch (`batch-size`).
-    layout: BatchLayout,
-    decoder: DecoderKind,
-    labels: Labels,
-    range: InputRange,
-    /// `ov-config`, parsed, with ovinfer's defaults for the device.
-    ov_config: Vec<(String, String)>,
-    settings: Settings,
-    compiled: Option<Compiled>,
-    frames: u64,
-    /// Frames in flight, oldest first.
-    pending: VecDeque<Pending>,
-    /// Frames done, in order, waiting to be pushed.
-    ready: VecDeque<gst::Buffer>,
-    /// Whether the last frame was read in place rather than copied (logged when it changes).
-    in_place: Option<bool>,
-}
 
 #[derive(Default)]
 pub struct OvInfer {
@@ -148,60 +54,14 @@ pub struct OvInfer {
     latency_changed: AtomicBool,
 }
 
-/// One OpenVINO core for the whole process (it is thread-safe and caches device plugins).
-fn core() -> Result<&'static Core, openvino::Error> {
-    static CORE: OnceLock<Result<Core, openvino::Error>> = OnceLock::new();
-    CORE.get_or_init(Core::new).as_ref().map_err(Clone::clone)
-}
-
-/// Compiled models of the whole process, shared by elements that compile the same thing.
-static COMPILED: LazyLock<Shared<CompiledModel>> = LazyLock::new(Shared::default);
-
-/// Model instances named by `model-instance-id`.
-static INSTANCES: LazyLock<Shared<Instance>> = LazyLock::new(Shared::default);
-
-fn model_stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 impl OvInfer {
     /// Loads the model, picks the decoder and reads the labels: everything that does not depend
     /// on caps, so that a bad model or labels file fails the state change.
     fn load(&self, settings: &Settings) -> Result<State, gst::ErrorMessage> {
-        let path = settings.model.clone().ok_or_else(|| {
-            gst::error_msg!(
-                gst::ResourceError::Settings,
-                ("no model set: set the model property to an IR .xml, .onnx or .tflite file")
-            )
-        })?;
-        if !path.is_file() {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                (
-                    "model file {} does not exist: check the model property",
-                    path.display()
-                )
-            ));
-        }
-        let range = InputRange::parse(&settings.input_range)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
-        let ov_config = config::parse(&settings.ov_config)
-            .map(|pairs| config::with_defaults(&settings.device, pairs))
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
-        let labels = match &settings.labels {
-            None => Labels::default(),
-            Some(p) => Labels::read(p).map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::NotFound,
-                    (
-                        "labels file {} cannot be read ({e}): check the labels property",
-                        p.display()
-                    )
-                )
-            })?,
-        };
+        let path = settings.model_file()?;
+        let range = settings.range()?;
+        let ov_config = settings.ov_properties()?;
+        let labels = settings.read_labels()?;
         let core = core().map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         let mut model = core.read_model(&path).map_err(|e| {
             gst::error_msg!(
@@ -226,7 +86,7 @@ impl OvInfer {
                 .reshape_input(&dims)
                 .map_err(|e| in_err(e.to_string()))?;
         }
-        let output_shapes = Self::output_shapes(&model).map_err(in_err)?;
+        let output_shapes = model::output_shapes(&model).map_err(in_err)?;
         let model_shape = ModelShape {
             outputs: output_shapes,
             input_width: model_input.width,
@@ -254,15 +114,7 @@ impl OvInfer {
             BatchLayout::single(&model_shape.outputs)
         } else {
             dims[0] = batch as i64;
-            let batched = model
-                .reshape_input(&dims)
-                .map_err(|e| e.to_string())
-                .and_then(|()| Self::output_shapes(&model))
-                .and_then(|batched| {
-                    BatchLayout::new(&model_shape.outputs, &batched, batch, |i| {
-                        decoder.batch_groups(&model_shape, i)
-                    })
-                });
+            let batched = model::batched_layout(&mut model, &dims, &model_shape, batch, decoder);
             batched.map_err(|e| {
                 // OpenVINO's shape inference errors run to several lines: the first one says it.
                 let e = e.lines().next().unwrap_or_default().to_string();
@@ -291,7 +143,7 @@ impl OvInfer {
         Ok(State {
             input_dims: dims,
             path: path.canonicalize().unwrap_or_else(|_| path.clone()),
-            model_name: model_stem(&path),
+            model_name: model::model_stem(&path),
             model_input,
             model_shape,
             layout,
@@ -308,72 +160,10 @@ impl OvInfer {
         })
     }
 
-    /// The model read from `path`, its input reshaped to `dims` where it differs.
-    fn read_shaped(core: &Core, path: &Path, dims: &[i64]) -> openvino::Result<Model> {
-        let mut model = core.read_model(path)?;
-        let shape = model.inputs()?.first().map(|i| i.shape.clone());
-        if shape.is_none_or(|s| s.iter().map(|d| d.unwrap_or(-1)).ne(dims.iter().copied())) {
-            model.reshape_input(dims)?;
-        }
-        Ok(model)
-    }
-
-    /// The static shape of every model output.
-    fn output_shapes(model: &Model) -> Result<Vec<Vec<usize>>, String> {
-        model
-            .outputs()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|o| {
-                o.static_shape().ok_or_else(|| {
-                    format!(
-                        "output '{}' has a dynamic shape {}; ovinfer needs static output shapes",
-                        o.name,
-                        o.shape_string()
-                    )
-                })
-            })
-            .collect()
-    }
-
     /// Compiles the model with pre-processing from the negotiated frames.
     fn compile(&self, state: &State, info: &gst_video::VideoInfo) -> Result<Compiled, String> {
-        let layout = Layout::of(info.format())
-            .ok_or_else(|| format!("unsupported video format {:?}", info.format()))?;
         let (w, h) = (info.width() as usize, info.height() as usize);
-        let model_size = (state.model_input.width, state.model_input.height);
-        let model_bgr = state.settings.model_color_format == ModelColorFormat::Bgr;
-        let model_color = if model_bgr {
-            PixelFormat::Bgr
-        } else {
-            PixelFormat::Rgb
-        };
-        let native = frame::pixel_format(info.format(), w, h);
-        let feed = input::feed(
-            state.settings.pre_process_backend,
-            native,
-            (w, h),
-            model_size,
-            model_color,
-        );
-        let (format, (tensor_w, tensor_h), converter) = match feed {
-            input::Feed::Openvino(format) => (format, (w, h), None),
-            input::Feed::Ovinfer => {
-                let matrix = YuvMatrix::of(&info.colorimetry());
-                let converter = Converter::new(layout, (w, h), model_size, matrix, model_bgr)
-                    .ok_or_else(|| format!("empty frames ({w}x{h}) cannot be inferred"))?;
-                (model_color, model_size, Some(converter))
-            }
-        };
-        let pre = input::preprocessing(
-            &state.model_input,
-            format,
-            tensor_w,
-            tensor_h,
-            model_bgr,
-            state.range,
-            state.decoder,
-        );
+        let (format, converter, pre) = compiled::frames_input(state, info)?;
         let hint = state.settings.performance_hint.openvino_name();
         let batch = state.layout.batch();
         let key = format!(
@@ -384,7 +174,7 @@ impl OvInfer {
         );
         let (compiled, reused) = COMPILED.get_or_try_insert(&key, || {
             let core = core().map_err(|e| e.to_string())?;
-            let model = Self::read_shaped(core, &state.path, &state.input_dims)
+            let model = model::read_shaped(core, &state.path, &state.input_dims)
                 .and_then(|model| model.with_preprocessing(&pre))
                 .map_err(|e| e.to_string())?;
             let mut properties = vec![("PERFORMANCE_HINT", hint)];
@@ -463,83 +253,6 @@ impl OvInfer {
         })
     }
 
-    fn label(state: &State, label_id: i32) -> String {
-        state
-            .labels
-            .get(label_id)
-            .map(str::to_string)
-            .unwrap_or_else(|| state.decoder.default_label(label_id))
-    }
-
-    /// Gives the frame to slot `slot` of the request's input: converted into the request's own
-    /// tensor when ovinfer converts it; else, for a batch of one, without a copy when its memory
-    /// already has the packed layout the input tensor takes (the mapping returned must then
-    /// live until the inference is over); else copied into the request's own tensor.
-    fn feed(
-        compiled: &Compiled,
-        request: &mut InferRequest,
-        slot: usize,
-        buffer: &gst::Buffer,
-    ) -> Result<Option<Keep>, String> {
-        let batch = compiled.instance.batch;
-        let sizes = frame::plane_sizes(
-            compiled.format,
-            compiled.info.width() as usize,
-            compiled.info.height() as usize,
-        );
-        let (offsets, strides) = match buffer.meta::<gst_video::VideoMeta>() {
-            Some(m) => (m.offset().to_vec(), m.stride().to_vec()),
-            None => (
-                compiled.info.offset().to_vec(),
-                compiled.info.stride().to_vec(),
-            ),
-        };
-        let strides: Vec<usize> = strides.iter().map(|&s| s.max(0) as usize).collect();
-        if compiled.converter.is_none()
-            && batch == 1
-            && buffer.n_memory() == 1
-            && let Some(len) = frame::packed_len(&offsets, &strides, &sizes)
-            && let Ok(mapped) = buffer.clone().into_mapped_buffer_readable()
-            && mapped.len() >= len
-        {
-            // SAFETY: `mapped` keeps the memory mapped and the buffer alive and unchanged (it is
-            // only read while in flight); it is returned to live with the job and is dropped
-            // only after the inference is over (see `pool::Keep`).
-            unsafe { request.borrow_input(&mapped[..len]) }.map_err(|e| e.to_string())?;
-            return Ok(Some(Box::new(mapped)));
-        }
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &compiled.info)
-            .map_err(|_| "cannot map the frame for reading".to_string())?;
-        let planes = (0..frame.n_planes())
-            .map(|p| {
-                let data = frame
-                    .plane_data(p)
-                    .map_err(|_| format!("cannot read plane {p}"))?;
-                Ok((data, frame.plane_stride()[p as usize] as usize))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let input = request.input_bytes().map_err(|e| e.to_string())?;
-        let len = input.len() / batch;
-        let dst = input
-            .get_mut(slot * len..(slot + 1) * len)
-            .ok_or_else(|| format!("the input tensor has no slot {slot}"))?;
-        let written = match &compiled.converter {
-            Some(converter) => converter.convert(&planes, dst),
-            None => frame::pack(&planes, &sizes, dst),
-        };
-        if !written {
-            return Err(format!(
-                "the frame's planes do not match its caps (planes {:?}, expected rows {sizes:?}, tensor {} bytes)",
-                planes
-                    .iter()
-                    .map(|(d, s)| (d.len(), *s))
-                    .collect::<Vec<_>>(),
-                dst.len()
-            ));
-        }
-        Ok(None)
-    }
-
     /// Takes a frame in: starts its inference, or queues it untouched when `interval` skips it.
     /// Frames whose inference is over move to `ready`.
     fn submit(&self, state: &mut State, buffer: gst::Buffer) -> Result<(), String> {
@@ -560,7 +273,7 @@ impl OvInfer {
             let slot = loop {
                 let compiled = state.compiled.as_ref().ok_or("caps went away")?;
                 let mut write = |request: &mut InferRequest, slot: usize| {
-                    let keep = Self::feed(compiled, request, slot, &buffer)?;
+                    let keep = compiled.feed(request, slot, &buffer)?;
                     in_place = keep.is_some();
                     Ok(keep)
                 };
@@ -618,7 +331,7 @@ impl OvInfer {
             let held = state
                 .compiled
                 .as_ref()
-                .map_or(1, |c| Self::frames_held(&c.instance));
+                .map_or(1, |c| c.instance.frames_held());
             while state.pending.len() > held {
                 self.finish_oldest(state)?;
             }
@@ -626,27 +339,14 @@ impl OvInfer {
         Ok(())
     }
 
-    /// How many of a live stream's frames may wait inside the element for their turn (their
-    /// inference or their batch's other frames): nireq x batch-size - 1.
-    fn frames_held(instance: &Instance) -> usize {
-        (instance.size * instance.batch).saturating_sub(1)
-    }
-
     /// How long a live stream's frames may wait inside the element for their turn: one frame
     /// duration per frame held (zero before caps, or without a frame rate).
     fn held_latency(&self) -> gst::ClockTime {
         let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(compiled) = guard.as_ref().and_then(|s| s.compiled.as_ref()) else {
-            return gst::ClockTime::ZERO;
-        };
-        let fps = compiled.info.fps();
-        if fps.numer() <= 0 || fps.denom() <= 0 {
-            return gst::ClockTime::ZERO;
-        }
-        let held = Self::frames_held(&compiled.instance) as u64;
-        gst::ClockTime::SECOND
-            .mul_div_floor(held * fps.denom() as u64, fps.numer() as u64)
-            .unwrap_or(gst::ClockTime::ZERO)
+        guard
+            .as_ref()
+            .and_then(|s| s.compiled.as_ref())
+            .map_or(gst::ClockTime::ZERO, Compiled::held_latency)
     }
 
     /// The time a live frame's own inference adds: the instance's warm-up inference time plus
@@ -743,21 +443,7 @@ impl OvInfer {
             }
             *last_post = Some(now);
         }
-        let s = self.snapshot();
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let structure = gst::Structure::builder("ovinfer-stats")
-            .field("frames", s.frames)
-            .field("inferences", s.inferences)
-            .field("fps", s.fps)
-            .field(
-                "elapsed",
-                gst::ClockTime::from_nseconds(s.elapsed.as_nanos() as u64),
-            )
-            .field("latency-mean-ms", ms(s.latency_mean))
-            .field("latency-p50-ms", ms(s.latency_p50))
-            .field("latency-p99-ms", ms(s.latency_p99))
-            .field("eos", last)
-            .build();
+        let structure = self.snapshot().structure(last);
         gst::info!(CAT, imp = self, "{structure}");
         let _ = self.obj().post_message(
             gst::message::Element::builder(structure)
@@ -800,16 +486,6 @@ impl OvInfer {
         }
     }
 
-    /// Frames in flight and done are dropped (flush, stop); the requests return to the pool.
-    fn discard(state: &mut State) {
-        for pending in std::mem::take(&mut state.pending) {
-            if let (Some(slot), Some(compiled)) = (pending.slot, state.compiled.as_ref()) {
-                compiled.instance.discard(slot);
-            }
-        }
-        state.ready.clear();
-    }
-
     /// Decodes a finished inference's outputs and attaches the results to the frame.
     fn attach(
         &self,
@@ -829,7 +505,7 @@ impl OvInfer {
                 let mut attached = 0;
                 for d in found.iter().filter_map(|d| d.clipped()) {
                     let info = DetectionInfo {
-                        label: Self::label(state, d.label_id),
+                        label: state.label(d.label_id),
                         label_id: d.label_id,
                         confidence: d.confidence as f64,
                         bbox: [d.x_min, d.y_min, d.x_max, d.y_max].map(f64::from),
@@ -858,7 +534,7 @@ impl OvInfer {
             }
             Decoded::Classification(Some(c)) => {
                 let result = FrameClassification {
-                    label: Self::label(state, c.label_id),
+                    label: state.label(c.label_id),
                     label_id: c.label_id,
                     confidence: c.confidence as f64,
                     model: state.model_name.clone(),
@@ -1175,7 +851,7 @@ impl BaseTransformImpl for OvInfer {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         if let Some(mut state) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            Self::discard(&mut state);
+            state.discard();
             gst::info!(CAT, imp = self, "stopped after {} frames", state.frames);
         }
         Ok(())
@@ -1193,7 +869,7 @@ impl BaseTransformImpl for OvInfer {
         }
         // Frames still inside (only if draining them before the CAPS event failed) belong to
         // the old instance: they go with it.
-        Self::discard(state);
+        state.discard();
         state.compiled = None;
         match self.compile(state, &info) {
             Ok(compiled) => {
@@ -1262,7 +938,7 @@ impl BaseTransformImpl for OvInfer {
                     .unwrap_or_else(|e| e.into_inner())
                     .as_mut()
                 {
-                    Self::discard(state);
+                    state.discard();
                 }
             }
             // Frames in flight leave before the event (EOS, caps, segment, gap, ...).

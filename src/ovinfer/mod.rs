@@ -1,6 +1,7 @@
 //! `ovinfer`: OpenVINO inference on raw video frames; results attached as meta (see `crate::meta`).
 
 pub mod batch;
+mod compiled;
 pub mod config;
 pub mod convert;
 pub mod decode;
@@ -8,8 +9,11 @@ pub mod frame;
 mod imp;
 pub mod input;
 pub mod labels;
+mod model;
 pub mod pool;
+mod settings;
 pub mod shared;
+mod state;
 pub mod stats;
 
 use gst::glib;

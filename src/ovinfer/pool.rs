@@ -177,6 +177,12 @@ impl Instance {
         })
     }
 
+    /// How many of a live stream's frames may wait inside the element for their turn (their
+    /// inference or their batch's other frames): nireq x batch-size - 1.
+    pub fn frames_held(&self) -> usize {
+        (self.size * self.batch).saturating_sub(1)
+    }
+
     /// Adds a frame (written by `write`) if a slot is free without waiting for an inference: in
     /// the batch being filled, else in an idle request. `None`: every request is busy.
     pub fn try_add(&self, write: &mut Write<'_>) -> Option<Result<Slot, String>> {

@@ -1,4 +1,5 @@
-//! Process-wide sharing of compiled models.
+//! Process-wide sharing of compiled models: one OpenVINO core (`core`), the compiled models
+//! (`COMPILED`) and the model instances named by `model-instance-id` (`INSTANCES`).
 //!
 //! Compiling a model takes from a tenth of a second to several seconds and holds the weights in
 //! memory once per compilation. Elements that would compile the same model for the same input
@@ -7,7 +8,22 @@
 //! lives as long as one element holds it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
+
+use super::pool::Instance;
+use crate::openvino::{self, CompiledModel, Core};
+
+/// One OpenVINO core for the whole process (it is thread-safe and caches device plugins).
+pub(crate) fn core() -> Result<&'static Core, openvino::Error> {
+    static CORE: OnceLock<Result<Core, openvino::Error>> = OnceLock::new();
+    CORE.get_or_init(Core::new).as_ref().map_err(Clone::clone)
+}
+
+/// Compiled models of the whole process, shared by elements that compile the same thing.
+pub(crate) static COMPILED: LazyLock<Shared<CompiledModel>> = LazyLock::new(Shared::default);
+
+/// Model instances named by `model-instance-id`.
+pub(crate) static INSTANCES: LazyLock<Shared<Instance>> = LazyLock::new(Shared::default);
 
 /// Values shared by key while at least one holder keeps them alive.
 pub struct Shared<T> {

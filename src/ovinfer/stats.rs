@@ -1,5 +1,6 @@
 //! Counters and timings of one `ovinfer`: frames, inferences, frame rate, and the time frames
-//! spend inside the element (from arrival to results attached).
+//! spend inside the element (from arrival to results attached); the `ovinfer-stats` message's
+//! structure made of them.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -28,6 +29,27 @@ pub struct Snapshot {
     pub latency_mean: Duration,
     pub latency_p50: Duration,
     pub latency_p99: Duration,
+}
+
+impl Snapshot {
+    /// The `ovinfer-stats` element message's structure (`eos`: the last one, posted at EOS).
+    pub fn structure(&self, eos: bool) -> gst::Structure {
+        let s = self;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        gst::Structure::builder("ovinfer-stats")
+            .field("frames", s.frames)
+            .field("inferences", s.inferences)
+            .field("fps", s.fps)
+            .field(
+                "elapsed",
+                gst::ClockTime::from_nseconds(s.elapsed.as_nanos() as u64),
+            )
+            .field("latency-mean-ms", ms(s.latency_mean))
+            .field("latency-p50-ms", ms(s.latency_p50))
+            .field("latency-p99-ms", ms(s.latency_p99))
+            .field("eos", eos)
+            .build()
+    }
 }
 
 impl Stats {

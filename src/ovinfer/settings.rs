@@ -1,0 +1,109 @@
+//! The `ovinfer` properties as set (`Settings`), their defaults and bounds, and the checks of
+//! them made when the element starts, before the model is read.
+
+use std::path::PathBuf;
+
+use super::input::InputRange;
+use super::labels::Labels;
+use super::{DecoderChoice, ModelColorFormat, PerformanceHint, PreProcessBackend, config};
+
+pub const DEFAULT_DEVICE: &str = "CPU";
+pub const DEFAULT_THRESHOLD: f64 = 0.5;
+pub const DEFAULT_INTERVAL: u32 = 1;
+pub const DEFAULT_INPUT_RANGE: &str = "auto";
+pub const MAX_NIREQ: u32 = 64;
+pub const MAX_BATCH: u32 = 32;
+
+/// The element's properties as set: read when it starts (threshold, interval and stats-interval
+/// also while it runs).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub model: Option<PathBuf>,
+    pub device: String,
+    pub labels: Option<PathBuf>,
+    pub threshold: f64,
+    pub decoder: DecoderChoice,
+    pub interval: u32,
+    pub input_range: String,
+    pub model_color_format: ModelColorFormat,
+    pub performance_hint: PerformanceHint,
+    pub pre_process_backend: PreProcessBackend,
+    pub nireq: u32,
+    pub batch_size: u32,
+    pub stats_interval: u32,
+    pub model_instance_id: Option<String>,
+    pub ov_config: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: None,
+            device: DEFAULT_DEVICE.to_string(),
+            labels: None,
+            threshold: DEFAULT_THRESHOLD,
+            decoder: DecoderChoice::Auto,
+            interval: DEFAULT_INTERVAL,
+            input_range: DEFAULT_INPUT_RANGE.to_string(),
+            model_color_format: ModelColorFormat::Rgb,
+            performance_hint: PerformanceHint::Latency,
+            pre_process_backend: PreProcessBackend::Ovinfer,
+            nireq: 0,
+            batch_size: 1,
+            stats_interval: 0,
+            model_instance_id: None,
+            ov_config: String::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The `model` file, which must be set and exist.
+    pub fn model_file(&self) -> Result<PathBuf, gst::ErrorMessage> {
+        let path = self.model.clone().ok_or_else(|| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("no model set: set the model property to an IR .xml, .onnx or .tflite file")
+            )
+        })?;
+        if !path.is_file() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                (
+                    "model file {} does not exist: check the model property",
+                    path.display()
+                )
+            ));
+        }
+        Ok(path)
+    }
+
+    /// `input-range`, parsed.
+    pub fn range(&self) -> Result<InputRange, gst::ErrorMessage> {
+        InputRange::parse(&self.input_range)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))
+    }
+
+    /// `ov-config`, parsed, with ovinfer's defaults for the device.
+    pub fn ov_properties(&self) -> Result<Vec<(String, String)>, gst::ErrorMessage> {
+        config::parse(&self.ov_config)
+            .map(|pairs| config::with_defaults(&self.device, pairs))
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))
+    }
+
+    /// The `labels` file read (no labels without one).
+    pub fn read_labels(&self) -> Result<Labels, gst::ErrorMessage> {
+        Ok(match &self.labels {
+            None => Labels::default(),
+            Some(p) => Labels::read(p).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::NotFound,
+                    (
+                        "labels file {} cannot be read ({e}): check the labels property",
+                        p.display()
+                    )
+                )
+            })?,
+        })
+    }
+}
