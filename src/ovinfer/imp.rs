@@ -1,3 +1,9 @@
+//! The `ovinfer` element's GStreamer glue: its GObject subclass and properties, the state
+//! changes (the model loaded at start, compiled for the caps), the transform (frames in and
+//! their inferences started, frames out in order with their results attached), the LATENCY and
+//! DRAIN queries, and the messages it posts. What does not need the element lives in the
+//! sibling modules (see `super`).
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

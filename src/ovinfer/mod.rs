@@ -1,4 +1,12 @@
 //! `ovinfer`: OpenVINO inference on raw video frames; results attached as meta (see `crate::meta`).
+//!
+//! The element itself (GStreamer glue) is in `imp`. Beside it: `settings` (the properties as
+//! set and their checks), `config` (`ov-config`), `labels`, `model` (reading the model file),
+//! `input` (how frames become the model's input), `frame` and `convert` (the frames written into
+//! the input tensor), `compiled` (what is held for the negotiated caps), `pool` (a model instance
+//! and its infer requests), `batch` (each frame's results in a batch's outputs), `decode` (the
+//! outputs read as detections or classes), `shared` (what the whole process shares), `state`
+//! (one run's state) and `stats` (counters and timings).
 
 pub mod batch;
 mod compiled;
