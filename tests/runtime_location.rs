@@ -75,3 +75,17 @@ fn explicit_runtime_folder_is_used() {
         "{out}"
     );
 }
+
+#[test]
+fn explicit_folder_without_the_runtime_is_reported_not_skipped() {
+    let empty = common::reference::scratch("no-openvino");
+    let out = run_child(empty.as_os_str());
+    assert!(out.contains("FRAMES 0"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{} (missing)",
+            empty.join("libopenvino_c.so").display()
+        )),
+        "{out}"
+    );
+}

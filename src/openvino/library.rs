@@ -18,15 +18,14 @@ static LOADED: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
 
 /// Candidate library files, in the order they are tried.
 fn candidates() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut files: Vec<PathBuf> = Vec::new();
     // An explicit choice is the only candidate: falling back elsewhere would hide a typo.
     if let Some(v) = std::env::var_os(LIBRARY_ENV) {
         let p = PathBuf::from(v);
         if !p.is_dir() {
             return vec![p];
         }
-        dirs.push(p);
+        // A folder without the library is reported as such, not skipped.
+        return vec![library_in(&p).unwrap_or_else(|| p.join("libopenvino_c.so"))];
     }
     let site_packages_libs = |venv: &Path| -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(venv.join("lib")) else {
@@ -40,6 +39,7 @@ fn candidates() -> Vec<PathBuf> {
         found.sort();
         found
     };
+    let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
         dirs.extend(site_packages_libs(Path::new(&venv)));
     }
@@ -51,28 +51,28 @@ fn candidates() -> Vec<PathBuf> {
         dirs.push(PathBuf::from(install).join("runtime/lib/intel64"));
     }
     dirs.push(PathBuf::from("/opt/intel/openvino/runtime/lib/intel64"));
-    for dir in dirs {
-        let plain = dir.join("libopenvino_c.so");
-        if plain.exists() {
-            files.push(plain);
-            continue;
-        }
-        // The PyPI wheel ships only versioned names (libopenvino_c.so.2641).
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            let mut versioned: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("libopenvino_c.so."))
-                })
-                .collect();
-            versioned.sort();
-            files.extend(versioned.pop());
-        }
+    dirs.iter().filter_map(|dir| library_in(dir)).collect()
+}
+
+/// The C library in `dir`: `libopenvino_c.so`, or else the newest versioned name (the PyPI wheel
+/// ships only those, e.g. `libopenvino_c.so.2641`).
+fn library_in(dir: &Path) -> Option<PathBuf> {
+    let plain = dir.join("libopenvino_c.so");
+    if plain.exists() {
+        return Some(plain);
     }
-    files
+    let mut versioned: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libopenvino_c.so."))
+        })
+        .collect();
+    versioned.sort();
+    versioned.pop()
 }
 
 /// Loads the OpenVINO C library once per process and returns the path it came from.

@@ -36,7 +36,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
 /// threads are not pinned to cores (`ENABLE_CPU_PINNING=NO`). In a pipeline the cores are shared
 /// with decoders, converters and other pipelines, and pinned threads cannot move away from them:
 /// measured on the SSD IR with decoding on the same 2 cores, unpinned threads were about 5%
-/// faster with the throughput hint and 8% with latency (see the README).
+/// faster with the throughput hint and 8% with latency (see docs/benchmarks.md).
 pub fn with_defaults(device: &str, mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
     let defaults: &[(&str, &str)] = match device {
         "CPU" => &[("ENABLE_CPU_PINNING", "NO")],

@@ -618,7 +618,7 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("model-color-format", ModelColorFormat::Rgb)
                     .nick("Model colour format")
-                    .blurb("Channel order the model expects; frames are converted to it by OpenVINO")
+                    .blurb("Channel order the model was trained on (OpenVINO Open Model Zoo IRs are usually bgr); frames are converted to it")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("stats-interval")
@@ -666,7 +666,7 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
-                    .blurb("Frames per inference (from this stream, or from every stream sharing the model-instance-id): the model is reshaped to this batch. A batch starts when full, or earlier when one of its frames must leave (EOS, a drain, a live stream's bound of nireq x batch-size - 1 frames held). The model's outputs must hold one result per frame (BlazeFace and classifiers do; the SSD IR cannot be reshaped). On CPU, 1 unless measured otherwise (see the README)")
+                    .blurb("Frames per inference (from this stream, or from every stream sharing the model-instance-id): the model is reshaped to this batch. A batch starts when full, or earlier when one of its frames must leave (EOS, a drain, a live stream's bound of nireq x batch-size - 1 frames held). The model's outputs must hold one result per frame (BlazeFace and classifiers do; the SSD IR cannot be reshaped). On CPU, 1 unless measured otherwise (see docs/ovinfer.md, Batching)")
                     .minimum(1)
                     .maximum(MAX_BATCH)
                     .default_value(1)
@@ -889,7 +889,7 @@ impl BaseTransformImpl for OvInfer {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
-                    ("model {} cannot take these frames: {e}", state.model_name),
+                    ("model {} cannot be prepared for these frames: {e}", state.model_name),
                     details: gst::Structure::builder("ovinfer-caps").field("caps", incaps).build()
                 );
                 Err(gst::loggable_error!(CAT, "cannot use caps {incaps}: {e}"))

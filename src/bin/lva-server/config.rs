@@ -239,7 +239,7 @@ pub struct Args {
 
 pub const USAGE: &str = "usage: lva-server [--config FILE] [--listen ADDRESS:PORT]\n\
     Serves the LVA HTTP extension contract: POST /<model> with an image, get {\"inferences\":[...]}.\n\
-    --config   JSON configuration (default: lva-server.json); see README.md, \"lva-server\"\n\
+    --config   JSON configuration (default: lva-server.json); see docs/lva-server.md\n\
     --listen   overrides \"listen\" from the configuration, e.g. 0.0.0.0:5000";
 
 impl Args {

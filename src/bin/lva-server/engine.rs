@@ -1,6 +1,6 @@
 //! Inference through the plugin's own elements. Each model has a pool of warm pipelines
 //!
-//! `jpegdec|pngdec|avdec_bmp ! videoconvert ! video/x-raw,format=BGR ! ovinfer ! lvajson ! appsink`
+//! `jpegdec|avdec_bmp ! videoconvert ! video/x-raw,format=BGR ! ovinfer ! lvajson ! appsink`
 //!
 //! (no decoder for image/x-raw, and none for image/png either: PNGs are decoded in this process
 //! by the memory-safe `png` crate and pushed as raw frames, see `image::decode_png`), one per

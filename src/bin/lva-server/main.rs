@@ -1,7 +1,7 @@
 //! `lva-server`: the Live Video Analytics HTTP extension contract served by ovlva's elements.
 //!
 //! `POST /<model>` with a JPEG, PNG, BMP or raw image → `{"inferences":[...]}` (200), or 204 when
-//! nothing is found. Configuration: README.md, "lva-server".
+//! nothing is found. Configuration: docs/lva-server.md.
 
 mod alloc;
 mod auth;
