@@ -363,3 +363,89 @@ fn parsers_read_what_gst_inspect_and_pages_say() {
         "{wrong:?}"
     );
 }
+
+/// Every relative link of README.md and docs/*.md points at a file that exists, and its `#anchor`
+/// at a heading of that file (GitHub's anchors: lower case, punctuation dropped, spaces → `-`).
+#[test]
+fn every_relative_link_reaches_its_file_and_heading() {
+    let root = common::root();
+    let mut pages = vec![root.join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    pages.extend(docs);
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("a page");
+        for target in links(&text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let dest = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().expect("a folder").join(file)
+            };
+            let name = page
+                .strip_prefix(&root)
+                .unwrap_or(page)
+                .display()
+                .to_string();
+            if !dest.exists() {
+                broken.push(format!("{name}: ({target}): no such file"));
+            } else if !anchor.is_empty() {
+                let headings = std::fs::read_to_string(&dest).unwrap_or_default();
+                if !headings
+                    .lines()
+                    .filter(|l| l.starts_with('#'))
+                    .any(|l| slug(l.trim_start_matches('#')) == anchor)
+                {
+                    broken.push(format!("{name}: ({target}): no such heading"));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// The targets of the `[text](target)` links of a Markdown text, outside code blocks.
+fn links(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("](") {
+            let after = &rest[i + 2..];
+            let Some(end) = after.find(')') else { break };
+            found.push(after[..end].to_string());
+            rest = &after[end..];
+        }
+    }
+    found
+}
+
+/// GitHub's anchor for a heading.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect::<String>()
+        .to_lowercase()
+}
