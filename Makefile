@@ -45,7 +45,7 @@ bench: setup
 	$(CARGO) bench --locked
 
 # Issue 7's suite: benchmark_app vs our pipelines vs a Python AsyncInferQueue loop, several streams
-# sharing one model instance, and memory over 10 000 frames (about 8 minutes).
+# sharing one model instance, and memory over 10 000 frames (about 20 minutes; docs/benchmarks.md).
 bench-inference: setup
 	$(CARGO) bench --locked --bench inference
 

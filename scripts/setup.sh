@@ -64,7 +64,7 @@ install_venv() {
         stamp_write "$VENV/.ovlva-requirements" scripts/requirements.txt
     fi
     # OpenVINO ships only versioned C libraries; the element loads them from here itself
-    # (see README: OVLVA_OPENVINO_LIB). The unversioned link serves other tools.
+    # (see docs/install.md: OVLVA_OPENVINO_LIB). The unversioned link serves other tools.
     local libs
     libs=$("$PY" -c "import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), 'libs'))")
     if [ ! -e "$libs/libopenvino_c.so" ]; then
