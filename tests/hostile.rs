@@ -329,18 +329,9 @@ fn doc() -> &'static str {
 
 /// `appsrc ! lvahttpsink {props}`, playing, with `docs` documents pushed.
 fn sink_pipeline(props: &str, docs: usize) -> (gst::Pipeline, gst_app::AppSrc) {
-    common::init();
-    let pipeline = gst::parse::launch(&format!(
+    let (pipeline, src) = common::with_appsrc(&format!(
         "appsrc name=src format=time caps=application/json ! lvahttpsink name=sink {props}"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
+    ));
     pipeline.set_state(gst::State::Playing).expect("PLAYING");
     for n in 0..docs {
         let mut buffer = gst::Buffer::from_slice(doc().as_bytes());

@@ -150,18 +150,9 @@ impl Run {
 /// Pushes `docs` documents (25 fps timestamps) into `lvahttpsink {props}` and waits for EOS;
 /// `between(n)` runs before document n is pushed.
 fn send(docs: usize, props: &str, between: impl Fn(usize, &gst::Element)) -> Run {
-    common::init();
-    let pipeline = gst::parse::launch(&format!(
+    let (pipeline, src) = common::with_appsrc(&format!(
         "appsrc name=src format=time caps=application/json ! lvahttpsink name=sink {props}"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
+    ));
     let sink = pipeline.by_name("sink").unwrap();
     let bus = pipeline.bus().unwrap();
     let (mut errors, mut warnings, mut stats) = (Vec::new(), Vec::new(), Vec::new());

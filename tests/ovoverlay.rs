@@ -334,18 +334,10 @@ fn bikes_annotated_png_and_mp4() {
 
 /// Writes a sample as a PNG for people to look at.
 fn write_png(sample: &gst::Sample, path: &std::path::Path) {
-    let pipeline = gst::parse::launch(&format!(
+    let (pipeline, src) = common::with_appsrc(&format!(
         "appsrc name=src num-buffers=1 ! videoconvert ! pngenc ! filesink location={}",
         path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
+    ));
     src.set_caps(Some(&sample.caps().unwrap().to_owned()));
     pipeline.set_state(gst::State::Playing).unwrap();
     src.push_buffer(sample.buffer_owned().unwrap()).unwrap();

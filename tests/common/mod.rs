@@ -43,6 +43,20 @@ pub fn tiny(name: &str) -> String {
     asset(&format!("models/tiny/{name}"))
 }
 
+/// A pipeline from `description`, which names its `appsrc` "src", and that appsrc.
+pub fn with_appsrc(description: &str) -> (gst::Pipeline, gst_app::AppSrc) {
+    init();
+    let pipeline = gst::parse::launch(description)
+        .unwrap_or_else(|e| panic!("{description}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    let src = pipeline
+        .by_name("src")
+        .and_downcast::<gst_app::AppSrc>()
+        .expect("an appsrc named src");
+    (pipeline, src)
+}
+
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
