@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::http::header::TRANSFER_ENCODING;
 use axum::http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -18,12 +19,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::http::MAX_HEAD_BYTES;
+use crate::http::{self, MAX_HEAD_BYTES};
 use crate::routes::Routes;
 
 /// The client's address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
+
+/// In the extensions of a request whose head had both Content-Length and Transfer-Encoding
+/// (hyper drops the Content-Length and reads the body as chunked; we refuse it).
+#[derive(Debug, Clone, Copy)]
+pub struct FramingConflict;
 
 /// The connection timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +51,8 @@ struct State {
     head_since: Option<Instant>,
     /// Since when a write has been waiting for the client to read.
     write_stalled_since: Option<Instant>,
+    /// The bytes read since the last request started (its head first), up to MAX_HEAD_BYTES.
+    head: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -66,6 +74,7 @@ impl Activity {
             idle_since: Instant::now(),
             head_since: None,
             write_stalled_since: None,
+            head: Vec::new(),
         })))
     }
 
@@ -73,10 +82,12 @@ impl Activity {
         f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn read(&self) {
+    fn read(&self, bytes: &[u8]) {
         self.with(|s| {
-            if s.requests == 0 && s.head_since.is_none() {
-                s.head_since = Some(Instant::now());
+            if s.requests == 0 {
+                s.head_since.get_or_insert_with(Instant::now);
+                let room = MAX_HEAD_BYTES.saturating_sub(s.head.len());
+                s.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
             }
         });
     }
@@ -89,13 +100,15 @@ impl Activity {
         });
     }
 
-    /// A request is in; the returned guard marks it answered when dropped.
-    fn request(&self) -> InFlight {
-        self.with(|s| {
+    /// A request is in: the bytes its head came in, and a guard that marks it answered when
+    /// dropped.
+    fn request(&self) -> (Vec<u8>, InFlight) {
+        let head = self.with(|s| {
             s.requests += 1;
             s.head_since = None;
+            std::mem::take(&mut s.head)
         });
-        InFlight(self.clone())
+        (head, InFlight(self.clone()))
     }
 
     fn verdict(&self, limits: &Limits) -> Verdict {
@@ -149,7 +162,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.read();
+            self.activity.read(&buf.filled()[before..]);
         }
         poll
     }
@@ -211,7 +224,12 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(self.peer);
-        let in_flight = self.activity.request();
+        let (head, in_flight) = self.activity.request();
+        // Only a head read alone is seen whole here (not one pipelined behind a request in
+        // flight); hyper closes the connection after such a request in any case.
+        if req.headers().contains_key(TRANSFER_ENCODING) && http::has_content_length(&head) {
+            req.extensions_mut().insert(FramingConflict);
+        }
         let router = self.router.clone();
         Box::pin(async move {
             let resp = router.oneshot(req.map(Body::new)).await;

@@ -26,6 +26,20 @@ pub fn framing(headers: &HeaderMap) -> Framing {
     Framing::Length(length.unwrap_or(0))
 }
 
+/// Whether the request head at the start of `raw` has a Content-Length field: hyper drops it
+/// when Transfer-Encoding is there too, which RFC 9112 §6.3 allows a server to refuse.
+pub fn has_content_length(raw: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(raw) {
+        Ok(httparse::Status::Complete(_)) => req
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("content-length")),
+        _ => false,
+    }
+}
+
 /// A query parameter of `query` (without '?'), percent-decoded ('+' is a space); the first
 /// one of that name wins.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
@@ -88,6 +102,21 @@ mod tests {
             HeaderValue::from_static("chunked"),
         );
         assert_eq!(framing(&h), Framing::Chunked);
+    }
+
+    #[test]
+    fn finds_content_length_in_a_raw_head() {
+        let head = |h: &str| format!("POST / HTTP/1.1\r\nHost: x\r\n{h}\r\nbody");
+        assert!(has_content_length(
+            head("Transfer-Encoding: chunked\r\ncontent-LENGTH: 5\r\n").as_bytes()
+        ));
+        assert!(!has_content_length(
+            head("Transfer-Encoding: chunked\r\n").as_bytes()
+        ));
+        assert!(!has_content_length(
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n"
+        ));
+        assert!(!has_content_length(b"\x16\x03 junk"));
     }
 
     #[test]

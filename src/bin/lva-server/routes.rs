@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::NormalizePath;
 
-use crate::conn::Peer;
+use crate::conn::{FramingConflict, Peer};
 use crate::http::{self, Framing};
 use crate::reply::{error, json, with_header};
 use crate::service::{Service, not_allowed};
@@ -54,6 +54,7 @@ pub fn routes(app: Arc<App>) -> Routes {
         .route("/{model}", any(model))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(middleware::from_fn(refuse_conflicting_framing))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(app.clone(), access))
         .with_state(app);
@@ -172,6 +173,18 @@ fn body_error(e: &axum::Error) -> Response {
         format!("the body cannot be read: {cause}")
     };
     error(StatusCode::BAD_REQUEST, &message)
+}
+
+/// 400 for a head with both Content-Length and Transfer-Encoding (RFC 9112 §6.3): a sign of
+/// request smuggling. The body is not read, so the connection closes.
+async fn refuse_conflicting_framing(req: Request, next: Next) -> Response {
+    if req.extensions().get::<FramingConflict>().is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Content-Length and Transfer-Encoding together: send one of them",
+        );
+    }
+    next.run(req).await
 }
 
 /// 401 unless the request carries configured credentials; `/healthz` needs none.
