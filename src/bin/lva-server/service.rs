@@ -24,6 +24,10 @@ use crate::reply::{error, json, with_header};
 /// headers, so tests can show that the check on the decoder's output holds by itself.
 pub const HEADER_CHECK_OFF: &str = "LVA_SERVER_TEST_NO_HEADER_CHECK";
 
+/// Set (to anything) in the environment, `?panic=handler` or `?panic=worker` on a model request
+/// panics there, so tests can show that a panic costs that request a 500 and nothing more.
+pub const TEST_PANICS: &str = "LVA_SERVER_TEST_PANICS";
+
 /// Counters of one model, shown by `GET /models`.
 #[derive(Default)]
 struct Stats {
@@ -51,6 +55,8 @@ pub struct Service {
     /// Whether `max-pixels` is also checked on the image header before decoding (always, but
     /// for the tests of the decoder-output check: see `HEADER_CHECK_OFF`).
     header_check: bool,
+    /// See `TEST_PANICS`.
+    test_panics: bool,
     queue_timeout: Duration,
     retry_after: u32,
 }
@@ -62,6 +68,8 @@ pub struct Pending {
     kind: Kind,
     raw: Option<gst_video::VideoInfo>,
     threshold: Option<f64>,
+    /// See `TEST_PANICS`.
+    panic_in_worker: bool,
 }
 
 fn category(decoder: Option<&str>) -> &'static str {
@@ -100,6 +108,7 @@ impl Service {
             max_body: config.max_body_bytes,
             max_pixels: config.max_pixels,
             header_check: std::env::var_os(HEADER_CHECK_OFF).is_none(),
+            test_panics: std::env::var_os(TEST_PANICS).is_some(),
             queue_timeout: config.queue_timeout(),
             retry_after: config.retry_after_s,
         })
@@ -196,6 +205,10 @@ impl Service {
         }
         let query = head.uri.query().unwrap_or("");
         let param = |name: &str| http::query_param(query, name);
+        let panic_at = param("panic").filter(|_| self.test_panics);
+        if panic_at.as_deref() == Some("handler") {
+            panic!("{TEST_PANICS}: a panic in the request handler");
+        }
         let raw = match kind {
             Kind::Raw => Some(
                 image::raw_info(
@@ -228,6 +241,7 @@ impl Service {
             kind,
             raw,
             threshold,
+            panic_in_worker: panic_at.as_deref() == Some("worker"),
         })
     }
 
@@ -255,6 +269,9 @@ impl Service {
     }
 
     fn answer(&self, pending: Pending, body: Vec<u8>) -> Response {
+        if pending.panic_in_worker {
+            panic!("{TEST_PANICS}: a panic in the inference worker");
+        }
         let kind = pending.kind;
         if body.is_empty() {
             return error(
