@@ -7,6 +7,7 @@
 //! - `GET /healthz` → 200 while the server runs (never needs credentials).
 
 use std::any::Any;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -259,8 +260,8 @@ async fn access(State(app): State<Arc<App>>, req: Request, next: Next) -> Respon
     if !(keep_alive && body_done) || *app.shutdown.borrow() {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    eprintln!(
-        "{} {} {method} {path} model={} bytes={bytes} ms={:.1} id={} peer={peer}",
+    let line = format!(
+        "{} {} {method} {path} model={} bytes={bytes} ms={:.1} id={} peer={peer}\n",
         timestamp(SystemTime::now()),
         resp.status().as_u16(),
         model.as_deref().unwrap_or("-"),
@@ -269,6 +270,8 @@ async fn access(State(app): State<Arc<App>>, req: Request, next: Next) -> Respon
             .as_ref()
             .map_or_else(|| "-".into(), |v| String::from_utf8_lossy(v.as_bytes())),
     );
+    // One write: stderr is unbuffered, and `eprintln!` writes each piece on its own.
+    let _ = std::io::stderr().write_all(line.as_bytes());
     resp
 }
 
