@@ -207,10 +207,16 @@ fn overload(dir: &Path, seconds: u32) {
         "run", "2xx/s", "503/s", "p50", "p99", "errors", "ratio"
     );
     let server = start_server(dir, "throughput", 2, 2);
+    // wrk leaves requests in flight when it stops: a pause lets them finish before the next
+    // run, whose first requests would otherwise find the model busy.
+    let run = |connections| {
+        std::thread::sleep(Duration::from_secs(2));
+        wrk(&server, dir, connections, seconds)
+    };
     wrk(&server, dir, 4, 3); // warm-up
-    let alone = wrk(&server, dir, 4, seconds);
-    let over = wrk(&server, dir, 16, seconds);
-    let again = wrk(&server, dir, 4, seconds);
+    let alone = run(4);
+    let over = run(16);
+    let again = run(4);
     let capacity = (alone.ok_rps + again.ok_rps) / 2.0;
     for (name, load) in [
         ("4 connections (capacity)", &alone),

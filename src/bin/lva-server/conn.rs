@@ -207,7 +207,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
 /// The router as hyper calls it for one connection: the peer's address added, the request
 /// counted in flight until its answer is ready. Its future is boxed, as hyper needs it
 /// `Unpin` to hand the stream back for the lingering close.
-#[derive(Clone)]
 struct ConnService {
     router: Routes,
     peer: Peer,
