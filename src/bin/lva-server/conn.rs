@@ -311,3 +311,70 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        idle: Duration::from_secs(60),
+        header: Duration::from_secs(10),
+        write: Duration::from_secs(30),
+    };
+
+    fn ago(secs: u64) -> Instant {
+        Instant::now() - Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn idle_connections_close_at_the_idle_timeout_only() {
+        let a = Activity::new();
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
+        a.with(|s| s.idle_since = ago(61));
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Idle));
+        // A request in flight is never idle, however long it takes.
+        let (_, in_flight) = a.request();
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
+        drop(in_flight);
+        assert!(
+            matches!(a.verdict(&LIMITS), Verdict::Fine),
+            "idle again from now"
+        );
+    }
+
+    #[test]
+    fn a_head_must_arrive_within_the_header_timeout_from_its_first_byte() {
+        let a = Activity::new();
+        a.read(b"POST / HT");
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
+        a.with(|s| s.head_since = Some(ago(11)));
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Expired(_)));
+        // The head's bytes go to the request that starts, and the clock stops.
+        let (head, _in_flight) = a.request();
+        assert_eq!(head, b"POST / HT");
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
+        // Body bytes read while the request is in flight are not kept.
+        a.read(b"body");
+        assert!(a.with(|s| s.head.is_empty() && s.head_since.is_none()));
+    }
+
+    #[test]
+    fn an_answer_the_client_does_not_take_expires() {
+        let a = Activity::new();
+        let (_, _in_flight) = a.request();
+        a.wrote(true);
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
+        a.with(|s| s.write_stalled_since = Some(ago(31)));
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Expired(_)));
+        a.wrote(false);
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
+    }
+
+    #[test]
+    fn the_kept_head_is_bounded() {
+        let a = Activity::new();
+        a.read(&vec![b'a'; MAX_HEAD_BYTES + 100]);
+        a.read(b"more");
+        assert_eq!(a.request().0.len(), MAX_HEAD_BYTES);
+    }
+}
