@@ -17,7 +17,13 @@ pub fn json(status: StatusCode, body: impl Into<Body>) -> Response {
 
 /// `{"error": message}` with `status`.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    json(status, serde_json::json!({ "error": message }).to_string())
+    let mut resp = json(status, serde_json::json!({ "error": message }).to_string());
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // RFC 9110's name, as the server always said (the http crate has RFC 7231's).
+        resp.extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(b"Content Too Large"));
+    }
+    resp
 }
 
 /// Adds a header whose value we made (numbers, our own text), dropped if it is not a valid

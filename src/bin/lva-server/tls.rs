@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
 use crate::config;
 
