@@ -310,3 +310,39 @@ fn conflicting_or_signed_content_lengths_are_refused_and_the_connection_closed()
     let log = server.log_text();
     assert!(!log.contains(" 200 GET /healthz"), "{log}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// (e) The 503 of a busy model: decided from the head, held back busy-delay-ms (the overload
+// figures are in benches/lva_server.rs).
+
+#[test]
+fn a_busy_model_answers_503_after_the_busy_delay_without_reading_the_body() {
+    let mut model = ssd();
+    model["max-queue"] = json!(0);
+    let server = Server::start(json!({"busy-delay-ms": 300, "models": {"ssd": model}}), &[]);
+    // The only worker's place is taken by a request whose body has not come yet.
+    let mut holder = connect(&server);
+    holder
+        .write_all(
+            b"POST /ssd HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n\
+              Content-Length: 100000\r\n\r\n",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let r = exchange(
+        &server,
+        b"POST /ssd HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n\
+          Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
+        false,
+    );
+    let took = started.elapsed();
+    assert_eq!((status(&r), answers(&r)), (503, 1), "{r}");
+    assert!(!r.contains("100 Continue"), "{r}");
+    assert!(r.contains("Retry-After: 1"), "{r}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    drop(holder);
+}

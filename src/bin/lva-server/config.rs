@@ -46,6 +46,10 @@ pub struct Config {
     /// Seconds in the Retry-After header of 503 answers.
     #[serde(default = "defaults::retry_after_s")]
     pub retry_after_s: u32,
+    /// How long the 503 to a request for a busy model is held back, in ms: clients that ignore
+    /// Retry-After and resend at once cannot take the CPU the inference needs.
+    #[serde(default = "defaults::busy_delay_ms")]
+    pub busy_delay_ms: u64,
     #[serde(default)]
     pub tls: Option<Tls>,
     #[serde(default)]
@@ -134,6 +138,9 @@ mod defaults {
     pub fn retry_after_s() -> u32 {
         1
     }
+    pub fn busy_delay_ms() -> u64 {
+        100
+    }
 }
 
 /// Workers per model when the file does not say: one per core, as a throughput-hinted model
@@ -202,6 +209,10 @@ impl Config {
 
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn busy_delay(&self) -> Duration {
+        Duration::from_millis(self.busy_delay_ms)
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

@@ -63,6 +63,7 @@ fn run(args: Args) -> Result<(), String> {
     let app = Arc::new(App {
         service: Service::new(&config, models)?,
         body_timeout: config.body_timeout(),
+        busy_delay: config.busy_delay(),
         shutdown: tokio::sync::watch::Sender::new(false),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()

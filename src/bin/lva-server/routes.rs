@@ -32,6 +32,7 @@ use crate::service::{Service, not_allowed};
 pub struct App {
     pub service: Service,
     pub body_timeout: Duration,
+    pub busy_delay: Duration,
     /// Turns true on SIGTERM/SIGINT.
     pub shutdown: watch::Sender<bool>,
 }
@@ -88,6 +89,13 @@ async fn model(State(app): State<Arc<App>>, req: Request) -> Response {
     let name = path.strip_prefix('/').unwrap_or(&path).to_string();
     let pending = match app.service.admit(&name, &head) {
         Ok(pending) => pending,
+        Err(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            // Cheap as it is (no body read, no pipeline), a 503 resent at once by a client
+            // that ignores Retry-After, in a loop, would take the CPU the inference needs: the
+            // answer waits a little, without a thread.
+            tokio::time::sleep(app.busy_delay).await;
+            return resp;
+        }
         Err(resp) => return resp,
     };
     let max = app.service.max_body();
