@@ -3,7 +3,13 @@
 //! (`multifilesrc ! jpegdec ! videoconvert ! ovinfer ! lvajson ! fakesink`) in the same run give
 //! the reference rate. Both use the SSD model; the ratio is the figure of merit.
 //!
-//! cargo bench --bench lva_server   (after `make setup`: model, video and wrk)
+//! Overload: the same server with 2 workers and 2 queue places (capacity 4), first with 4 wrk
+//! connections, then with 16 that ignore Retry-After and resend at once after every 503. The
+//! successful requests per second under 4x overload should stay at 90% or more of the first;
+//! once with the default `busy-delay-ms` and once with 503s answered at once.
+//!
+//! cargo bench --bench lva_server              (after `make setup`: model, video and wrk)
+//! cargo bench --bench lva_server -- overload  (the overload runs only)
 
 mod common;
 
@@ -64,16 +70,29 @@ impl Drop for Server {
     }
 }
 
-fn start_server(dir: &Path, hint: &str, workers: usize) -> Server {
-    let config = serde_json::json!({
+/// The server with the SSD model, and the server keys of `extra` (an object) if any.
+fn start_server(
+    dir: &Path,
+    hint: &str,
+    workers: usize,
+    max_queue: usize,
+    extra: &serde_json::Value,
+) -> Server {
+    let mut config = serde_json::json!({
         "models": {"ssd": {
             "model": root().join(SSD), "labels": root().join(LABELS), "decoder": "ssd",
-            "performance-hint": hint, "workers": workers, "max-queue": 64
+            "performance-hint": hint, "workers": workers, "max-queue": max_queue
         }}
     });
-    let path = dir.join(format!("server-{hint}-{workers}.json"));
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
+    let path = dir.join(format!("server-{hint}-{workers}-{max_queue}-{extra}.json"));
     std::fs::write(&path, config.to_string()).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lva-server"))
+    // LVA_SERVER_BIN: another build of the server, to compare.
+    let binary =
+        std::env::var("LVA_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lva-server").into());
+    let mut child = Command::new(binary)
         .arg("--config")
         .arg(&path)
         .args(["--listen", "127.0.0.1:0"])
@@ -114,9 +133,13 @@ end
 
 struct Load {
     rps: f64,
+    /// Answers with a 2xx status, per second.
+    ok_rps: f64,
     p50: String,
     p99: String,
     non_2xx: u64,
+    /// wrk's socket errors (connect, read, write, timeout), summed.
+    errors: u64,
 }
 
 /// wrk's figure for a latency percentile, e.g. "31.05ms".
@@ -157,11 +180,70 @@ fn wrk(server: &Server, dir: &Path, connections: usize, seconds: u32) -> Load {
         .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    // "  1234 requests in 20.00s, 1.23MB read"
+    let (requests, secs) = text
+        .lines()
+        .find_map(|l| {
+            let (n, rest) = l.trim().split_once(" requests in ")?;
+            let secs = rest.split(['s', ',']).next()?.parse::<f64>().ok()?;
+            Some((n.parse::<u64>().ok()?, secs))
+        })
+        .unwrap_or_else(|| panic!("no request count in {text}"));
+    // "  Socket errors: connect 0, read 3, write 0, timeout 0"
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map_or(0, |v| {
+            v.split(',')
+                .filter_map(|f| f.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum()
+        });
     Load {
         rps,
+        ok_rps: requests.saturating_sub(non_2xx) as f64 / secs,
         p50: percentile(&text, "50%"),
         p99: percentile(&text, "99%"),
         non_2xx,
+        errors,
+    }
+}
+
+/// Capacity 4 (2 workers, 2 queue places) alone with 4 connections, then under 16 that ignore
+/// Retry-After; `extra`: server keys.
+fn overload(dir: &Path, seconds: u32, extra: serde_json::Value) {
+    println!();
+    println!("overload: 2 workers + 2 queue places, clients ignoring Retry-After, {extra}");
+    println!(
+        "{:<44} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7}",
+        "run", "2xx/s", "503/s", "p50", "p99", "errors", "ratio"
+    );
+    let server = start_server(dir, "throughput", 2, 2, &extra);
+    // wrk leaves requests in flight when it stops: a pause lets them finish before the next
+    // run, whose first requests would otherwise find the model busy.
+    let run = |connections| {
+        std::thread::sleep(Duration::from_secs(2));
+        wrk(&server, dir, connections, seconds)
+    };
+    wrk(&server, dir, 4, 3); // warm-up
+    let alone = run(4);
+    let over = run(16);
+    let again = run(4);
+    let capacity = (alone.ok_rps + again.ok_rps) / 2.0;
+    for (name, load) in [
+        ("4 connections (capacity)", &alone),
+        ("16 connections (4x capacity)", &over),
+        ("4 connections again", &again),
+    ] {
+        println!(
+            "{:<44} {:>8.1} {:>8.1} {:>9} {:>9} {:>8} {:>7.2}",
+            name,
+            load.ok_rps,
+            load.non_2xx as f64 / f64::from(seconds),
+            load.p50,
+            load.p99,
+            load.errors,
+            load.ok_rps / capacity
+        );
     }
 }
 
@@ -170,6 +252,16 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("lva-server-bench-{}", std::process::id()));
     make_jpegs(&dir);
     let seconds = 20;
+    // The default busy-delay-ms, then 503s answered at once, as before it.
+    let overloads = || {
+        overload(&dir, seconds, serde_json::json!({}));
+        overload(&dir, seconds, serde_json::json!({"busy-delay-ms": 0}));
+    };
+    if std::env::args().any(|a| a == "overload") {
+        overloads();
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     println!(
         "lva-server vs a plain pipeline, SSD MobileNet v2, {FRAMES} 640x480 JPEGs of bikes.mp4"
     );
@@ -182,7 +274,7 @@ fn main() {
     for (hint, workers, connections) in [("latency", 1, 1), ("latency", 2, 4), ("throughput", 2, 4)]
     {
         let reference = pipeline_fps(&dir, hint, 2);
-        let server = start_server(&dir, hint, workers);
+        let server = start_server(&dir, hint, workers, 64, &serde_json::Value::Null);
         wrk(&server, &dir, connections, 3); // warm-up: pipelines and compiled model
         let load = wrk(&server, &dir, connections, seconds);
         drop(server);
@@ -207,5 +299,6 @@ fn main() {
             println!("  ({} answers were not 2xx)", load.non_2xx);
         }
     }
+    overloads();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -206,13 +206,15 @@ fn http_a_path_that_panicked_the_handler_leaks_no_connection_slot() {
         }
         panic!("503 for 3 s: the connection slots are gone");
     };
-    // "/é" percent-encoded without its slash: the route took `&path[1..]` inside 'é'.
+    // "/é" percent-encoded without its slash: the route took `&path[1..]` inside 'é'. It is
+    // not an origin-form request target (RFC 9112 §3.2.1): hyper answers 400 before routing
+    // (the hand-written HTTP layer routed it and answered 404).
     for _ in 0..4 {
         let r = patient(
             &server,
             "POST %C3%A9 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
-        assert_eq!(r.status, 404, "{}", r.text());
+        assert_eq!(r.status, 400, "{}", r.text());
         server.assert_alive();
     }
     let r = patient(

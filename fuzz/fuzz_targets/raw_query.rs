@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ovlva_fuzz::http::{Head, percent_decode};
+use ovlva_fuzz::http::{percent_decode, query_param};
 use ovlva_fuzz::image;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,22 +11,16 @@ fuzz_target!(|data: &[u8]| {
     let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     let query = String::from_utf8_lossy(&data[..split]).into_owned();
     let body = data.get(split + 1..).unwrap_or(&[]).to_vec();
-    assert!(percent_decode(&query).len() <= query.len());
-    let head = Head {
-        method: "POST".into(),
-        path: "/m".into(),
-        query,
-        minor_version: 1,
-        headers: vec![],
-    };
+    assert!(percent_decode(&query, true).len() <= query.len());
+    let param = |name: &str| query_param(&query, name);
     // As service.rs does.
-    if let Some(t) = head.query_param("threshold") {
+    if let Some(t) = param("threshold") {
         let _ = t.parse::<f64>().ok().filter(|v| (0.0..=1.0).contains(v));
     }
     let info = image::raw_info(
-        head.query_param("format").as_deref(),
-        head.query_param("width").as_deref(),
-        head.query_param("height").as_deref(),
+        param("format").as_deref(),
+        param("width").as_deref(),
+        param("height").as_deref(),
     );
     let Ok(info) = info else { return };
     assert!((1..=16384).contains(&info.width()) && (1..=16384).contains(&info.height()));

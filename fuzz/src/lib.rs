@@ -1,7 +1,7 @@
 //! The lva-server modules the fuzz targets call, compiled here from the server's own source
 //! files (`#[path]`), so that the server keeps them private to its binary and nothing moves.
 //! They depend on nothing else of the server: `image` (GStreamer video info only), `http`
-//! (httparse), `config` (serde) and `auth` (config's `Auth`).
+//! (the `http` crate's header map), `config` (serde) and `auth` (config's `Auth`).
 
 #![allow(dead_code)]
 // The server's own unit and property tests in those files run with the server (`cargo test

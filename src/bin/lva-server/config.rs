@@ -31,12 +31,25 @@ pub struct Config {
     /// Keep-alive connections idle longer than this are closed, in ms.
     #[serde(default = "defaults::idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// A request head must arrive whole within this from its first byte, in ms (else the
+    /// connection is closed): slow heads (slowloris) cannot hold a connection.
+    #[serde(default = "defaults::header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// A request body must arrive whole within this from the end of its head, in ms (else 408
+    /// and the connection is closed); also how long a response may wait for a client that
+    /// does not read it.
+    #[serde(default = "defaults::body_timeout_ms")]
+    pub body_timeout_ms: u64,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish, in ms.
     #[serde(default = "defaults::shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
     /// Seconds in the Retry-After header of 503 answers.
     #[serde(default = "defaults::retry_after_s")]
     pub retry_after_s: u32,
+    /// How long the 503 to a request for a busy model is held back, in ms: clients that ignore
+    /// Retry-After and resend at once cannot take the CPU the inference needs.
+    #[serde(default = "defaults::busy_delay_ms")]
+    pub busy_delay_ms: u64,
     #[serde(default)]
     pub tls: Option<Tls>,
     #[serde(default)]
@@ -113,11 +126,20 @@ mod defaults {
     pub fn idle_timeout_ms() -> u64 {
         60_000
     }
+    pub fn header_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn body_timeout_ms() -> u64 {
+        30_000
+    }
     pub fn shutdown_timeout_ms() -> u64 {
         30_000
     }
     pub fn retry_after_s() -> u32 {
         1
+    }
+    pub fn busy_delay_ms() -> u64 {
+        100
     }
 }
 
@@ -141,8 +163,17 @@ impl Config {
         if config.models.is_empty() {
             return Err("\"models\" is empty: configure at least one model".into());
         }
-        if config.max_connections == 0 || config.queue_timeout_ms == 0 {
-            return Err("max-connections and queue-timeout-ms must be above 0".into());
+        if config.max_connections == 0
+            || config.queue_timeout_ms == 0
+            || config.header_timeout_ms == 0
+            || config.body_timeout_ms == 0
+            || config.idle_timeout_ms == 0
+        {
+            return Err(
+                "max-connections, queue-timeout-ms, idle-timeout-ms, header-timeout-ms \
+                        and body-timeout-ms must be above 0"
+                    .into(),
+            );
         }
         if let Some(tls) = config.tls.as_mut() {
             tls.cert = base.join(&tls.cert);
@@ -166,6 +197,26 @@ impl Config {
 
     pub fn queue_timeout(&self) -> Duration {
         Duration::from_millis(self.queue_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn busy_delay(&self) -> Duration {
+        Duration::from_millis(self.busy_delay_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
     }
 }
 
@@ -295,6 +346,10 @@ mod tests {
         assert_eq!(config.listen, "0.0.0.0:8080");
         assert_eq!(config.max_body_bytes, 1000);
         assert_eq!(config.retry_after_s, 1);
+        assert_eq!(
+            (config.header_timeout_ms, config.body_timeout_ms),
+            (10_000, 30_000)
+        );
         assert_eq!(config.tls.unwrap().cert, PathBuf::from("/etc/lva/c.pem"));
         assert_eq!(config.auth.unwrap().bearer, vec!["t0k".to_string()]);
         let m = &models[0];
@@ -319,6 +374,10 @@ mod tests {
         assert!(err(r#"{"models": {"a": {"model": ["x"]}}}"#).contains("string, number"));
         assert!(err(r#"{"lissen": "x", "models": {}}"#).contains("unknown field `lissen`"));
         assert!(err(r#"{"auth": {}, "models": {"a": {"model": "x"}}}"#).contains("no basic"));
+        assert!(
+            err(r#"{"header-timeout-ms": 0, "models": {"a": {"model": "x"}}}"#)
+                .contains("header-timeout-ms")
+        );
     }
 
     #[test]

@@ -1,8 +1,5 @@
-//! The LVA HTTP extension contract (seed 001): routes, status codes and per-model counters.
-//!
-//! - `POST /<model>` with an image → 200 `{"inferences":[...]}`, or 204 when nothing is found;
-//! - `GET /` or `GET /models` → the models with their labels, settings and counters;
-//! - `GET /healthz` → 200 while the server runs (never needs credentials).
+//! The LVA HTTP extension contract (seed 001) behind the routes: admission from the request
+//! head, inference, status codes and per-model counters.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,15 +9,24 @@ use std::time::{Duration, Instant};
 use gstovlva::ovinfer::labels::Labels;
 use serde_json::json;
 
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use axum::response::Response;
+
 use crate::auth::Authenticator;
 use crate::config::{Config, ModelConfig};
 use crate::engine::{Failure, Image, Outcome, Pool, Ticket};
-use crate::http::{Framing, Head, Response};
+use crate::http::{self, Framing};
 use crate::image::{self, Kind};
+use crate::reply::{error, json, with_header};
 
 /// Set (to anything) in the environment, the server skips its early `max-pixels` check of image
 /// headers, so tests can show that the check on the decoder's output holds by itself.
 pub const HEADER_CHECK_OFF: &str = "LVA_SERVER_TEST_NO_HEADER_CHECK";
+
+/// Set (to anything) in the environment, `?panic=handler` or `?panic=worker` on a model request
+/// panics there, so tests can show that a panic costs that request a 500 and nothing more.
+pub const TEST_PANICS: &str = "LVA_SERVER_TEST_PANICS";
 
 /// Counters of one model, shown by `GET /models`.
 #[derive(Default)]
@@ -49,16 +55,10 @@ pub struct Service {
     /// Whether `max-pixels` is also checked on the image header before decoding (always, but
     /// for the tests of the decoder-output check: see `HEADER_CHECK_OFF`).
     header_check: bool,
+    /// See `TEST_PANICS`.
+    test_panics: bool,
     queue_timeout: Duration,
     retry_after: u32,
-}
-
-/// What to do with a request whose head has been read.
-pub enum Step {
-    /// Answer now, without reading the body.
-    Reply(Response),
-    /// Read the body (up to `max_body`), then call `Service::infer`.
-    Infer(Pending),
 }
 
 /// An admitted inference request waiting for its body.
@@ -68,12 +68,8 @@ pub struct Pending {
     kind: Kind,
     raw: Option<gst_video::VideoInfo>,
     threshold: Option<f64>,
-}
-
-impl Pending {
-    pub fn model(&self) -> &str {
-        &self.model
-    }
+    /// See `TEST_PANICS`.
+    panic_in_worker: bool,
 }
 
 fn category(decoder: Option<&str>) -> &'static str {
@@ -112,6 +108,7 @@ impl Service {
             max_body: config.max_body_bytes,
             max_pixels: config.max_pixels,
             header_check: std::env::var_os(HEADER_CHECK_OFF).is_none(),
+            test_panics: std::env::var_os(TEST_PANICS).is_some(),
             queue_timeout: config.queue_timeout(),
             retry_after: config.retry_after_s,
         })
@@ -125,141 +122,139 @@ impl Service {
         self.models.keys().map(String::as_str).collect()
     }
 
-    fn busy(&self) -> Response {
-        Response::error(
-            503,
-            "all workers are busy and the queue is full: retry after the Retry-After delay",
-        )
-        .with_header("Retry-After", self.retry_after.to_string())
+    /// The credentials every route but `/healthz` asks for, if configured.
+    pub fn auth(&self) -> Option<&Authenticator> {
+        self.auth.as_ref()
     }
 
-    /// Routes a request from its head alone.
-    pub fn route(&self, head: &Head) -> Step {
-        let path = head.path.trim_end_matches('/');
-        if path == "/healthz" {
-            return Step::Reply(match head.method.as_str() {
-                "GET" | "HEAD" => Response::json(200, br#"{"status":"ok"}"#.to_vec()),
-                _ => not_allowed("GET, HEAD"),
-            });
-        }
-        if let Some(auth) = &self.auth
-            && !auth.allows(head.header("authorization"))
-        {
-            return Step::Reply(
-                Response::error(
-                    401,
-                    "credentials missing or wrong: send an Authorization header (Basic or Bearer)",
-                )
-                .with_header("WWW-Authenticate", auth.challenge()),
-            );
-        }
-        if path.is_empty() || path == "/models" {
-            return Step::Reply(match head.method.as_str() {
-                "GET" | "HEAD" => self.list(),
-                _ => not_allowed("GET, HEAD"),
-            });
-        }
-        // Not `&path[1..]`: a path not starting with '/' (or with a multi-byte first character)
-        // must not panic.
-        let name = path.strip_prefix('/').unwrap_or(path);
+    /// 503 with `Retry-After`.
+    pub fn busy(&self) -> Response {
+        with_header(
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "all workers are busy and the queue is full: retry after the Retry-After delay",
+            ),
+            header::RETRY_AFTER,
+            &self.retry_after.to_string(),
+        )
+    }
+
+    /// 404 for a path that names no model.
+    pub fn no_model(&self, name: &str) -> Response {
+        error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no model '{name}' here: POST to one of /{}",
+                self.model_names().join(", /")
+            ),
+        )
+    }
+
+    /// Admits `POST /<name>` from its head alone, before a byte of the body is read: every
+    /// refusal (404, 405, 415, 400, 413, 503) costs no body and no pipeline.
+    pub fn admit(&self, name: &str, head: &Parts) -> Result<Pending, Response> {
         let Some(model) = self.models.get(name) else {
-            return Step::Reply(Response::error(
-                404,
-                &format!(
-                    "no model '{name}' here: POST to one of /{}",
-                    self.model_names().join(", /")
-                ),
-            ));
+            return Err(self.no_model(name));
         };
-        if head.method != "POST" {
-            return Step::Reply(not_allowed("POST"));
+        if head.method != Method::POST {
+            return Err(not_allowed("POST"));
         }
         model.stats.requests.fetch_add(1, Ordering::Relaxed);
-        match self.check(head, model) {
-            Ok(step) => step,
-            Err(resp) => {
-                let counter = if resp.status == 503 {
-                    &model.stats.busy
-                } else {
-                    &model.stats.bad_request
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                Step::Reply(resp)
-            }
-        }
+        self.check(head, model).inspect_err(|resp| {
+            let counter = if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+                &model.stats.busy
+            } else {
+                &model.stats.bad_request
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        })
     }
 
-    fn check(&self, head: &Head, model: &Model) -> Result<Step, Response> {
-        let content_type = head.header("content-type").unwrap_or("");
-        let kind = Kind::from_content_type(content_type).ok_or_else(|| {
-            Response::error(
-                415,
+    fn check(&self, head: &Parts, model: &Model) -> Result<Pending, Response> {
+        let content_type = head
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let kind = Kind::from_content_type(&content_type).ok_or_else(|| {
+            error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 &format!(
                     "Content-Type '{content_type}' is not supported: send image/jpeg, image/png, \
                      image/bmp or image/x-raw"
                 ),
             )
         })?;
-        match head.body_framing() {
-            Ok(Framing::Length(0)) => {
-                return Err(Response::error(
-                    400,
+        match http::framing(&head.headers) {
+            Framing::Length(0) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
                     "the body is empty: send the image bytes",
                 ));
             }
-            Ok(Framing::Length(n)) if n > self.max_body => {
-                return Err(Response::error(
-                    413,
+            Framing::Length(n) if n > self.max_body => {
+                return Err(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
                     &format!(
                         "the body has {n} bytes, over the limit of {}",
                         self.max_body
                     ),
                 ));
             }
-            Ok(_) => {}
-            Err(e) => return Err(Response::error(400, &e)),
+            Framing::Length(_) | Framing::Chunked => {}
+        }
+        let query = head.uri.query().unwrap_or("");
+        let param = |name: &str| http::query_param(query, name);
+        let panic_at = param("panic").filter(|_| self.test_panics);
+        if panic_at.as_deref() == Some("handler") {
+            panic!("{TEST_PANICS}: a panic in the request handler");
         }
         let raw = match kind {
             Kind::Raw => Some(
                 image::raw_info(
-                    head.query_param("format").as_deref(),
-                    head.query_param("width").as_deref(),
-                    head.query_param("height").as_deref(),
+                    param("format").as_deref(),
+                    param("width").as_deref(),
+                    param("height").as_deref(),
                 )
-                .map_err(|e| Response::error(400, &e))?,
+                .map_err(|e| error(StatusCode::BAD_REQUEST, &e))?,
             ),
             _ => None,
         };
-        let threshold = match head.query_param("threshold") {
+        let threshold = match param("threshold") {
             None => None,
             Some(t) => Some(
                 t.parse::<f64>()
                     .ok()
                     .filter(|v| (0.0..=1.0).contains(v))
                     .ok_or_else(|| {
-                        Response::error(400, &format!("threshold={t} is not a number from 0 to 1"))
+                        error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("threshold={t} is not a number from 0 to 1"),
+                        )
                     })?,
             ),
         };
         let ticket = model.pool.admit().ok_or_else(|| self.busy())?;
-        Ok(Step::Infer(Pending {
+        Ok(Pending {
             ticket,
             model: model.pool.config.name.clone(),
             kind,
             raw,
             threshold,
-        }))
+            panic_in_worker: panic_at.as_deref() == Some("worker"),
+        })
     }
 
-    /// Runs an admitted request on its body.
+    /// Runs an admitted request on its body. Blocks until a worker has run it: call it off the
+    /// async workers.
     pub fn infer(&self, pending: Pending, body: Vec<u8>) -> Response {
         let started = Instant::now();
         let Some(model) = self.models.get(&pending.model) else {
-            return Response::error(500, "model vanished");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "model vanished");
         };
         let stats = &model.stats;
         let response = self.answer(pending, body);
-        let counter = match response.status {
+        let counter = match response.status().as_u16() {
             200 => &stats.found,
             204 => &stats.empty,
             503 => &stats.busy,
@@ -274,26 +269,32 @@ impl Service {
     }
 
     fn answer(&self, pending: Pending, body: Vec<u8>) -> Response {
+        if pending.panic_in_worker {
+            panic!("{TEST_PANICS}: a panic in the inference worker");
+        }
         let kind = pending.kind;
         if body.is_empty() {
-            return Response::error(400, "the body is empty: send the image bytes");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body is empty: send the image bytes",
+            );
         }
         if let Err(e) = kind.check_signature(&body) {
-            return Response::error(400, &e);
+            return error(StatusCode::BAD_REQUEST, &e);
         }
         // An early refusal from the header; the decoder's output is checked again (engine).
         if self.header_check
             && let Some((w, h)) = image::dimensions(kind, &body)
             && let Err(e) = image::check_pixels(w, h, self.max_pixels)
         {
-            return Response::error(400, &e);
+            return error(StatusCode::BAD_REQUEST, &e);
         }
         if kind == Kind::Jpeg
             && let Some(frame) = image::jpeg_frame(&body)
             && frame.components == 4
         {
-            return Response::error(
-                415,
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "CMYK JPEG is not supported (4 colour components): send an RGB (YCbCr) or \
                  greyscale JPEG, or a PNG",
             );
@@ -301,7 +302,7 @@ impl Service {
         let data = match &pending.raw {
             Some(info) => match image::raw_frame(info, body) {
                 Ok(d) => d,
-                Err(e) => return Response::error(400, &e),
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e),
             },
             None => body,
         };
@@ -312,22 +313,29 @@ impl Service {
         };
         let deadline = Instant::now() + self.queue_timeout;
         match pending.ticket.infer(image, pending.threshold, deadline) {
-            Ok(Outcome::Found(doc)) => Response::json(200, doc),
-            Ok(Outcome::Nothing) => Response::new(204),
-            Ok(Outcome::BadImage(e)) => Response::error(
-                400,
+            Ok(Outcome::Found(doc)) => json(StatusCode::OK, doc),
+            Ok(Outcome::Nothing) => {
+                let mut resp = Response::default();
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                resp
+            }
+            Ok(Outcome::BadImage(e)) => error(
+                StatusCode::BAD_REQUEST,
                 &format!("the {} body cannot be decoded: {e}", kind.name()),
             ),
             Err(Failure::Busy) => self.busy(),
             Err(Failure::Internal(e)) => {
                 eprintln!("lva-server: model {}: pipeline failed: {e}", pending.model);
-                Response::error(500, &format!("inference failed: {e}"))
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("inference failed: {e}"),
+                )
             }
         }
     }
 
     /// `GET /models`.
-    fn list(&self) -> Response {
+    pub fn list(&self) -> Response {
         let models: Vec<serde_json::Value> = self
             .models
             .values()
@@ -366,13 +374,20 @@ impl Service {
             })
             .collect();
         let body = json!({ "models": models }).to_string();
-        Response::json(200, body.into_bytes())
+        json(StatusCode::OK, body)
     }
 }
 
-fn not_allowed(allow: &str) -> Response {
-    Response::error(405, &format!("method not allowed here; use {allow}"))
-        .with_header("Allow", allow.to_string())
+/// 405 with `Allow`.
+pub fn not_allowed(allow: &str) -> Response {
+    with_header(
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method not allowed here; use {allow}"),
+        ),
+        header::ALLOW,
+        allow,
+    )
 }
 
 #[cfg(test)]
