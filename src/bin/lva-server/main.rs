@@ -10,6 +10,7 @@ mod engine;
 mod http;
 mod image;
 mod service;
+mod streams;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
