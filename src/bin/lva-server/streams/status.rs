@@ -94,7 +94,8 @@ pub struct Latency {
 /// One loss of the source.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Gap {
-    /// When the loss was noticed (RFC 3339, UTC).
+    /// When the last frame before the loss came (RFC 3339, UTC); the loss was noticed then, or
+    /// `source-timeout-ms` later for a stall.
     pub start: String,
     /// When frames came back; `None` while it lasts.
     pub end: Option<String>,

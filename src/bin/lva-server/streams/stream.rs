@@ -326,10 +326,21 @@ impl Supervisor {
         if self.checked.source.errors_are_final() {
             return Some(End::SourceFailed(reason));
         }
+        // The loss began with the last frame (a stall is noticed source-timeout-ms later).
+        let since_frame = Duration::from_millis(
+            self.feed
+                .since_start_ms()
+                .saturating_sub(self.shared.counters.last_frame_ms.load(Ordering::SeqCst)),
+        );
         let mut r = self.shared.report();
         if r.state != State::Reconnecting {
             r.state = State::Reconnecting;
-            r.gaps.open(SystemTime::now(), Instant::now(), &reason);
+            let (wall, now) = (SystemTime::now(), Instant::now());
+            r.gaps.open(
+                wall.checked_sub(since_frame).unwrap_or(wall),
+                now.checked_sub(since_frame).unwrap_or(now),
+                &reason,
+            );
         }
         r.last_source_error = Some(reason);
         drop(r);

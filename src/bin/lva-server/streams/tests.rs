@@ -266,16 +266,19 @@ fn a_file_stream_finishes_with_every_frame_and_exactly_the_non_empty_documents()
 /// re-encoding), on its own GLib main context and thread.
 mod rtsp {
     use std::path::Path;
-    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex, mpsc};
     use std::thread::JoinHandle;
 
     use gst::glib;
+    use gst::prelude::*;
     use gst_rtsp_server::prelude::*;
 
     pub struct Server {
         pub port: u16,
         main_loop: glib::MainLoop,
         thread: Option<JoinHandle<()>>,
+        /// The valve in front of the payloader of every media made so far.
+        valves: Arc<Mutex<Vec<gst::Element>>>,
     }
 
     impl Server {
@@ -289,10 +292,12 @@ mod rtsp {
                 file.display()
             );
             let launch = format!(
-                "( concat name=c ! rtph264pay name=pay0 pt=96 config-interval=1 {} )",
+                "( concat name=c ! valve name=valve ! rtph264pay name=pay0 pt=96 config-interval=1 {} )",
                 part.repeat(6)
             );
             let looping = main_loop.clone();
+            let valves = Arc::new(Mutex::new(Vec::new()));
+            let made = valves.clone();
             let thread = std::thread::spawn(move || {
                 ctx.with_thread_default(|| {
                     let server = gst_rtsp_server::RTSPServer::new();
@@ -300,6 +305,16 @@ mod rtsp {
                     server.set_service(&port.to_string());
                     let factory = gst_rtsp_server::RTSPMediaFactory::new();
                     factory.set_launch(&launch);
+                    factory.connect_media_configure(move |_, media| {
+                        let valve = media
+                            .element()
+                            .downcast::<gst::Bin>()
+                            .ok()
+                            .and_then(|b| b.by_name("valve"));
+                        if let Some(valve) = valve {
+                            made.lock().unwrap_or_else(|e| e.into_inner()).push(valve);
+                        }
+                    });
                     server
                         .mount_points()
                         .expect("mount points")
@@ -326,6 +341,15 @@ mod rtsp {
                 port: u16::try_from(bound).expect("a port"),
                 main_loop,
                 thread: Some(thread),
+                valves,
+            }
+        }
+
+        /// Stops the data of every media served so far, the connections staying up: a camera
+        /// that hangs.
+        pub fn stall(&self) {
+            for valve in self.valves.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                valve.set_property("drop", true);
             }
         }
 
@@ -389,7 +413,10 @@ fn an_rtsp_stream_reconnects_when_its_server_comes_back_and_reports_the_gap() {
     assert!(s.gaps.count >= 1);
     let gap = s.gaps.recent.last().expect("a gap");
     assert!(gap.end.is_some(), "the gap is closed: {gap:?}");
-    assert!(gap.duration_ms >= 2500, "{gap:?}");
+    assert!(
+        gap.duration_ms >= 4500,
+        "from the last frame to the next: {gap:?}"
+    );
     // Documents flow to subscribers again, after the ones from before the loss.
     let mut after = 0;
     while after < 5 {
@@ -410,6 +437,50 @@ fn an_rtsp_stream_reconnects_when_its_server_comes_back_and_reports_the_gap() {
     );
     server.stop();
     eprintln!("rtsp test: {:?}", t0.elapsed());
+}
+
+#[test]
+fn a_stalled_rtsp_source_is_caught_by_the_watchdog_and_reconnected() {
+    init();
+    let server = rtsp::Server::start(0, &asset("media/bikes.mp4"));
+    let stream = start(
+        "hung",
+        &format!(
+            r#"{{"source": {{"uri": "rtsp://127.0.0.1:{}/bikes", "source-timeout-ms": 1500}},
+                 "model": "tiny", "ovinfer": {{"interval": 5}}}}"#,
+            server.port
+        ),
+    );
+    wait(&stream, "running", Duration::from_secs(30), |s| {
+        s.state == State::Running && s.processed_frames >= 10
+    });
+    let hung = Instant::now();
+    server.stall();
+    let lost = wait(&stream, "reconnecting", Duration::from_secs(10), |s| {
+        s.state == State::Reconnecting
+    });
+    let noticed = hung.elapsed();
+    let reason = &lost.gaps.recent.last().expect("a gap").reason;
+    assert!(reason.starts_with("no frame for "), "{reason}");
+    assert!(
+        noticed >= Duration::from_millis(1400),
+        "noticed after {noticed:?}"
+    );
+    // The server is fine: a new connection gets a new media, whose data flows.
+    let before = lost.processed_frames;
+    let back = wait(&stream, "running again", Duration::from_secs(30), |s| {
+        s.state == State::Running && s.processed_frames >= before + 10
+    });
+    eprintln!("stall noticed after {noticed:?}; back: {}", json(&back));
+    assert!(
+        back.reconnects >= 1 && back.gaps.count >= 1,
+        "{}",
+        json(&back)
+    );
+    let gap = &back.gaps.recent[0];
+    assert!(gap.duration_ms >= 1500, "from the last frame: {gap:?}");
+    assert_eq!(stream.stop().state, State::Stopped);
+    server.stop();
 }
 
 #[test]
