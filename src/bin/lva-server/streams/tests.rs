@@ -119,6 +119,36 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Checks a document against tests/lva_inference.schema.json (written from the LVA contract),
+/// and that it has results.
+fn check_lva(document: &str) {
+    static SCHEMA: std::sync::OnceLock<(boon::Schemas, boon::SchemaIndex)> =
+        std::sync::OnceLock::new();
+    let (schemas, index) = SCHEMA.get_or_init(|| {
+        let text = std::fs::read_to_string(asset("tests/lva_inference.schema.json"))
+            .expect("the schema file");
+        let json = serde_json::from_str(&text).expect("the schema is JSON");
+        let mut schemas = boon::Schemas::new();
+        let mut compiler = boon::Compiler::new();
+        compiler
+            .add_resource("lva_inference.schema.json", json)
+            .expect("schema resource");
+        let index = compiler
+            .compile("lva_inference.schema.json", &mut schemas)
+            .expect("the schema compiles");
+        (schemas, index)
+    });
+    let value: serde_json::Value = serde_json::from_str(document).expect("a JSON document");
+    if let Err(e) = schemas.validate(&value, *index) {
+        panic!("not an LVA document: {e:#}\n{document}");
+    }
+    let inferences = value["inferences"].as_array().expect("inferences");
+    assert!(
+        !inferences.is_empty(),
+        "a document without results: {document}"
+    );
+}
+
 /// The reference: OpenVINO's Python API fed by OpenCV (scripts/reference_detect.py's SSD
 /// decoding) on every frame of bikes.mp4: each frame's highest confidence.
 fn reference_confidences() -> std::process::Child {
@@ -212,9 +242,7 @@ fn a_file_stream_finishes_with_every_frame_and_exactly_the_non_empty_documents()
         "the JSON Lines file holds exactly the documents"
     );
     for line in &written {
-        let doc: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-        let inferences = doc["inferences"].as_array().expect("inferences");
-        assert!(!inferences.is_empty(), "only non-empty documents: {line}");
+        check_lva(line);
     }
     assert_eq!(
         stream.latest().map(|d| d.json.to_string()),
@@ -382,9 +410,7 @@ fn an_rtsp_stream_reconnects_when_its_server_comes_back_and_reports_the_gap() {
     });
     assert!(running.video.is_some());
     for _ in 0..5 {
-        let doc = events.blocking_recv().expect("a document");
-        let v: serde_json::Value = serde_json::from_str(&doc.json).expect("JSON");
-        assert!(!v["inferences"].as_array().expect("inferences").is_empty());
+        check_lva(&events.blocking_recv().expect("a document").json);
     }
 
     let down = Instant::now();
@@ -421,7 +447,10 @@ fn an_rtsp_stream_reconnects_when_its_server_comes_back_and_reports_the_gap() {
     let mut after = 0;
     while after < 5 {
         match events.blocking_recv() {
-            Ok(d) if d.seq >= before => after += 1,
+            Ok(d) if d.seq >= before => {
+                check_lva(&d.json);
+                after += 1;
+            }
             Ok(_) => {}
             Err(RecvError::Lagged(_)) => {}
             Err(e) => panic!("{e:?}"),
