@@ -33,8 +33,10 @@
 //!     `http://`, `https://`; decoded by `uridecodebin` (video only);
 //!   - `pipeline`: a GStreamer source fragment, gst-launch syntax, ending in the element whose
 //!     output is decoded (`decodebin` follows it), e.g. `v4l2src device=/dev/video0` or
-//!     `videotestsrc is-live=true ! video/x-raw,framerate=30/1`; it must parse, and have one
-//!     unlinked source pad and no unlinked sink pad;
+//!     `videotestsrc is-live=true ! video/x-raw,framerate=30/1` (it may end on caps); it must
+//!     parse with every error fatal, have exactly one unlinked source pad, no unlinked sink pad
+//!     and no sink element (a source fragment produces video; it does not write or send
+//!     anything);
 //!
 //!   and optionally
 //!   - `loop` (default `false`): when the source ends, start it again (files, http,
@@ -60,6 +62,16 @@
 //! Streams of one model with the same start-time `ovinfer` settings share one compiled model
 //! and its infer requests (`model-instance-id`), so N cameras do not compile N models nor run
 //! more requests at once than the model's `nireq`.
+//!
+//! # Using it (the HTTP layer)
+//!
+//! GStreamer initialised and the plugin registered, [`Registry::open`] with the configured
+//! models and [`Options`] (`state-dir`, `max-streams`) restarts the saved streams. Then
+//! [`Registry::put`], [`Registry::info`], [`Registry::list`], [`Registry::delete`],
+//! [`Registry::stream`] (for [`Stream::latest`], [`Stream::watch`], [`Stream::subscribe`]) and,
+//! at shutdown, [`Registry::shutdown`]. `put`, `delete`, `open` and `shutdown` block (a stop
+//! waits for the outputs, a start may compile a model): call them off the async workers. The
+//! others only read.
 //!
 //! # What happens to a stream
 //!

@@ -3,7 +3,7 @@
 //!
 //! `uridecodebin uri=URI` (only video exposed), or `FRAGMENT ! decodebin`, then
 //! `videoconvert ! appsink` with the formats `ovinfer` takes (a no-op when the decoder gives one
-//! of them). The appsink's callback passes each frame through the [`Gate`](super::gate::Gate)
+//! of them). The appsink's callback passes each frame through the [`Gate`]
 //! (a `realtime` frame that finds it full is dropped and counted; another waits), re-timestamps
 //! it onto the stream's continuous timeline and queues it into the processing half's `appsrc`.
 //! The bus is read by a sync handler that forwards errors and the end of the stream to the

@@ -6,7 +6,7 @@
 //! | key | type | default | meaning |
 //! |---|---|---|---|
 //! | `source.uri` | string | | `file:///abs/path`, `rtsp://`, `rtsps://`, `rtspt://`, `http://`, `https://` |
-//! | `source.pipeline` | string | | a GStreamer source fragment, e.g. `v4l2src device=/dev/video0` (exactly one of `uri`, `pipeline`) |
+//! | `source.pipeline` | string | | a GStreamer source fragment, e.g. `v4l2src device=/dev/video0` (exactly one of `uri`, `pipeline`; one way out, no sink element) |
 //! | `source.loop` | bool | `false` | start again at the end (not for `rtsp`: an RTSP source that ends is reconnected) |
 //! | `source.realtime` | bool | `false` for `file://`, `true` otherwise | follow the source's clock; frames inference cannot take are dropped and counted |
 //! | `source.source-timeout-ms` | integer | `10000` | no frame for this long = the source is lost (0: never) |
