@@ -34,6 +34,7 @@ APT_PACKAGES=(
     python3 python3-venv
     unzip ca-certificates
     openssl wrk
+    libgstrtspserver-1.0-dev
 )
 
 install_apt() {

@@ -21,6 +21,7 @@ mod reply;
 mod routes;
 mod server;
 mod service;
+mod streams;
 mod tls;
 
 use std::process::ExitCode;

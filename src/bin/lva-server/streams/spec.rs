@@ -1,0 +1,637 @@
+//! A stream's definition as the client writes it ([`StreamSpec`], JSON with kebab-case keys;
+//! unknown keys refused) and its checked form ([`Checked`]), with every reason it is refused.
+//!
+//! The shape (see the module doc of [`super`] for an example):
+//!
+//! | key | type | default | meaning |
+//! |---|---|---|---|
+//! | `source.uri` | string | | `file:///abs/path`, `rtsp://`, `rtsps://`, `rtspt://`, `http://`, `https://` |
+//! | `source.pipeline` | string | | a GStreamer source fragment, e.g. `v4l2src device=/dev/video0` (exactly one of `uri`, `pipeline`; one way out, no sink element) |
+//! | `source.loop` | bool | `false` | start again at the end (not for `rtsp`: an RTSP source that ends is reconnected) |
+//! | `source.realtime` | bool | `false` for `file://`, `true` otherwise | follow the source's clock; frames inference cannot take are dropped and counted |
+//! | `source.source-timeout-ms` | integer | `10000` | no frame for this long = the source is lost (0: never) |
+//! | `model` | string | (required) | a model name of the configuration |
+//! | `ovinfer` | object | `{}` | `ovinfer` properties for this stream (`threshold`, `interval`, ...); not `model`, `model-instance-id` |
+//! | `outputs.jsonl.path` | string | | absolute path of a JSON Lines file, appended to |
+//! | `outputs.http` | object | | `location` (required) and any other `lvahttpsink` property |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::ModelConfig;
+
+/// Default of `source-timeout-ms`.
+pub const DEFAULT_SOURCE_TIMEOUT_MS: u64 = 10_000;
+/// Largest `source-timeout-ms`: one hour.
+const MAX_SOURCE_TIMEOUT_MS: u64 = 3_600_000;
+/// Smallest non-zero `source-timeout-ms`.
+const MIN_SOURCE_TIMEOUT_MS: u64 = 100;
+/// `ovinfer` properties a stream may not set: the model is the configuration's, and the stream
+/// machinery names the shared instance.
+const RESERVED_OVINFER: [&str; 2] = ["model", "model-instance-id"];
+/// `ovinfer` properties that may change while playing: they do not split the shared instance.
+const LIVE_OVINFER: [&str; 3] = ["threshold", "interval", "stats-interval"];
+/// lvahttpsink's default `flush-timeout`, ms.
+const DEFAULT_FLUSH_TIMEOUT_MS: u64 = 5_000;
+
+/// A stream as the client defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StreamSpec {
+    pub source: SourceSpec,
+    pub model: String,
+    /// Per-stream `ovinfer` properties (JSON strings, numbers or booleans).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ovinfer: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub outputs: OutputsSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    #[serde(default, rename = "loop", skip_serializing_if = "std::ops::Not::not")]
+    pub loop_: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OutputsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jsonl: Option<JsonlSpec>,
+    /// `location` and other `lvahttpsink` properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JsonlSpec {
+    pub path: PathBuf,
+}
+
+/// Why a definition is refused: one reason per problem found (a 400's body).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecError(pub Vec<String>);
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// A local file (`file://`): its errors are final, its end is the stream's end.
+    File(PathBuf),
+    /// `http://` or `https://`: errors are retried; the end is the stream's end.
+    Http,
+    /// `rtsp://` and its variants: errors and the end are a loss, retried.
+    Rtsp,
+    /// A GStreamer fragment: errors are retried; the end is the stream's end.
+    Pipeline,
+}
+
+/// A checked source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub kind: SourceKind,
+    /// The URI, or the pipeline fragment.
+    pub location: String,
+    pub looping: bool,
+    pub realtime: bool,
+    /// `None`: no stall detection.
+    pub timeout: Option<Duration>,
+}
+
+impl Source {
+    /// Whether the source's end ends the stream (else it is a loss, and retried).
+    pub fn ends(&self) -> bool {
+        !matches!(self.kind, SourceKind::Rtsp)
+    }
+
+    /// Whether errors are final (a missing or broken local file does not come back).
+    pub fn errors_are_final(&self) -> bool {
+        matches!(self.kind, SourceKind::File(_))
+    }
+
+    /// Whether `duration − position` means something (a file played once).
+    pub fn has_remaining_time(&self) -> bool {
+        matches!(self.kind, SourceKind::File(_)) && !self.looping
+    }
+}
+
+/// A definition checked against the configuration and the real elements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// As given, for persistence and for `GET`.
+    pub spec: StreamSpec,
+    pub source: Source,
+    pub model: String,
+    /// lvajson's `subtype` (the model's).
+    pub subtype: Option<String>,
+    /// `ovinfer` properties in the order to set them: the model's, then the stream's.
+    pub ovinfer: Vec<(String, String)>,
+    /// `model-instance-id` to share one compiled model and its requests with the other streams
+    /// of the same model and settings; `None` when the frames' size must be part of the instance
+    /// (`pre-process-backend=openvino`).
+    pub instance_id: Option<String>,
+    pub jsonl: Option<PathBuf>,
+    /// `lvahttpsink` properties, `location` included.
+    pub http: Option<Vec<(String, String)>>,
+}
+
+impl Checked {
+    /// How long a stop may wait for the outputs to be flushed: the HTTP output's
+    /// `flush-timeout` and a margin for the rest of the pipeline.
+    pub fn stop_timeout(&self) -> Duration {
+        let flush = self
+            .http
+            .as_ref()
+            .and_then(|p| p.iter().find(|(k, _)| k == "flush-timeout"))
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+            .unwrap_or(if self.http.is_some() {
+                DEFAULT_FLUSH_TIMEOUT_MS
+            } else {
+                0
+            });
+        Duration::from_millis(flush) + Duration::from_secs(5)
+    }
+}
+
+impl StreamSpec {
+    /// Reads a definition from JSON: syntax, types and unknown keys (serde's message says where).
+    pub fn from_json(text: &[u8]) -> Result<StreamSpec, SpecError> {
+        serde_json::from_slice(text).map_err(|e| SpecError(vec![e.to_string()]))
+    }
+
+    /// The definition with its credentials hidden (`user-pw`, `bearer-token`, a `user:pw@` in
+    /// the source's URI or the location), for showing.
+    pub fn redacted(&self) -> StreamSpec {
+        let mut spec = self.clone();
+        if let Some(uri) = spec.source.uri.as_mut() {
+            *uri = super::processing::without_credentials(uri);
+        }
+        if let Some(http) = spec.outputs.http.as_mut() {
+            for (key, value) in http.iter_mut() {
+                match key.as_str() {
+                    "user-pw" | "bearer-token" => *value = Value::String("***".into()),
+                    "location" => {
+                        if let Value::String(l) = value {
+                            *l = super::processing::without_credentials(l);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        spec
+    }
+
+    /// Checks the definition against the configured models and the real elements' properties.
+    /// GStreamer must be initialised and the ovlva plugin registered.
+    pub fn check(&self, models: &BTreeMap<String, ModelConfig>) -> Result<Checked, SpecError> {
+        let mut reasons = Vec::new();
+        let source = match check_source(&self.source) {
+            Ok(s) => Some(s),
+            Err(mut r) => {
+                reasons.append(&mut r);
+                None
+            }
+        };
+        let model = models.get(&self.model);
+        if model.is_none() {
+            let known: Vec<&str> = models.keys().map(String::as_str).collect();
+            reasons.push(format!(
+                "model \"{}\" is not configured; the models are: {}",
+                self.model,
+                known.join(", ")
+            ));
+        }
+        let mut ovinfer = Vec::new();
+        let mut overrides = Vec::new();
+        for (key, value) in &self.ovinfer {
+            match scalar(value) {
+                Some(_) if RESERVED_OVINFER.contains(&key.as_str()) => reasons.push(format!(
+                    "ovinfer.{key} cannot be set per stream: the model's comes from the configuration"
+                )),
+                Some(v) => overrides.push((key.clone(), v)),
+                None => reasons.push(format!(
+                    "ovinfer.{key} must be a string, number or boolean"
+                )),
+            }
+        }
+        if let Some(model) = model {
+            ovinfer.extend(model.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+            ovinfer.extend(overrides.iter().cloned());
+            match element("ovinfer") {
+                Ok(infer) => {
+                    for (key, value) in &ovinfer {
+                        if let Err(e) = set_own(&infer, key, value) {
+                            reasons.push(format!("ovinfer.{key}: {e}"));
+                        }
+                    }
+                }
+                Err(e) => reasons.push(e),
+            }
+        }
+        let jsonl = self.outputs.jsonl.as_ref().and_then(|j| {
+            check_jsonl(&j.path)
+                .map_err(|e| reasons.push(format!("outputs.jsonl.path: {e}")))
+                .ok()
+        });
+        let http = self
+            .outputs
+            .http
+            .as_ref()
+            .and_then(|h| check_http(h).map_err(|mut r| reasons.append(&mut r)).ok());
+        match (source, model) {
+            (Some(source), Some(model)) if reasons.is_empty() => Ok(Checked {
+                spec: self.clone(),
+                source,
+                model: self.model.clone(),
+                subtype: model.subtype.clone(),
+                instance_id: instance_id(&self.model, &ovinfer),
+                ovinfer,
+                jsonl,
+                http,
+            }),
+            _ => Err(SpecError(reasons)),
+        }
+    }
+}
+
+/// The shared instance's name: the model and every property that is read when the element
+/// starts, so streams that would compile differently never share.
+fn instance_id(model: &str, properties: &[(String, String)]) -> Option<String> {
+    let effective: BTreeMap<&str, &str> = properties
+        .iter()
+        .filter(|(k, _)| !LIVE_OVINFER.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if effective.get("pre-process-backend") == Some(&"openvino") {
+        return None;
+    }
+    let settings: Vec<String> = effective
+        .iter()
+        .filter(|(k, _)| **k != "model")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    Some(format!("lva-server-stream:{model}:{}", settings.join(",")))
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn element(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory).build().map_err(|_| {
+        format!("GStreamer element '{factory}' is missing: run scripts/setup.sh (or install its plugin package)")
+    })
+}
+
+/// Sets one of the element's own properties (not those it inherits, such as `sync` or `qos`)
+/// from its text, or says why not.
+pub fn set_own(element: &gst::Element, name: &str, value: &str) -> Result<(), String> {
+    let own = element.type_();
+    let owned = |p: &glib::ParamSpec| {
+        p.owner_type() == own && p.flags().contains(glib::ParamFlags::WRITABLE)
+    };
+    if !element.find_property(name).as_ref().is_some_and(owned) {
+        let factory = element.factory().map(|f| f.name().to_string());
+        let known: Vec<String> = element
+            .list_properties()
+            .iter()
+            .filter(|p| owned(p))
+            .map(|p| p.name().to_string())
+            .collect();
+        return Err(format!(
+            "{} has no property '{name}' to set; it has {}",
+            factory.as_deref().unwrap_or("the element"),
+            known.join(", ")
+        ));
+    }
+    crate::engine::set_from_str(element, name, value)
+}
+
+fn check_source(spec: &SourceSpec) -> Result<Source, Vec<String>> {
+    let mut reasons = Vec::new();
+    let timeout = match spec.source_timeout_ms.unwrap_or(DEFAULT_SOURCE_TIMEOUT_MS) {
+        0 => None,
+        ms if (MIN_SOURCE_TIMEOUT_MS..=MAX_SOURCE_TIMEOUT_MS).contains(&ms) => {
+            Some(Duration::from_millis(ms))
+        }
+        ms => {
+            reasons.push(format!(
+                "source.source-timeout-ms {ms} is not 0 (never) or {MIN_SOURCE_TIMEOUT_MS} to {MAX_SOURCE_TIMEOUT_MS}"
+            ));
+            None
+        }
+    };
+    let kind = match (&spec.uri, &spec.pipeline) {
+        (Some(uri), None) => check_uri(uri).map_err(|e| reasons.push(format!("source.uri: {e}"))),
+        (None, Some(fragment)) => check_fragment(fragment)
+            .map(|()| SourceKind::Pipeline)
+            .map_err(|e| reasons.push(format!("source.pipeline: {e}"))),
+        (Some(_), Some(_)) => {
+            reasons.push("source: give either \"uri\" or \"pipeline\", not both".into());
+            Err(())
+        }
+        (None, None) => {
+            reasons.push("source: give a \"uri\" or a \"pipeline\"".into());
+            Err(())
+        }
+    };
+    if spec.loop_ && kind == Ok(SourceKind::Rtsp) {
+        reasons.push(
+            "source.loop is for sources that end (files, http, pipelines): an RTSP source that \
+             ends is reconnected"
+                .into(),
+        );
+    }
+    match kind {
+        Ok(kind) if reasons.is_empty() => Ok(Source {
+            realtime: spec
+                .realtime
+                .unwrap_or(!matches!(kind, SourceKind::File(_))),
+            kind,
+            location: spec
+                .uri
+                .clone()
+                .or(spec.pipeline.clone())
+                .unwrap_or_default(),
+            looping: spec.loop_,
+            timeout,
+        }),
+        _ => Err(reasons),
+    }
+}
+
+fn check_uri(uri: &str) -> Result<SourceKind, String> {
+    let parsed = glib::Uri::parse(uri, glib::UriFlags::NONE)
+        .map_err(|e| format!("'{uri}' is not a URI: {e}"))?;
+    let scheme = parsed.scheme().to_ascii_lowercase();
+    let has_host = parsed.host().is_some_and(|h| !h.is_empty());
+    match scheme.as_str() {
+        "file" => {
+            let (path, _) = glib::filename_from_uri(uri)
+                .map_err(|e| format!("'{uri}' is not a file URI: {e}"))?;
+            if !path.is_file() {
+                return Err(format!(
+                    "{} does not exist or is not a file",
+                    path.display()
+                ));
+            }
+            Ok(SourceKind::File(path))
+        }
+        "rtsp" | "rtsps" | "rtspt" if has_host => Ok(SourceKind::Rtsp),
+        "http" | "https" if has_host => Ok(SourceKind::Http),
+        "rtsp" | "rtsps" | "rtspt" | "http" | "https" => Err(format!("'{uri}' has no host")),
+        other => Err(format!(
+            "scheme '{other}' is not supported: use file://, rtsp://, rtsps://, rtspt://, http:// or \
+             https://, or a \"pipeline\""
+        )),
+    }
+}
+
+/// Parses a source fragment as the stream will (all errors fatal) and checks it has exactly one
+/// way out: one unlinked source pad and no unlinked sink pad.
+pub fn parse_fragment(fragment: &str) -> Result<gst::Bin, String> {
+    if fragment.trim().is_empty() {
+        return Err("the fragment is empty".into());
+    }
+    let parse = |description: &str| {
+        gst::parse::bin_from_description_full(
+            description,
+            true,
+            None,
+            gst::ParseFlags::FATAL_ERRORS,
+        )
+    };
+    // gst-launch syntax cannot end on caps (`v4l2src ! image/jpeg,width=1280`), the natural way
+    // to ask a camera for a format: such a fragment gets a pass-through element after them.
+    let element = parse(fragment)
+        .or_else(|e| parse(&format!("{fragment} ! identity")).map_err(|_| e))
+        .map_err(|e| format!("'{fragment}' does not parse: {e}"))?;
+    let bin = element
+        .downcast::<gst::Bin>()
+        .map_err(|_| format!("'{fragment}' did not make a bin"))?;
+    if bin.static_pad("sink").is_some() {
+        return Err(format!(
+            "'{fragment}' has an unlinked sink pad: it must start with a source element"
+        ));
+    }
+    let mut elements = bin.iterate_recurse();
+    while let Ok(Some(element)) = elements.next() {
+        let sink = element
+            .factory()
+            .and_then(|f| f.metadata("klass").map(|k| k.contains("Sink")))
+            .unwrap_or(false);
+        if sink {
+            return Err(format!(
+                "'{fragment}' holds the sink {}: a source fragment may only produce video, not \
+                 write or send it anywhere",
+                element.name()
+            ));
+        }
+        // The pad that leads out is ghosted, so linked: any other unlinked one is a second way
+        // out, which would stop the stream with not-linked.
+        let own = element.parent().as_ref() == Some(bin.upcast_ref::<gst::Object>());
+        let unlinked = element.src_pads().into_iter().find(|p| !p.is_linked());
+        if let Some(pad) = unlinked.filter(|_| own) {
+            return Err(format!(
+                "'{fragment}' has more than one unlinked source pad ({}:{} is one): link every \
+                 branch but the one to decode",
+                element.name(),
+                pad.name()
+            ));
+        }
+    }
+    if bin.static_pad("src").is_none() {
+        return Err(format!(
+            "'{fragment}' has no unlinked source pad: end it with the element whose output the \
+             stream should decode (no sink)"
+        ));
+    }
+    Ok(bin)
+}
+
+fn check_fragment(fragment: &str) -> Result<(), String> {
+    parse_fragment(fragment).map(drop)
+}
+
+fn check_jsonl(path: &Path) -> Result<PathBuf, String> {
+    if !path.is_absolute() {
+        return Err(format!("{} is not an absolute path", path.display()));
+    }
+    if path.is_dir() {
+        return Err(format!("{} is a folder", path.display()));
+    }
+    match path.parent() {
+        Some(dir) if dir.is_dir() => Ok(path.to_path_buf()),
+        _ => Err(format!("the folder of {} does not exist", path.display())),
+    }
+}
+
+fn check_http(props: &BTreeMap<String, Value>) -> Result<Vec<(String, String)>, Vec<String>> {
+    let mut reasons = Vec::new();
+    let mut checked = Vec::new();
+    match props.get("location").and_then(scalar) {
+        Some(location)
+            if glib::Uri::parse(&location, glib::UriFlags::NONE).is_ok_and(|u| {
+                matches!(u.scheme().to_ascii_lowercase().as_str(), "http" | "https")
+                    && u.host().is_some_and(|h| !h.is_empty())
+            }) => {}
+        Some(location) => reasons.push(format!(
+            "outputs.http.location '{location}' must be an http:// or https:// URL with a host"
+        )),
+        None => reasons.push("outputs.http needs a \"location\" (the receiver's URL)".into()),
+    }
+    let sink = match element("lvahttpsink") {
+        Ok(s) => s,
+        Err(e) => return Err(vec![e]),
+    };
+    for (key, value) in props {
+        match scalar(value) {
+            Some(v) => match set_own(&sink, key, &v) {
+                Ok(()) => checked.push((key.clone(), v)),
+                Err(e) => reasons.push(format!("outputs.http.{key}: {e}")),
+            },
+            None => reasons.push(format!(
+                "outputs.http.{key} must be a string, number or boolean"
+            )),
+        }
+    }
+    if reasons.is_empty() {
+        Ok(checked)
+    } else {
+        Err(reasons)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<StreamSpec, SpecError> {
+        StreamSpec::from_json(json.as_bytes())
+    }
+
+    #[test]
+    fn reads_the_full_shape_and_writes_it_back() {
+        let text = r#"{
+            "source": {"uri": "rtsp://cam/1", "realtime": true, "source-timeout-ms": 5000},
+            "model": "object-detection",
+            "ovinfer": {"threshold": 0.6, "interval": 2},
+            "outputs": {"jsonl": {"path": "/tmp/a.jsonl"},
+                        "http": {"location": "http://127.0.0.1:1/x", "max-queue": 10}}
+        }"#;
+        let s = spec(text).unwrap();
+        assert_eq!(s.source.uri.as_deref(), Some("rtsp://cam/1"));
+        assert_eq!(s.source.source_timeout_ms, Some(5000));
+        assert_eq!(s.ovinfer["interval"], 2);
+        let back: StreamSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["source"]["source-timeout-ms"], 5000);
+        assert!(json["source"].get("loop").is_none(), "defaults left out");
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused_with_where() {
+        let e = spec(r#"{"source": {"uri": "file:///a"}, "model": "m", "modle": 1}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `modle`"), "{e}");
+        let e = spec(r#"{"source": {"uri": "file:///a", "lop": true}, "model": "m"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `lop`"), "{e}");
+        let e = spec(r#"{"source": {"uri": 3}, "model": "m"}"#).unwrap_err();
+        assert!(e.to_string().contains("invalid type"), "{e}");
+        let e = spec(r#"{"source": {}, "model": "m", "outputs": {"kafka": {}}}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `kafka`"), "{e}");
+        let e = spec(r#"{"model": "m"}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `source`"), "{e}");
+    }
+
+    #[test]
+    fn sources_are_checked_without_gstreamer_elements() {
+        let src = |json: &str| -> Result<Source, Vec<String>> {
+            check_source(&serde_json::from_str(json).unwrap())
+        };
+        let file = std::env::current_exe().unwrap();
+        let uri = format!("file://{}", file.display());
+        let s = src(&format!(r#"{{"uri": "{uri}"}}"#)).unwrap();
+        assert_eq!(s.kind, SourceKind::File(file.clone()));
+        assert!(!s.realtime, "files follow the processing by default");
+        assert_eq!(s.timeout, Some(Duration::from_secs(10)));
+        assert!(s.ends() && s.errors_are_final() && s.has_remaining_time());
+        let s = src(r#"{"uri": "rtsp://cam:8554/x", "source-timeout-ms": 0}"#).unwrap();
+        assert!(s.realtime && !s.ends() && !s.errors_are_final() && s.timeout.is_none());
+        assert_eq!(
+            src(r#"{"uri": "https://h/v.mp4"}"#).unwrap().kind,
+            SourceKind::Http
+        );
+
+        let reason = |json: &str| src(json).unwrap_err().join("; ");
+        assert!(reason(r#"{"uri": "ftp://h/x"}"#).contains("scheme 'ftp' is not supported"));
+        assert!(reason(r#"{"uri": "file:///no/such.mp4"}"#).contains("does not exist"));
+        assert!(reason(r#"{"uri": "no uri"}"#).contains("is not a URI"));
+        assert!(reason(r#"{"uri": "rtsp:///x"}"#).contains("has no host"));
+        assert!(reason(r#"{}"#).contains("give a \"uri\" or a \"pipeline\""));
+        assert!(reason(r#"{"uri": "rtsp://h/x", "pipeline": "x"}"#).contains("not both"));
+        assert!(reason(r#"{"uri": "rtsp://h/x", "loop": true}"#).contains("reconnected"));
+        assert!(
+            reason(r#"{"uri": "rtsp://h/x", "source-timeout-ms": 5}"#).contains("100 to 3600000")
+        );
+    }
+
+    #[test]
+    fn jsonl_paths_must_be_absolute_in_an_existing_folder() {
+        assert!(check_jsonl(Path::new("rel.jsonl")).is_err());
+        assert!(check_jsonl(Path::new("/no/such/dir/a.jsonl")).is_err());
+        assert!(check_jsonl(&std::env::temp_dir()).is_err());
+        assert!(check_jsonl(&std::env::temp_dir().join("a.jsonl")).is_ok());
+    }
+
+    #[test]
+    fn the_instance_id_splits_on_start_time_properties_only() {
+        let props = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let base = instance_id("m", &props(&[("model", "/m.xml"), ("threshold", "0.5")]));
+        assert_eq!(
+            base,
+            instance_id("m", &props(&[("model", "/m.xml"), ("threshold", "0.9")]))
+        );
+        assert_ne!(
+            base,
+            instance_id("m", &props(&[("model", "/m.xml"), ("nireq", "2")]))
+        );
+        assert_eq!(
+            instance_id("m", &props(&[("pre-process-backend", "openvino")])),
+            None
+        );
+    }
+}
