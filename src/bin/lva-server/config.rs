@@ -9,6 +9,21 @@ use serde::Deserialize;
 /// Model-entry keys the server keeps for itself; every other key is an `ovinfer` property.
 const SERVER_KEYS: [&str; 4] = ["workers", "max-queue", "subtype", "description"];
 
+/// Names a model cannot have: the server's own routes (`/streams`, `/models`, ...) and the
+/// ones it keeps for later (`/v2`: KServe's protocol, `/console`).
+pub const RESERVED_NAMES: [&str; 6] = [
+    "streams",
+    "models",
+    "healthz",
+    "openapi.json",
+    "v2",
+    "console",
+];
+
+/// The streams' state folder when the configuration does not name one: beside the
+/// configuration file.
+pub const DEFAULT_STATE_DIR: &str = "lva-server-state";
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
@@ -54,7 +69,34 @@ pub struct Config {
     pub tls: Option<Tls>,
     #[serde(default)]
     pub auth: Option<Auth>,
+    /// The streams API (`/streams`).
+    #[serde(default)]
+    pub streams: Streams,
     pub models: BTreeMap<String, ModelEntry>,
+}
+
+/// The `streams` section, also the streams registry's options (`streams::Options`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Streams {
+    /// Folder of the stream definitions, restarted when the server starts again (created if
+    /// missing), relative to the configuration's folder; default: `lva-server-state` beside the
+    /// configuration file. Always set once the configuration is read (`None`, for the
+    /// registry's own tests only: nothing kept).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Streams at once (any state but deleted); a further create is refused (409).
+    #[serde(default = "defaults::max_streams")]
+    pub max_streams: usize,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams {
+            state_dir: None,
+            max_streams: defaults::max_streams(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -141,6 +183,9 @@ mod defaults {
     pub fn busy_delay_ms() -> u64 {
         100
     }
+    pub fn max_streams() -> usize {
+        16
+    }
 }
 
 /// Workers per model when the file does not say: one per core, as a throughput-hinted model
@@ -179,6 +224,12 @@ impl Config {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
         }
+        let state_dir = config
+            .streams
+            .state_dir
+            .take()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        config.streams.state_dir = Some(base.join(state_dir));
         if let Some(auth) = &config.auth
             && auth.basic.is_empty()
             && auth.bearer.is_empty()
@@ -224,6 +275,12 @@ fn model_config(name: &str, entry: &ModelEntry, base: &Path) -> Result<ModelConf
     if name.is_empty() || name.contains(['/', '?', '#', '%']) || name.chars().any(char::is_control)
     {
         return Err("a model name must be a non-empty URL path segment".into());
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(format!(
+            "the name is one of the server's routes (/{}): name the model otherwise",
+            RESERVED_NAMES.join(", /")
+        ));
     }
     let count = |key: &str, default: usize| -> Result<usize, String> {
         match entry.0.get(key) {
@@ -352,6 +409,13 @@ mod tests {
         );
         assert_eq!(config.tls.unwrap().cert, PathBuf::from("/etc/lva/c.pem"));
         assert_eq!(config.auth.unwrap().bearer, vec!["t0k".to_string()]);
+        assert_eq!(
+            config.streams,
+            Streams {
+                state_dir: Some(PathBuf::from("/etc/lva/lva-server-state")),
+                max_streams: 16
+            }
+        );
         let m = &models[0];
         assert_eq!(m.name, "vehicles");
         assert_eq!((m.workers, m.max_queue), (3, 6));
@@ -369,6 +433,17 @@ mod tests {
         assert!(err(r#"{"models": {}}"#).contains("at least one model"));
         assert!(err(r#"{"models": {"a": {"labels": "x"}}}"#).contains("no \"model\""));
         assert!(err(r#"{"models": {"a/b": {"model": "x"}}}"#).contains("path segment"));
+        for reserved in RESERVED_NAMES {
+            let text = format!(r#"{{"models": {{"{reserved}": {{"model": "x"}}}}}}"#);
+            assert!(
+                err(&text).contains("one of the server's routes"),
+                "{reserved}"
+            );
+        }
+        assert!(
+            err(r#"{"streams": {"max": 1}, "models": {"a": {"model": "x"}}}"#)
+                .contains("unknown field `max`")
+        );
         assert!(err(r#"{"models": {"a": {"model": "x", "workers": 0}}}"#).contains("at least 1"));
         assert!(err(r#"{"models": {"a": {"model": "x", "workers": "2"}}}"#).contains("whole"));
         assert!(err(r#"{"models": {"a": {"model": ["x"]}}}"#).contains("string, number"));
@@ -378,6 +453,23 @@ mod tests {
             err(r#"{"header-timeout-ms": 0, "models": {"a": {"model": "x"}}}"#)
                 .contains("header-timeout-ms")
         );
+    }
+
+    #[test]
+    fn the_streams_state_folder_is_relative_to_the_configuration() {
+        let parse = |streams: &str| {
+            let text = format!(r#"{{{streams} "models": {{"a": {{"model": "x"}}}}}}"#);
+            Config::parse(&text, Path::new("/srv/lva"))
+                .unwrap()
+                .0
+                .streams
+        };
+        let relative = parse(r#""streams": {"state-dir": "state", "max-streams": 2},"#);
+        assert_eq!(relative.state_dir, Some(PathBuf::from("/srv/lva/state")));
+        assert_eq!(relative.max_streams, 2);
+        let absolute = parse(r#""streams": {"state-dir": "/var/lib/lva"},"#);
+        assert_eq!(absolute.state_dir, Some(PathBuf::from("/var/lib/lva")));
+        assert_eq!(absolute.max_streams, 16);
     }
 
     #[test]

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::spec::{SpecError, StreamSpec};
-use super::status::{State, Status};
+use super::status::Status;
 use super::stream::Stream;
 use crate::config::ModelConfig;
 
@@ -33,31 +33,9 @@ pub const KEEP_DELETED: Duration = Duration::from_secs(600);
 /// Deleted streams whose final status is kept at most.
 pub const KEEP_DELETED_MAX: usize = 64;
 
-/// The registry's settings (the `streams` section of the configuration, when the server has
-/// one).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Options {
-    /// Folder of the definitions; none: streams are not kept across restarts.
-    #[serde(default)]
-    pub state_dir: Option<PathBuf>,
-    /// Streams at once (any state but deleted).
-    #[serde(default = "default_max_streams")]
-    pub max_streams: usize,
-}
-
-fn default_max_streams() -> usize {
-    16
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            state_dir: None,
-            max_streams: default_max_streams(),
-        }
-    }
-}
+/// The registry's settings: the `streams` section of the configuration (`state-dir`,
+/// `max-streams`).
+pub use crate::config::Streams as Options;
 
 /// Why a create, replace or delete was refused.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +44,7 @@ pub enum Refused {
     BadId(String),
     /// The definition does not check (400, with every reason).
     Invalid(SpecError),
-    /// `max-streams` streams exist already (503, or 409).
+    /// `max-streams` streams exist already (409).
     Full { max: usize },
     /// Another create, replace or delete of this id is under way (409).
     Busy,
@@ -86,7 +64,8 @@ impl std::fmt::Display for Refused {
             Refused::Invalid(e) => write!(f, "invalid stream: {e}"),
             Refused::Full { max } => write!(
                 f,
-                "{max} streams exist already (max-streams): delete one first"
+                "{max} streams exist already, the most this server runs (max-streams in the \
+                 \"streams\" section of its configuration): delete one, or raise max-streams"
             ),
             Refused::Busy => {
                 f.write_str("another change of this stream is under way: retry when it is done")
@@ -114,6 +93,17 @@ pub struct StreamInfo {
     /// The definition, credentials hidden.
     pub spec: StreamSpec,
     pub status: Status,
+}
+
+impl StreamInfo {
+    /// The stream's definition (credentials hidden) and status now.
+    pub fn of(stream: &Stream) -> StreamInfo {
+        StreamInfo {
+            id: stream.id().to_string(),
+            spec: stream.spec().redacted(),
+            status: stream.status(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -197,10 +187,6 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn max_streams(&self) -> usize {
-        self.options.max_streams
-    }
-
     /// Creates the stream, or replaces the one with this id (stopped first, its outputs
     /// flushed). The definition is checked before anything else; on a refusal an existing
     /// stream is left as it was, except when the new one fails to start: the old one is then
@@ -234,7 +220,7 @@ impl Registry {
         }
         match Stream::start(id, checked) {
             Ok(stream) => {
-                let info = info(&stream);
+                let info = StreamInfo::of(&stream);
                 self.lock().streams.insert(id.to_string(), Arc::new(stream));
                 let put = if old.is_some() {
                     Put::Replaced
@@ -267,7 +253,7 @@ impl Registry {
         let _busy = BusyGuard(self, id.to_string());
         let forgotten = self.forget(id);
         stream.stop();
-        let info = info(&stream);
+        let info = StreamInfo::of(&stream);
         let mut inner = self.lock();
         inner.streams.remove(id);
         let now = Instant::now();
@@ -298,7 +284,7 @@ impl Registry {
                     .map(|(_, i)| i.clone()),
             )
         };
-        stream.map(|s| info(&s)).or(deleted)
+        stream.map(|s| StreamInfo::of(&s)).or(deleted)
     }
 
     /// The stream itself, for its results (latest document, subscriptions).
@@ -309,7 +295,7 @@ impl Registry {
     /// Every stream (not the deleted ones), by id.
     pub fn list(&self) -> Vec<StreamInfo> {
         let streams: Vec<Arc<Stream>> = self.lock().streams.values().cloned().collect();
-        streams.iter().map(|s| info(s)).collect()
+        streams.iter().map(|s| StreamInfo::of(s)).collect()
     }
 
     /// Stops every stream (outputs flushed, in parallel) and keeps their definitions: for the
@@ -364,14 +350,6 @@ impl Registry {
     }
 }
 
-fn info(stream: &Stream) -> StreamInfo {
-    StreamInfo {
-        id: stream.id().to_string(),
-        spec: stream.spec().redacted(),
-        status: stream.status(),
-    }
-}
-
 /// The definitions of a state folder, by id; unreadable ones are noted and left out (their
 /// file stays, for a person to look at).
 fn read_definitions(
@@ -410,14 +388,6 @@ fn read_definitions(
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
-}
-
-/// Whether the stream is over (for callers deciding between 200 and 410, say).
-pub fn is_over(info: &StreamInfo) -> bool {
-    matches!(
-        info.status.state,
-        State::Finished | State::Failed | State::Stopped
-    )
 }
 
 #[cfg(test)]
