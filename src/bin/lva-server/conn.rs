@@ -2,6 +2,10 @@
 //! its user: the idle keep-alive timeout, a whole-head timeout counted from the head's first
 //! byte (hyper's own would also cut idle keep-alive connections), a timeout on answers the
 //! client does not read, and a lingering close.
+//!
+//! A request is in flight from its head to its answer's last byte: a long answer (the
+//! server-sent events of `/streams/{id}/events`, open for hours) is never an idle connection,
+//! and only the answer timeout ends it, when the client stops reading.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::header::TRANSFER_ENCODING;
 use axum::http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
@@ -44,7 +48,7 @@ pub struct Limits {
 
 /// What the connection is doing, kept by its stream and its service, read by its watchdog.
 struct State {
-    /// Requests handed to the router and not answered yet.
+    /// Requests handed to the router whose answer is not written whole yet.
     requests: usize,
     idle_since: Instant,
     /// When the first byte of the next head came, while no request was in flight.
@@ -136,6 +140,7 @@ impl Activity {
     }
 }
 
+/// A request in flight: its answer's body holds it until the last byte is handed to hyper.
 struct InFlight(Activity);
 
 impl Drop for InFlight {
@@ -204,8 +209,35 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 }
 
+/// An answer's body with its request's [`InFlight`]: dropped by hyper once written whole (or
+/// when the connection ends).
+struct Answer {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The router as hyper calls it for one connection: the peer's address added, the request
-/// counted in flight until its answer is ready. Its future is boxed, as hyper needs it
+/// counted in flight until its answer is written. Its future is boxed, as hyper needs it
 /// `Unpin` to hand the stream back for the lingering close.
 struct ConnService {
     router: Routes,
@@ -232,8 +264,14 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let router = self.router.clone();
         Box::pin(async move {
             let resp = router.oneshot(req.map(Body::new)).await;
-            drop(in_flight);
-            resp
+            resp.map(|resp| {
+                resp.map(|body| {
+                    Body::new(Answer {
+                        body,
+                        _in_flight: in_flight,
+                    })
+                })
+            })
         })
     }
 }
@@ -332,7 +370,8 @@ mod tests {
         assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
         a.with(|s| s.idle_since = ago(61));
         assert!(matches!(a.verdict(&LIMITS), Verdict::Idle));
-        // A request in flight is never idle, however long it takes.
+        // A request in flight (until its answer's last byte) is never idle, however long it
+        // takes.
         let (_, in_flight) = a.request();
         assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
         drop(in_flight);
@@ -368,6 +407,93 @@ mod tests {
         assert!(matches!(a.verdict(&LIMITS), Verdict::Expired(_)));
         a.wrote(false);
         assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
+    }
+
+    #[test]
+    fn an_answer_holds_its_request_in_flight_until_it_is_written() {
+        let a = Activity::new();
+        let (_, in_flight) = a.request();
+        let answer = Answer {
+            body: Body::from("data"),
+            _in_flight: in_flight,
+        };
+        a.with(|s| s.idle_since = ago(61));
+        assert!(matches!(a.verdict(&LIMITS), Verdict::Fine));
+        drop(answer);
+        assert!(a.with(|s| s.requests == 0));
+    }
+
+    const SHORT: Limits = Limits {
+        idle: Duration::from_millis(100),
+        header: Duration::from_millis(100),
+        write: Duration::from_millis(100),
+    };
+
+    /// A server whose `GET /` answer is `chunks` pieces of `size` bytes, one every `every`
+    /// (server-sent events, say), on one end of an in-memory connection of `buffer` bytes.
+    fn serve_slow_answer(
+        chunks: usize,
+        size: usize,
+        every: Duration,
+        buffer: usize,
+    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+        let router = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || async move {
+                let pieces = futures_util::stream::unfold(0, move |n| async move {
+                    if n == chunks {
+                        return None;
+                    }
+                    tokio::time::sleep(every).await;
+                    let piece = format!("{n:>size$}\n");
+                    Some((Ok::<_, std::convert::Infallible>(piece), n + 1))
+                });
+                Body::from_stream(pieces)
+            }),
+        );
+        let (client, server) = tokio::io::duplex(buffer);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let (_stop, shutdown) = watch::channel(false);
+        let served = tokio::spawn(async move {
+            let routes = tower_http::normalize_path::NormalizePath::trim_trailing_slash(router);
+            serve(server, peer, routes, SHORT, shutdown).await;
+        });
+        (client, served)
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_to_a_client_that_reads_outlasts_every_timeout() {
+        // Pauses of 250 ms between pieces, each limit 100 ms: the answer goes on.
+        let (mut client, served) = serve_slow_answer(4, 8, Duration::from_millis(250), 64 * 1024);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(
+            answer.contains("       3\n") && answer.ends_with("0\r\n\r\n"),
+            "{answer}"
+        );
+        served.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_to_a_client_that_stops_reading_is_cut_at_the_answer_timeout() {
+        // 10 s of answer, which the client never reads beyond 1 KiB of buffer.
+        let t0 = Instant::now();
+        let (mut client, served) = serve_slow_answer(1000, 1000, Duration::from_millis(10), 1024);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("the connection is closed")
+            .unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
