@@ -1,4 +1,5 @@
-//! The server's answers: JSON documents and `{"error": ...}` bodies.
+//! The server's answers: JSON documents and `{"error": ...}` bodies (with `"reasons"` when a
+//! stream definition is refused).
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -26,6 +27,14 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     resp
 }
 
+/// `{"error": message, "reasons": [...]}` with `status`: every problem found, one per reason.
+pub fn error_with_reasons(status: StatusCode, message: &str, reasons: &[String]) -> Response {
+    json(
+        status,
+        serde_json::json!({ "error": message, "reasons": reasons }).to_string(),
+    )
+}
+
 /// Adds a header whose value we made (numbers, our own text), dropped if it is not a valid
 /// header value.
 pub fn with_header(mut resp: Response, name: HeaderName, value: &str) -> Response {
@@ -44,5 +53,8 @@ mod tests {
         let e = error(StatusCode::BAD_REQUEST, "bad \"image\"");
         assert_eq!(e.status(), 400);
         assert_eq!(e.headers()[header::CONTENT_TYPE], "application/json");
+        let r = error_with_reasons(StatusCode::BAD_REQUEST, "bad", &["a".into(), "b".into()]);
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

@@ -1,10 +1,12 @@
-//! The routes of the LVA contract on axum, and around them: trailing slashes trimmed, the
-//! access log line and the headers every answer carries, handler panics answered 500, and the
-//! credentials every route but `/healthz` needs.
+//! The routes on axum, and around them: trailing slashes trimmed, the access log line and the
+//! headers every answer carries, handler panics answered 500, and the credentials every route
+//! but `/healthz` needs.
 //!
 //! - `POST /<model>` with an image → 200 `{"inferences":[...]}`, or 204 when nothing is found;
 //! - `GET /` or `GET /models` → the models with their labels, settings and counters;
-//! - `GET /healthz` → 200 while the server runs (never needs credentials).
+//! - `GET /healthz` → 200 while the server runs (never needs credentials);
+//! - `/streams...`: the streams API ([`crate::streams_api`]);
+//! - `GET /openapi.json` → the OpenAPI 3.1 description of all of them (`openapi.json`).
 
 use std::any::Any;
 use std::io::Write;
@@ -17,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, get};
+use axum::routing::{any, get, put};
 use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -27,10 +29,17 @@ use crate::conn::{FramingConflict, Peer};
 use crate::http::{self, Framing};
 use crate::reply::{error, json, with_header};
 use crate::service::{Service, not_allowed};
+use crate::streams::Registry;
+use crate::streams_api;
+
+/// The OpenAPI 3.1 description of every route, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What the handlers share.
 pub struct App {
     pub service: Service,
+    /// The streams of `/streams`.
+    pub registry: Registry,
     pub body_timeout: Duration,
     pub busy_delay: Duration,
     /// Turns true on SIGTERM/SIGINT.
@@ -42,7 +51,7 @@ pub type Routes = NormalizePath<Router>;
 
 /// Set on an answer when the handler read the request body (else the connection closes).
 #[derive(Clone, Copy)]
-struct BodyRead;
+pub struct BodyRead;
 
 /// The model an admitted request went to, for the access log.
 #[derive(Clone)]
@@ -53,6 +62,23 @@ pub fn routes(app: Arc<App>) -> Routes {
         .route("/healthz", get(healthz).fallback(not_allowed_get))
         .route("/", get(list).fallback(not_allowed_get))
         .route("/models", get(list).fallback(not_allowed_get))
+        .route("/openapi.json", get(openapi).fallback(not_allowed_get))
+        .route("/streams", get(streams_api::list).fallback(not_allowed_get))
+        .route(
+            "/streams/{id}",
+            put(streams_api::put)
+                .get(streams_api::show)
+                .delete(streams_api::delete)
+                .fallback(|| async { not_allowed("GET, HEAD, PUT, DELETE") }),
+        )
+        .route(
+            "/streams/{id}/results",
+            get(streams_api::results).fallback(not_allowed_get),
+        )
+        .route(
+            "/streams/{id}/events",
+            get(streams_api::events).fallback(not_allowed_get),
+        )
         .route("/{model}", any(model))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
@@ -71,12 +97,22 @@ async fn list(State(app): State<Arc<App>>) -> Response {
     app.service.list()
 }
 
+async fn openapi() -> Response {
+    json(StatusCode::OK, OPENAPI)
+}
+
 async fn not_allowed_get() -> Response {
     not_allowed("GET, HEAD")
 }
 
 async fn no_route(State(app): State<Arc<App>>, req: Request) -> Response {
     let path = http::percent_decode(req.uri().path(), false);
+    if path.starts_with("/streams/") {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such route: GET /openapi.json lists the routes",
+        );
+    }
     app.service
         .no_model(path.strip_prefix('/').unwrap_or(&path))
 }
@@ -122,7 +158,7 @@ async fn model(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 /// The whole body, at most `max` bytes, within `timeout`; else the answer to give.
-async fn read_body(
+pub async fn read_body(
     mut body: Body,
     framing: Framing,
     max: u64,
@@ -270,7 +306,7 @@ async fn access(State(app): State<Arc<App>>, req: Request, next: Next) -> Respon
     }
     let line = format!(
         "{} {} {method} {path} model={} bytes={bytes} ms={:.1} id={} peer={peer}\n",
-        timestamp(SystemTime::now()),
+        crate::rfc3339(SystemTime::now()),
         resp.status().as_u16(),
         model.as_deref().unwrap_or("-"),
         started.elapsed().as_secs_f64() * 1000.0,
@@ -302,44 +338,103 @@ fn wants_keep_alive(req: &Request) -> bool {
     }
 }
 
-/// RFC 3339 UTC time with milliseconds.
-fn timestamp(t: SystemTime) -> String {
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Every `$ref` of `value` points into `doc`.
+    fn check_refs(doc: &serde_json::Value, value: &serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(target) = map.get("$ref").and_then(|r| r.as_str()) {
+                    let pointer = target.strip_prefix('#').expect("a local $ref");
+                    assert!(doc.pointer(pointer).is_some(), "{target} points nowhere");
+                }
+                map.values().for_each(|v| check_refs(doc, v));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| check_refs(doc, v)),
+            _ => {}
+        }
+    }
+
+    fn keys(value: &serde_json::Value) -> Vec<String> {
+        let mut keys: Vec<String> = value
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
     #[test]
-    fn timestamps_are_rfc3339() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_267_478_123);
-        assert_eq!(timestamp(t), "2026-11-21T13:24:38.123Z");
+    fn the_openapi_document_describes_every_route_and_the_streams_shapes() {
+        use crate::streams::{StreamInfo, StreamSpec, stream::Stream};
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let routes: [(&str, &[&str]); 8] = [
+            ("/{model}", &["post"]),
+            ("/models", &["get"]),
+            ("/healthz", &["get"]),
+            ("/openapi.json", &["get"]),
+            ("/streams", &["get"]),
+            ("/streams/{id}", &["get", "put", "delete"]),
+            ("/streams/{id}/results", &["get"]),
+            ("/streams/{id}/events", &["get"]),
+        ];
+        for (path, methods) in routes {
+            for method in methods {
+                let op = &doc["paths"][path][method];
+                assert!(
+                    op["responses"].is_object(),
+                    "{method} {path} is not described"
+                );
+            }
+        }
         assert_eq!(
-            timestamp(SystemTime::UNIX_EPOCH),
-            "1970-01-01T00:00:00.000Z"
+            doc["paths"].as_object().map(|p| p.len()),
+            Some(routes.len())
         );
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(timestamp(leap), "2000-02-29T00:00:00.000Z");
+        check_refs(&doc, &doc);
+
+        // The definitions it shows are definitions; what the server shows is what it says.
+        let schemas = &doc["components"]["schemas"];
+        let examples = &doc["paths"]["/streams/{id}"]["put"]["requestBody"]["content"]["application/json"]
+            ["examples"];
+        let mut spec = None;
+        for (name, example) in examples.as_object().expect("examples") {
+            let text = example["value"].to_string();
+            spec = Some(
+                StreamSpec::from_json(text.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}")),
+            );
+        }
+        let stream = Stream::failed("cam", spec.expect("an example"), "gone".into());
+        let info = serde_json::to_value(StreamInfo::of(&stream)).expect("serialises");
+        assert_eq!(keys(&info), keys(&schemas["StreamInfo"]["properties"]));
+        let status = &info["status"];
+        let described = keys(&schemas["StreamStatus"]["properties"]);
+        for key in keys(status) {
+            assert!(described.contains(&key), "status.{key} is not described");
+        }
+        for required in schemas["StreamStatus"]["required"]
+            .as_array()
+            .expect("required")
+        {
+            let required = required.as_str().expect("a name");
+            assert!(
+                status.get(required).is_some(),
+                "status.{required} is not shown"
+            );
+        }
+        let sub = &schemas["StreamStatus"]["properties"];
+        assert_eq!(
+            keys(&status["latency"]),
+            keys(&sub["latency"]["properties"])
+        );
+        assert_eq!(keys(&status["gaps"]), keys(&sub["gaps"]["properties"]));
+        let spec_keys = keys(&schemas["StreamDefinition"]["properties"]);
+        for key in keys(&info["spec"]) {
+            assert!(spec_keys.contains(&key), "spec.{key} is not described");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The listener: connections accepted up to `max-connections` (503 above), TLS, and the
-//! graceful stop on SIGTERM or SIGINT.
+//! graceful stop on SIGTERM or SIGINT (requests in flight finished, streams stopped with their
+//! outputs flushed, their definitions kept for the next start).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use crate::config::Config;
 use crate::conn::{self, Limits};
 use crate::routes::{App, Routes};
 
-/// Serves until SIGTERM or SIGINT, then lets the requests in flight finish (up to
-/// `shutdown-timeout-ms`).
+/// Serves until SIGTERM or SIGINT, then lets the requests in flight finish and stops the
+/// streams (both within `shutdown-timeout-ms`).
 pub async fn run(
     config: &Config,
     app: Arc<App>,
@@ -82,13 +83,32 @@ pub async fn run(
     }
     drop(listener);
     let grace = config.shutdown_timeout();
-    eprintln!("lva-server: shutting down: finishing requests in flight (up to {grace:?})");
+    eprintln!(
+        "lva-server: shutting down: finishing requests in flight, stopping the streams (up to \
+         {grace:?})"
+    );
     app.shutdown.send_replace(true);
+    // Stopping the streams also ends their event streams (`end`) and waits.
+    let running = app.registry.list().len();
+    let stopping = app.clone();
+    let streams = tokio::task::spawn_blocking(move || stopping.registry.shutdown());
     let all = u32::try_from(max).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let (connections, streams) = tokio::join!(
+        tokio::time::timeout(grace, slots.acquire_many(all)),
+        tokio::time::timeout(grace, streams),
+    );
+    match streams {
+        Ok(_) if running > 0 => eprintln!(
+            "lva-server: {running} streams stopped (their definitions are kept for the next \
+             start)"
+        ),
+        Ok(_) => {}
+        Err(_) => eprintln!(
+            "lva-server: streams still stopping after {grace:?}; exiting anyway (their \
+             definitions are kept)"
+        ),
+    }
+    if connections.is_err() {
         let left = max - slots.available_permits();
         eprintln!("lva-server: {left} connections still open after {grace:?}; exiting anyway");
     }

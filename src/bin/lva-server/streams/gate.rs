@@ -109,6 +109,7 @@ impl Gate {
     }
 
     /// Frames admitted and not taken yet.
+    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.lock().held
     }

@@ -66,21 +66,19 @@
 //! # Using it (the HTTP layer)
 //!
 //! GStreamer initialised and the plugin registered, [`Registry::open`] with the configured
-//! models and [`Options`] (`state-dir`, `max-streams`) restarts the saved streams. Then
-//! [`Registry::put`], [`Registry::info`], [`Registry::list`], [`Registry::delete`],
-//! [`Registry::stream`] (for [`Stream::latest`], [`Stream::watch`], [`Stream::subscribe`]) and,
-//! at shutdown, [`Registry::shutdown`]. `put`, `delete`, `open` and `shutdown` block (a stop
-//! waits for the outputs, a start may compile a model): call them off the async workers. The
-//! others only read.
+//! models and [`Options`] (the configuration's `streams` section: `state-dir`, `max-streams`)
+//! restarts the saved streams. Then [`Registry::put`], [`Registry::info`], [`Registry::list`],
+//! [`Registry::delete`], [`Registry::stream`] (for [`stream::Stream::latest`],
+//! [`stream::Stream::watch`], [`stream::Stream::subscribe`]) and, at shutdown,
+//! [`Registry::shutdown`]. `put`, `delete`, `open` and `shutdown` block (a stop waits for the
+//! outputs, a start may compile a model): `streams_api` and `main` call them on tokio's
+//! blocking pool. The others only read.
 //!
 //! # What happens to a stream
 //!
 //! See [`stream`] for the state machine and [`source`]/[`processing`] for the two pipelines.
 //! The status ([`status::Status`]) and the registry ([`registry::Registry`]) are what the HTTP
-//! layer shows.
-
-// Until the HTTP layer (issue 20, tokio + axum) calls the engine, the binary uses none of it.
-#![allow(dead_code)]
+//! layer (`streams_api`) shows.
 
 pub mod gate;
 pub mod processing;
@@ -96,13 +94,7 @@ pub mod stream;
 mod tests;
 
 // The API the HTTP layer calls.
-#[allow(unused_imports)]
 pub use registry::{Options, Put, Refused, Registry, StreamInfo};
-#[allow(unused_imports)]
 pub use results::Document;
-#[allow(unused_imports)]
-pub use spec::{SpecError, StreamSpec};
-#[allow(unused_imports)]
-pub use status::{State, Status};
-#[allow(unused_imports)]
-pub use stream::Stream;
+pub use spec::StreamSpec;
+pub use status::State;

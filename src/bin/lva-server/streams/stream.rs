@@ -271,10 +271,6 @@ impl Supervisor {
         self.run.as_ref().is_some_and(|r| r.number == run)
     }
 
-    fn set_state(&self, state: State) {
-        self.shared.report().state = state;
-    }
-
     /// Starts a new source run; a failure to start is a loss.
     fn start_run(&mut self) -> Option<End> {
         self.runs += 1;
@@ -500,7 +496,6 @@ impl Supervisor {
 pub struct Stream {
     id: String,
     spec: StreamSpec,
-    stop_timeout: Duration,
     shared: Arc<Shared>,
     hub: Arc<Hub>,
     control: Mutex<Option<(mpsc::Sender<Event>, JoinHandle<()>)>>,
@@ -547,7 +542,6 @@ impl Stream {
         let stream = Stream {
             id: id.to_string(),
             spec: checked.spec.clone(),
-            stop_timeout: checked.stop_timeout(),
             shared: shared.clone(),
             hub: hub.clone(),
             control: Mutex::new(None),
@@ -592,7 +586,6 @@ impl Stream {
         Stream {
             id: id.to_string(),
             spec,
-            stop_timeout: Duration::ZERO,
             shared,
             hub,
             control: Mutex::new(None),
@@ -633,11 +626,6 @@ impl Stream {
     /// Every document from now on, in order (`Lagged(n)`: n missed; `Closed`: the end).
     pub fn subscribe(&self) -> broadcast::Receiver<Document> {
         self.hub.subscribe()
-    }
-
-    /// Longest time [`Stream::stop`] may take to flush the outputs.
-    pub fn stop_timeout(&self) -> Duration {
-        self.stop_timeout
     }
 
     /// Stops the stream: EOS into the processing half, outputs flushed within the stop timeout,
