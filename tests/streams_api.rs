@@ -1,0 +1,837 @@
+//! The streams API of `lva-server` over real HTTP on 127.0.0.1: the real binary, real models
+//! (models/), real media (media/bikes.mp4), a real RTSP server (gst-rtsp-server) started here,
+//! and curl, a third-party client, for every request (server-sent events included).
+
+mod common;
+#[path = "common/rtsp.rs"]
+mod rtsp;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A fresh folder under target/.
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = common::root().join("target/test-scratch").join(format!(
+        "streams-api-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// `ssd`: SSD-MobileNet-v2 COCO as examples/lva-server.json has it (bikes.mp4: 123 frames with
+/// a detection at 0.5); `tiny`: the tiny test model, fast, finding something on every frame.
+fn models() -> Value {
+    json!({
+        "ssd": {"model": common::ssd_model(), "labels": common::ssd_labels(), "decoder": "ssd",
+                "threshold": 0.5, "workers": 1},
+        "tiny": {"model": common::tiny("tiny_ssd.onnx"), "threshold": 0.0, "workers": 1},
+    })
+}
+
+fn bikes_uri() -> String {
+    format!("file://{}", common::asset("media/bikes.mp4"))
+}
+
+/// What curl got.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// A running `lva-server` with its configuration folder; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    config: PathBuf,
+    /// An `Authorization` value sent with every request.
+    auth: Option<String>,
+}
+
+impl Server {
+    /// Writes `config` as `dir/lva-server.json` and starts the server on it.
+    fn start(dir: &Path, config: &Value) -> Server {
+        let path = dir.join("lva-server.json");
+        std::fs::write(&path, config.to_string()).expect("config written");
+        Server::start_with(&path)
+    }
+
+    fn start_with(config: &Path) -> Server {
+        let common::server::Started { child, url, log } = common::server::start(config, &[]);
+        Server {
+            child,
+            url,
+            log,
+            config: config.to_path_buf(),
+            auth: None,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// curl on `path` with `args`, the body from `body` when given.
+    fn curl(&self, args: &[&str], path: &str, body: Option<&str>) -> Reply {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-i", "--max-time", "60"]);
+        if let Some(auth) = &self.auth {
+            cmd.args(["-H", &format!("Authorization: {auth}")]);
+        }
+        if body.is_some() {
+            cmd.args([
+                "--data-binary",
+                "@-",
+                "-H",
+                "Content-Type: application/json",
+            ]);
+        }
+        let mut child = cmd
+            .args(args)
+            .arg(format!("{}{path}", self.url))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("curl runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        if let Some(body) = body {
+            stdin.write_all(body.as_bytes()).expect("the body to curl");
+        }
+        drop(stdin);
+        let out = child.wait_with_output().expect("curl ends");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "curl {args:?} {path}: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Interim answers (100 Continue) first, then the answer.
+        let mut rest = text.as_str();
+        loop {
+            let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("no status line: {text}"));
+            if status == 100 {
+                rest = body;
+                continue;
+            }
+            return Reply {
+                status,
+                head: head.to_string(),
+                body: body.to_string(),
+            };
+        }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.curl(&[], path, None)
+    }
+
+    fn put(&self, id: &str, definition: &str) -> Reply {
+        self.curl(&["-X", "PUT"], &format!("/streams/{id}"), Some(definition))
+    }
+
+    fn delete(&self, id: &str) -> Reply {
+        self.curl(&["-X", "DELETE"], &format!("/streams/{id}"), None)
+    }
+
+    /// `GET /streams/{id}`'s status, polled until `cond` holds.
+    fn wait(
+        &self,
+        id: &str,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let t0 = Instant::now();
+        loop {
+            let reply = self.get(&format!("/streams/{id}"));
+            assert_eq!(reply.status, 200, "{reply:?}");
+            let status = reply.json()["status"].clone();
+            if cond(&status) {
+                return status;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "{id}: {what}: not within {timeout:?}; status: {status:#}\nlog:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Server-sent events of `path`, read by `curl -sN`.
+    fn events(&self, path: &str) -> Events {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sN", "-H", "Accept: text/event-stream"]);
+        if let Some(auth) = &self.auth {
+            cmd.args(["-H", &format!("Authorization: {auth}")]);
+        }
+        let mut child = cmd
+            .arg(format!("{}{path}", self.url))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("curl runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut event = SseEvent::default();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.is_empty() {
+                    if tx.send(std::mem::take(&mut event)).is_err() {
+                        return;
+                    }
+                } else if let Some(comment) = line.strip_prefix(':') {
+                    event.comments.push(comment.trim().to_string());
+                } else {
+                    let (field, value) = line.split_once(':').unwrap_or((&line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value).to_string();
+                    match field {
+                        "id" => event.id = Some(value),
+                        "event" => event.event = Some(value),
+                        "data" if event.data.is_empty() => event.data = value,
+                        "data" => event.data = format!("{}\n{value}", event.data),
+                        _ => {}
+                    }
+                }
+            }
+        });
+        Events { child, rx }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(ok.success());
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "lva-server did not exit after SIGTERM: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One server-sent event (a keep-alive comment is an event with comments only).
+#[derive(Debug, Default, Clone)]
+struct SseEvent {
+    id: Option<String>,
+    event: Option<String>,
+    data: String,
+    comments: Vec<String>,
+}
+
+/// A curl reading server-sent events; killed when dropped.
+struct Events {
+    child: Child,
+    rx: mpsc::Receiver<SseEvent>,
+}
+
+impl Events {
+    /// The next event, `None` if the answer ended.
+    fn next(&self, timeout: Duration) -> Option<SseEvent> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(event) => Some(event),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("no event within {timeout:?}"),
+        }
+    }
+
+    /// The next document event (its seq and document), checked against the LVA schema;
+    /// keep-alive comments skipped. Panics on another event.
+    fn document(&self, timeout: Duration) -> (u64, Value) {
+        loop {
+            let event = self.next(timeout).expect("the events go on");
+            if event.event.is_none() && event.id.is_none() && event.data.is_empty() {
+                continue;
+            }
+            assert_eq!(event.event, None, "{event:?}");
+            let seq = event.id.as_deref().and_then(|i| i.parse().ok());
+            let seq = seq.unwrap_or_else(|| panic!("a document has its seq as id: {event:?}"));
+            return (seq, lva_document(&event.data));
+        }
+    }
+
+    /// Whether curl ended (the server ended the answer).
+    fn ended(&mut self, timeout: Duration) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if self.child.try_wait().expect("wait").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A document with results, valid against tests/lva_inference.schema.json.
+fn lva_document(text: &str) -> Value {
+    let doc: Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    if let Err(e) = common::check_lva_schema(&doc) {
+        panic!("not an LVA document: {e}\n{text}");
+    }
+    assert!(
+        doc["inferences"].as_array().is_some_and(|i| !i.is_empty()),
+        "{text}"
+    );
+    doc
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_file_stream_finishes_with_every_frame_its_jsonl_and_its_events() {
+    common::init();
+    let t0 = Instant::now();
+    let dir = scratch("file");
+    let out = dir.join("bikes.jsonl");
+    // Timeouts far shorter than the stream: the event stream must outlast them.
+    let server = Server::start(
+        &dir,
+        &json!({"models": models(), "idle-timeout-ms": 1000, "header-timeout-ms": 1000,
+                "body-timeout-ms": 1000}),
+    );
+    let definition = json!({
+        "source": {"uri": bikes_uri()},
+        "model": "ssd",
+        "outputs": {"jsonl": {"path": out}},
+    })
+    .to_string();
+    let created = server.put("bikes", &definition);
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(
+        created.header("Location").as_deref(),
+        Some("/streams/bikes")
+    );
+    assert_eq!(
+        created.header("Content-Type").as_deref(),
+        Some("application/json")
+    );
+    let info = created.json();
+    assert_eq!(info["id"], "bikes");
+    assert_eq!(info["spec"]["model"], "ssd");
+    assert!(
+        ["starting", "running"].contains(&info["status"]["state"].as_str().unwrap_or("")),
+        "{info}"
+    );
+
+    let mut events = server.events("/streams/bikes/events");
+    let started = Instant::now();
+    let mut seen: Vec<(u64, Value)> = Vec::new();
+    let end = loop {
+        let event = events
+            .next(Duration::from_secs(120))
+            .expect("the events end with an end event");
+        match event.event.as_deref() {
+            Some("end") => break serde_json::from_str::<Value>(&event.data).expect("end: JSON"),
+            Some(other) => panic!("unexpected event {other}: {event:?}"),
+            None if event.data.is_empty() => {}
+            None => {
+                let seq = event
+                    .id
+                    .as_deref()
+                    .and_then(|i| i.parse().ok())
+                    .expect("id: seq");
+                seen.push((seq, lva_document(&event.data)));
+            }
+        }
+    };
+    let lasted = started.elapsed();
+    assert!(
+        events.ended(Duration::from_secs(5)),
+        "the answer ends after `end`"
+    );
+    assert!(
+        lasted > Duration::from_secs(3),
+        "the events lasted {lasted:?}: longer than every timeout of the server"
+    );
+    eprintln!(
+        "events: {} documents over {lasted:?}, end: {end}",
+        seen.len()
+    );
+
+    // The end event holds the final state: every frame, the 123 frames with a detection.
+    let status = &end["status"];
+    assert_eq!(end["id"], "bikes");
+    assert_eq!(status["state"], "finished", "{end}");
+    assert_eq!(status["produced_frames"], 250);
+    assert_eq!(status["processed_frames"], 250);
+    assert_eq!(status["inferred_frames"], 250);
+    assert_eq!(status["dropped_frames"], 0);
+    assert_eq!(status["documents"], 123);
+    assert_eq!(status["remaining_time_ms"], 0);
+    assert_eq!(status["video"]["width"], 640);
+    assert_eq!(status["video"]["height"], 272);
+    assert_eq!(status["outputs"]["jsonl"]["written"], 123);
+
+    // The JSON Lines file holds exactly the documents, valid ones; the events are those
+    // documents (each at its seq), in order.
+    let written = lines(&out);
+    assert_eq!(written.len(), 123);
+    let documents: Vec<Value> = written.iter().map(|l| lva_document(l)).collect();
+    assert!(!seen.is_empty());
+    for pair in seen.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "no document missed");
+    }
+    for (seq, doc) in &seen {
+        assert_eq!(&documents[*seq as usize], doc, "document {seq}");
+    }
+    assert_eq!(seen.last().map(|s| s.0), Some(122));
+
+    // GET shows the same; /results the last document, and nothing more to wait for.
+    let got = server.get("/streams/bikes");
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["status"], end["status"]);
+    let last = server.get("/streams/bikes/results");
+    assert_eq!(last.status, 200);
+    assert_eq!(
+        last.header("Content-Type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(last.body, written[122]);
+    let over = server.get("/streams/bikes/results?wait=true&timeout-ms=5000");
+    assert_eq!(over.status, 410, "{over:?}");
+    let list = server.get("/streams").json();
+    assert_eq!(list["streams"][0]["id"], "bikes");
+
+    // DELETE: the final state (finished stays finished); then it is listed no more, and its
+    // status is still readable for a while.
+    let deleted = server.delete("bikes");
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    assert_eq!(deleted.json()["status"]["state"], "finished");
+    assert_eq!(server.get("/streams").json(), json!({"streams": []}));
+    assert_eq!(server.get("/streams/bikes").status, 200);
+    assert_eq!(server.get("/streams/bikes/results").status, 404);
+    assert_eq!(server.delete("bikes").status, 404);
+    assert!(
+        !server.log_text().contains("closing:"),
+        "no connection was cut: {}",
+        server.log_text()
+    );
+    eprintln!("file stream over HTTP: {:?}", t0.elapsed());
+}
+
+#[test]
+fn an_rtsp_stream_reconnects_when_its_camera_comes_back_and_its_events_go_on() {
+    common::init();
+    let t0 = Instant::now();
+    let dir = scratch("rtsp");
+    let bikes = PathBuf::from(common::asset("media/bikes.mp4"));
+    let camera = rtsp::Server::start(0, &bikes);
+    let port = camera.port;
+    // The outage is longer than every timeout: the event stream must outlast it.
+    let server = Server::start(
+        &dir,
+        &json!({"models": models(), "idle-timeout-ms": 1000, "header-timeout-ms": 1000,
+                "body-timeout-ms": 1000}),
+    );
+    let definition = json!({
+        "source": {"uri": format!("rtsp://127.0.0.1:{port}/bikes"), "source-timeout-ms": 5000},
+        "model": "tiny",
+        "ovinfer": {"interval": 2},
+    })
+    .to_string();
+    let created = server.put("door", &definition);
+    assert_eq!(created.status, 201, "{created:?}");
+    let events = server.events("/streams/door/events");
+    let running = server.wait("door", "running", Duration::from_secs(30), |s| {
+        s["state"] == "running" && s["documents"].as_u64() >= Some(5)
+    });
+    assert!(running["video"]["width"].as_u64().is_some(), "{running}");
+    let (first, _) = events.document(Duration::from_secs(10));
+    for _ in 0..4 {
+        events.document(Duration::from_secs(10));
+    }
+
+    let down = Instant::now();
+    camera.stop();
+    let lost = server.wait("door", "reconnecting", Duration::from_secs(15), |s| {
+        s["state"] == "reconnecting"
+    });
+    eprintln!("camera lost after {:?}: {lost}", down.elapsed());
+    let before = lost["documents"].as_u64().expect("documents");
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(down.elapsed()));
+    let camera = rtsp::Server::start(port, &bikes);
+    let back = server.wait("door", "running again", Duration::from_secs(40), |s| {
+        s["state"] == "running" && s["documents"].as_u64() >= Some(before + 5)
+    });
+    eprintln!("camera back after {:?}: {back}", down.elapsed());
+    assert!(back["reconnects"].as_u64() >= Some(1), "{back}");
+    let gap = back["gaps"]["recent"]
+        .as_array()
+        .and_then(|g| g.last())
+        .expect("the gap is reported");
+    assert!(gap["end"].is_string(), "the gap is closed: {gap}");
+    assert!(gap["duration_ms"].as_u64() >= Some(4500), "{gap}");
+
+    // The same event stream, open through the outage, delivers the documents after it.
+    let mut after = 0;
+    while after < 5 {
+        let (seq, _) = events.document(Duration::from_secs(20));
+        assert!(seq > first);
+        if seq >= before {
+            after += 1;
+        }
+    }
+    let deleted = server.delete("door");
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    let end = deleted.json();
+    assert_eq!(end["status"]["state"], "stopped");
+    let last = loop {
+        let event = events.next(Duration::from_secs(10)).expect("an end event");
+        if event.event.as_deref() == Some("end") {
+            break event;
+        }
+    };
+    let last: Value = serde_json::from_str(&last.data).expect("JSON");
+    assert_eq!(last["status"]["state"], "stopped");
+    assert!(
+        !server.log_text().contains("closing:"),
+        "no connection was cut: {}",
+        server.log_text()
+    );
+    camera.stop();
+    eprintln!("rtsp over HTTP: {:?}", t0.elapsed());
+}
+
+#[test]
+fn a_stream_deleted_mid_way_is_flushed_and_a_restarted_server_brings_its_streams_back() {
+    common::init();
+    let t0 = Instant::now();
+    let dir = scratch("restart");
+    let state = dir.join("state");
+    let out = dir.join("gone.jsonl");
+    let mut server = Server::start(
+        &dir,
+        &json!({"models": models(), "streams": {"state-dir": "state"}}),
+    );
+    let gone = json!({
+        "source": {"uri": bikes_uri(), "loop": true},
+        "model": "tiny",
+        "outputs": {"jsonl": {"path": out}},
+    })
+    .to_string();
+    let kept =
+        json!({"source": {"uri": bikes_uri(), "loop": true, "realtime": true}, "model": "tiny"})
+            .to_string();
+    assert_eq!(server.put("gone", &gone).status, 201);
+    assert_eq!(server.put("kept", &kept).status, 201);
+    server.wait("gone", "documents", Duration::from_secs(60), |s| {
+        s["documents"].as_u64() >= Some(40)
+    });
+
+    // DELETE mid-way: every document reached the file before the answer.
+    let deleted = server.delete("gone");
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    let status = deleted.json()["status"].clone();
+    assert_eq!(status["state"], "stopped", "{status}");
+    let documents = status["documents"].as_u64().expect("documents");
+    assert!(documents >= 40);
+    assert_eq!(lines(&out).len() as u64, documents, "{status}");
+    assert_eq!(
+        status["outputs"]["jsonl"]["written"].as_u64(),
+        Some(documents)
+    );
+    assert_eq!(status["outputs"]["jsonl"]["failed"], 0);
+    for line in lines(&out) {
+        lva_document(&line);
+    }
+
+    // SIGTERM: the running stream stops, its definition stays; the deleted one's is gone.
+    server.wait("kept", "running", Duration::from_secs(30), |s| {
+        s["state"] == "running"
+    });
+    let exit = server.terminate(Duration::from_secs(30));
+    assert!(exit.success(), "{exit:?}: {}", server.log_text());
+    assert!(
+        server.log_text().contains("1 streams stopped"),
+        "{}",
+        server.log_text()
+    );
+    let mut files: Vec<String> = std::fs::read_dir(&state)
+        .expect("the state folder beside the configuration")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["kept.json"]);
+
+    // Started again on the same configuration: the stream is back and runs.
+    let server = Server::start_with(&server.config);
+    assert!(
+        server.log_text().contains("streams: 1 restarted from"),
+        "{}",
+        server.log_text()
+    );
+    let list = server.get("/streams").json();
+    let ids: Vec<&str> = list["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["kept"]);
+    let spec = &list["streams"][0]["spec"];
+    let given: Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(
+        (&spec["source"], &spec["model"]),
+        (&given["source"], &given["model"]),
+        "the definition as given: {spec}"
+    );
+    server.wait(
+        "kept",
+        "running after the restart",
+        Duration::from_secs(30),
+        |s| s["state"] == "running" && s["processed_frames"].as_u64() > Some(5),
+    );
+    assert_eq!(server.get("/streams/gone").status, 404);
+    assert_eq!(server.delete("kept").status, 200);
+    eprintln!("delete and restart over HTTP: {:?}", t0.elapsed());
+}
+
+/// Accepts connections and never answers: an HTTP receiver that hangs.
+fn black_hole() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!("http://{}/events", listener.local_addr().expect("address"));
+    let thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(4) {
+            held.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    (url, thread)
+}
+
+#[test]
+fn definitions_limits_credentials_and_the_openapi_document() {
+    common::init();
+    let dir = scratch("limits");
+    let mut server = Server::start(
+        &dir,
+        &json!({"models": models(), "streams": {"max-streams": 2},
+                "auth": {"bearer": ["s3cret"]}}),
+    );
+    let camera = json!({
+        "source": {"pipeline": "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1"},
+        "model": "tiny",
+    })
+    .to_string();
+
+    // Without credentials: 401, whatever the streams route; /healthz needs none.
+    for (args, path) in [
+        (&["-X", "PUT", "--data-binary", "{}"][..], "/streams/cam"),
+        (&[][..], "/streams"),
+        (&[][..], "/streams/cam/events"),
+        (&[][..], "/streams/cam/results"),
+        (&["-X", "DELETE"][..], "/streams/cam"),
+    ] {
+        let refused = server.curl(args, path, None);
+        assert_eq!(refused.status, 401, "{path}: {refused:?}");
+        assert!(
+            refused
+                .header("WWW-Authenticate")
+                .is_some_and(|h| h.contains("Bearer"))
+        );
+    }
+    assert_eq!(server.get("/healthz").status, 200);
+    server.auth = Some("Bearer s3cret".into());
+
+    // Bad definitions: 400 with every reason.
+    let bad = |id: &str, definition: &str, expected: &[&str]| {
+        let reply = server.put(id, definition);
+        assert_eq!(reply.status, 400, "{definition}: {reply:?}");
+        let body = reply.json();
+        let reasons: Vec<&str> = body["reasons"]
+            .as_array()
+            .unwrap_or_else(|| panic!("reasons: {body}"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(reasons.len(), expected.len(), "{body}");
+        for expected in expected {
+            assert!(
+                reasons.iter().any(|r| r.contains(expected)),
+                "no reason says {expected:?}: {reasons:?}"
+            );
+        }
+        assert!(body["error"].is_string());
+    };
+    bad("cam", "{\"source\": ", &["EOF while parsing"]);
+    bad(
+        "cam",
+        r#"{"source": {"uri": "rtsp://h/x"}, "modle": "tiny"}"#,
+        &["unknown field `modle`"],
+    );
+    bad(
+        "cam",
+        r#"{"source": {"uri": "ftp://h/x.mp4"}, "model": "nope"}"#,
+        &[
+            "scheme 'ftp' is not supported",
+            "model \"nope\" is not configured",
+        ],
+    );
+    bad(
+        "cam",
+        r#"{"source": {"uri": "rtsp://h/x"}, "model": "tiny", "ovinfer": {"treshold": 0.3, "threshold": 2}}"#,
+        &[
+            "ovinfer has no property 'treshold'",
+            "is not a valid value for ovinfer's threshold",
+        ],
+    );
+    bad(".cam", &camera, &["is not a stream id"]);
+    assert_eq!(server.get("/streams").json(), json!({"streams": []}));
+
+    // max-streams: the third is refused, saying the limit and the fix; a replace is not a new
+    // stream; after a delete there is room again.
+    assert_eq!(server.put("a", &camera).status, 201);
+    assert_eq!(server.put("b", &camera).status, 201);
+    let full = server.put("c", &camera);
+    assert_eq!(full.status, 409, "{full:?}");
+    let message = full.json()["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        message.contains("2 streams")
+            && message.contains("max-streams")
+            && message.contains("delete one"),
+        "{message}"
+    );
+    assert_eq!(server.put("a", &camera).status, 200, "replaced");
+    assert_eq!(server.delete("a").status, 200);
+    assert_eq!(server.put("c", &camera).status, 201);
+
+    // /results: a document when there is one, the next one on ?wait=true, bad parameters 400.
+    server.wait("c", "documents", Duration::from_secs(30), |s| {
+        s["documents"].as_u64() >= Some(1)
+    });
+    let latest = server.get("/streams/c/results");
+    assert_eq!(latest.status, 200);
+    lva_document(&latest.body);
+    let next = server.get("/streams/c/results?wait=true&timeout-ms=10000");
+    assert_eq!(next.status, 200, "{next:?}");
+    lva_document(&next.body);
+    assert_eq!(server.get("/streams/c/results?wait=maybe").status, 400);
+    assert_eq!(server.get("/streams/nope/results").status, 404);
+    assert_eq!(server.get("/streams/nope").status, 404);
+    assert_eq!(server.curl(&["-X", "POST"], "/streams", None).status, 405);
+
+    // A change of an id while another one is under way: 409. The delete waits for an HTTP
+    // output whose receiver never answers (flush-timeout 3 s).
+    assert_eq!(server.delete("b").status, 200);
+    let (hole, _receiver) = black_hole();
+    let stuck = json!({
+        "source": {"pipeline": "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1"},
+        "model": "tiny",
+        "outputs": {"http": {"location": hole, "flush-timeout": 3000, "timeout": 30}},
+    })
+    .to_string();
+    assert_eq!(server.put("stuck", &stuck).status, 201);
+    server.wait("stuck", "documents", Duration::from_secs(30), |s| {
+        s["documents"].as_u64() >= Some(3)
+    });
+    let url = format!("{}/streams/stuck", server.url);
+    let deleting = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+        ])
+        .args(["-H", "Authorization: Bearer s3cret", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    std::thread::sleep(Duration::from_millis(1000));
+    let busy = server.put("stuck", &camera);
+    assert_eq!(busy.status, 409, "{busy:?}");
+    assert!(busy.body.contains("under way"), "{busy:?}");
+    let deleted = deleting.wait_with_output().expect("curl ends");
+    assert_eq!(String::from_utf8_lossy(&deleted.stdout), "200");
+
+    // The OpenAPI document: OpenAPI 3.1, every route.
+    let openapi = server.get("/openapi.json");
+    assert_eq!(openapi.status, 200);
+    let doc = openapi.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/streams", "get"),
+        ("/streams/{id}", "put"),
+        ("/streams/{id}", "get"),
+        ("/streams/{id}", "delete"),
+        ("/streams/{id}/results", "get"),
+        ("/streams/{id}/events", "get"),
+        ("/{model}", "post"),
+        ("/models", "get"),
+        ("/healthz", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    assert!(doc["components"]["schemas"]["StreamDefinition"].is_object());
+    assert!(doc["components"]["schemas"]["StreamStatus"].is_object());
+
+    let exit = server.terminate(Duration::from_secs(30));
+    assert!(exit.success(), "{}", server.log_text());
+}
