@@ -100,12 +100,19 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// `GET /streams`.
+/// `GET /streams`: `{"streams": [...]}`, each as `GET /streams/{id}` shows it (same key order).
 pub async fn list(State(app): State<Arc<App>>) -> Response {
-    reply::json(
-        StatusCode::OK,
-        json!({ "streams": app.registry.list() }).to_string(),
-    )
+    #[derive(serde::Serialize)]
+    struct List {
+        streams: Vec<StreamInfo>,
+    }
+    let list = List {
+        streams: app.registry.list(),
+    };
+    match serde_json::to_string(&list) {
+        Ok(body) => reply::json(StatusCode::OK, body),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 /// `GET /streams/{id}`.
