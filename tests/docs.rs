@@ -276,11 +276,11 @@ fn every_lva_server_option_and_key_is_documented() {
     );
 }
 
-/// The keys of the configuration file: the `pub` fields of `struct Config`, `Tls`, `Auth` and
-/// `BasicUser` in kebab-case, and the server's model-entry keys (`SERVER_KEYS`).
+/// The keys of the configuration file: the `pub` fields of `struct Config`, `Tls`, `Auth`,
+/// `BasicUser` and `Streams` in kebab-case, and the server's model-entry keys (`SERVER_KEYS`).
 fn config_keys(source: &str) -> Vec<String> {
     let mut keys = Vec::new();
-    for name in ["Config", "Tls", "Auth", "BasicUser"] {
+    for name in ["Config", "Tls", "Auth", "BasicUser", "Streams"] {
         let head = format!("pub struct {name} {{");
         let Some(start) = source.find(&head) else {
             panic!("config.rs has no `{head}`")
