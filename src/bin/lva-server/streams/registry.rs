@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -316,7 +317,8 @@ impl Registry {
             .map(|d| d.join(format!("{id}.json")))
     }
 
-    /// Saves a definition: temporary file, sync, rename, sync the folder.
+    /// Saves a definition: temporary file, sync, rename, sync the folder. The file is readable by
+    /// the server's user only: a definition may hold credentials (an output's password or token).
     fn save(&self, id: &str, spec: &StreamSpec) -> Result<(), String> {
         let Some(path) = self.definition_path(id) else {
             return Ok(());
@@ -325,7 +327,12 @@ impl Registry {
         let tmp = dir.join(format!(".{id}.json.tmp"));
         let text = serde_json::to_vec_pretty(spec).map_err(|e| e.to_string())?;
         let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             file.write_all(&text)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &path)?;

@@ -571,6 +571,18 @@ fn a_registry_restarts_its_streams_from_its_state_folder() {
         .collect();
     files.sort();
     assert_eq!(files, ["camera.json", "file.json"]);
+    for file in &files {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.join(file))
+            .expect("saved")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "{file}: a definition may hold credentials"
+        );
+    }
 
     // The server again: both come back and run.
     let (registry, notes) = Registry::open(models(), options).expect("reopens");
