@@ -47,7 +47,8 @@
 //!     waits for inference (back-pressure) and nothing is dropped: right for files, wrong for
 //!     cameras;
 //!   - `source-timeout-ms` (default 10000; 0 = never; else 100 to 3600000): no frame for this
-//!     long means the source is lost (a stalled camera).
+//!     long means the source is lost (a stalled camera); a run has at least 20 s for its first
+//!     frame.
 //! - `model`: the name of a model of the configuration (its `ovinfer` settings and `subtype`).
 //! - `ovinfer` (optional): `ovinfer` properties for this stream over the model's, by their
 //!   gst-inspect names, as JSON strings, numbers or booleans (`threshold`, `interval`, `nireq`,

@@ -7,7 +7,8 @@
 //! - the first frame of a source run → `running` (after a loss: the gap closes, `reconnects`+1,
 //!   the back-off starts again from its first delay);
 //! - a source error, an RTSP source's end, or no frame for `source-timeout-ms` (the watchdog; a
-//!   source held back by a full gate is not stalled) → a file fails (after its documents so far
+//!   source held back by a full gate is not stalled; a run's first frame may take
+//!   [`FIRST_FRAME_ALLOWANCE`] if that is longer) → a file fails (after its documents so far
 //!   are flushed to the outputs); any other source goes
 //!   `reconnecting`: its run is torn down, a gap opens, and a new run is started after an
 //!   exponential back-off with jitter ([`BACKOFF_FIRST`] doubling to [`BACKOFF_MAX`]), again and
@@ -48,6 +49,8 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 /// Longest wait between attempts.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The least time a source run has for its first frame, whatever `source-timeout-ms` says.
+pub const FIRST_FRAME_ALLOWANCE: Duration = Duration::from_secs(20);
 /// Frames admitted into the processing half and not yet taken by inference.
 pub const GATE_CAPACITY: usize = 2;
 /// The window of the `fps` figure.
@@ -401,11 +404,16 @@ impl Supervisor {
         if self.feed.gate.is_blocking() {
             counters.last_frame_ms.store(now_ms, Ordering::SeqCst);
         }
-        let last = counters
-            .last_frame_ms
-            .load(Ordering::SeqCst)
-            .max(run.started_ms);
-        if now_ms.saturating_sub(last) > millis(timeout) {
+        let last_frame = counters.last_frame_ms.load(Ordering::SeqCst);
+        let last = last_frame.max(run.started_ms);
+        // Until a run's first frame, connecting (RTSP's DESCRIBE/SETUP/PLAY, the first key frame,
+        // a model compiling on a busy machine) may take longer than a stall is allowed to.
+        let allowed = if last_frame < run.started_ms {
+            millis(timeout).max(millis(FIRST_FRAME_ALLOWANCE))
+        } else {
+            millis(timeout)
+        };
+        if now_ms.saturating_sub(last) > allowed {
             return self.lost(format!(
                 "no frame for {} ms (source-timeout-ms)",
                 now_ms.saturating_sub(last)
