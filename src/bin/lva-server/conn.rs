@@ -436,6 +436,7 @@ mod tests {
         size: usize,
         every: Duration,
         buffer: usize,
+        limits: Limits,
     ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
         let router = axum::Router::new().route(
             "/",
@@ -453,18 +454,27 @@ mod tests {
         );
         let (client, server) = tokio::io::duplex(buffer);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-        let (_stop, shutdown) = watch::channel(false);
+        let (stop, shutdown) = watch::channel(false);
         let served = tokio::spawn(async move {
+            // Held while serving: a dropped sender reads as a shutdown.
+            let _stop = stop;
             let routes = tower_http::normalize_path::NormalizePath::trim_trailing_slash(router);
-            serve(server, peer, routes, SHORT, shutdown).await;
+            serve(server, peer, routes, limits, shutdown).await;
         });
         (client, served)
     }
 
     #[tokio::test]
     async fn a_long_answer_to_a_client_that_reads_outlasts_every_timeout() {
-        // Pauses of 250 ms between pieces, each limit 100 ms: the answer goes on.
-        let (mut client, served) = serve_slow_answer(4, 8, Duration::from_millis(250), 64 * 1024);
+        // Pauses of 2.5 s between pieces, each limit 1 s: the answer goes on. (Limits of a
+        // second, not SHORT's 100 ms: on a loaded machine the head alone may wait that long.)
+        let limits = Limits {
+            idle: Duration::from_secs(1),
+            header: Duration::from_secs(1),
+            write: Duration::from_secs(1),
+        };
+        let (mut client, served) =
+            serve_slow_answer(3, 8, Duration::from_millis(2500), 64 * 1024, limits);
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await
@@ -474,7 +484,7 @@ mod tests {
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         assert!(
-            answer.contains("       3\n") && answer.ends_with("0\r\n\r\n"),
+            answer.contains("       2\n") && answer.ends_with("0\r\n\r\n"),
             "{answer}"
         );
         served.await.unwrap();
@@ -484,7 +494,8 @@ mod tests {
     async fn a_long_answer_to_a_client_that_stops_reading_is_cut_at_the_answer_timeout() {
         // 10 s of answer, which the client never reads beyond 1 KiB of buffer.
         let t0 = Instant::now();
-        let (mut client, served) = serve_slow_answer(1000, 1000, Duration::from_millis(10), 1024);
+        let (mut client, served) =
+            serve_slow_answer(1000, 1000, Duration::from_millis(10), 1024, SHORT);
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
