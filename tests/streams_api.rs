@@ -9,23 +9,14 @@ mod rtsp;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// A fresh folder under target/.
+/// A fresh folder under target/test-scratch.
 fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = common::root().join("target/test-scratch").join(format!(
-        "streams-api-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
+    common::reference::scratch(&format!("streams-api-{name}"))
 }
 
 /// `ssd`: SSD-MobileNet-v2 COCO as examples/lva-server.json has it (bikes.mp4: 123 frames with
