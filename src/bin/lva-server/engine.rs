@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use gst::glib;
@@ -26,6 +26,7 @@ use gst::prelude::*;
 
 use crate::config::ModelConfig;
 use crate::image::Kind;
+use crate::turns::Turns;
 
 /// lvajson's document for a frame without results (skip-empty=false, compact).
 const EMPTY_DOCUMENT: &[u8] = br#"{"inferences":[]}"#;
@@ -452,7 +453,6 @@ impl Drop for Runner {
 struct PoolState {
     /// Requests admitted and not yet answered (running or waiting).
     admitted: usize,
-    running: usize,
     idle: Vec<Runner>,
 }
 
@@ -462,7 +462,7 @@ pub struct Pool {
     default_threshold: f64,
     max_pixels: u64,
     state: Mutex<PoolState>,
-    freed: Condvar,
+    workers: Turns,
 }
 
 /// An admitted request; dropping it gives the place back.
@@ -487,15 +487,14 @@ impl Pool {
             .transpose()?
             .unwrap_or(0.5);
         let pool = Arc::new(Pool {
-            config,
             default_threshold,
             max_pixels,
+            workers: Turns::new(config.workers),
             state: Mutex::new(PoolState {
                 admitted: 0,
-                running: 0,
                 idle: Vec::new(),
             }),
-            freed: Condvar::new(),
+            config,
         });
         let mut runner = Runner::new(&pool.config, Kind::Raw, pool.max_pixels)?;
         let (w, h) = warm_up;
@@ -548,25 +547,16 @@ impl Ticket {
         deadline: Instant,
     ) -> Result<Outcome, Failure> {
         let pool = &self.pool;
+        // Workers go to waiting requests in arrival order; the turn is given back when dropped,
+        // also if the run panics (else the pool would lose the worker for good).
+        let Some(turn) = pool.workers.take(deadline) else {
+            return Err(Failure::Busy);
+        };
         let runner = {
             let mut state = pool.lock();
-            while state.running >= pool.config.workers {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Failure::Busy);
-                }
-                state = pool
-                    .freed
-                    .wait_timeout(state, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            state.running += 1;
             let found = state.idle.iter().position(|r| r.kind == image.kind);
             found.map(|i| state.idle.swap_remove(i))
         };
-        // Gives the worker back even if the run panics (else the pool would lose it for good).
-        let running = Running(pool);
         let kind = image.kind;
         let result = runner
             .map_or_else(|| Runner::new(&pool.config, kind, pool.max_pixels), Ok)
@@ -586,18 +576,8 @@ impl Ticket {
             Err(e) => Err(Failure::Internal(e)),
         };
         drop(state);
-        drop(running);
+        drop(turn);
         result
-    }
-}
-
-/// A worker taken from the pool; given back when dropped, also on unwind.
-struct Running<'a>(&'a Pool);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.lock().running -= 1;
-        self.0.freed.notify_one();
     }
 }
 

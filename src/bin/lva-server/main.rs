@@ -25,6 +25,7 @@ mod service;
 mod streams;
 mod streams_api;
 mod tls;
+mod turns;
 
 use std::process::ExitCode;
 use std::sync::Arc;
