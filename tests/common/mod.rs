@@ -300,3 +300,11 @@ pub fn boxes(frame: &Frame) -> Vec<(String, f64, u32, u32, u32, u32)> {
         })
         .collect()
 }
+
+/// A TCP port free on 127.0.0.1 right now (for a child process that needs a port given).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

@@ -9,8 +9,8 @@ use serde::Deserialize;
 /// Model-entry keys the server keeps for itself; every other key is an `ovinfer` property.
 const SERVER_KEYS: [&str; 4] = ["workers", "max-queue", "subtype", "description"];
 
-/// Names a model cannot have: the server's own routes (`/streams`, `/models`, ...) and the
-/// ones it keeps for later (`/v2`: KServe's protocol, `/console`).
+/// Names a model cannot have: the server's own routes (`/streams`, `/models`, `/console`, ...)
+/// and the ones it keeps for later (`/v2`: KServe's protocol).
 pub const RESERVED_NAMES: [&str; 6] = [
     "streams",
     "models",

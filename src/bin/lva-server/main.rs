@@ -15,6 +15,7 @@ mod alloc;
 mod auth;
 mod config;
 mod conn;
+mod console;
 mod engine;
 mod http;
 mod image;

@@ -1,9 +1,11 @@
 //! The routes on axum, and around them: trailing slashes trimmed, the access log line and the
 //! headers every answer carries, handler panics answered 500, and the credentials every route
-//! but `/healthz` needs.
+//! but `/healthz` and the console's files needs.
 //!
 //! - `POST /<model>` with an image → 200 `{"inferences":[...]}`, or 204 when nothing is found;
-//! - `GET /` or `GET /models` → the models with their labels, settings and counters;
+//! - `GET /` or `GET /models` → the models with their labels, settings and counters (`GET /`
+//!   from a browser, `Accept: text/html`, → the console instead);
+//! - `GET /console`, `GET /console/{file}` → the web console ([`crate::console`]), open to all;
 //! - `GET /healthz` → 200 while the server runs (never needs credentials);
 //! - `/streams...`: the streams API ([`crate::streams_api`]);
 //! - `GET /openapi.json` → the OpenAPI 3.1 description of all of them (`openapi.json`).
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, get, put};
@@ -26,6 +28,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::NormalizePath;
 
 use crate::conn::{FramingConflict, Peer};
+use crate::console;
 use crate::http::{self, Framing};
 use crate::reply::{error, json, with_header};
 use crate::service::{Service, not_allowed};
@@ -60,7 +63,12 @@ struct ModelName(String);
 pub fn routes(app: Arc<App>) -> Routes {
     let router = Router::new()
         .route("/healthz", get(healthz).fallback(not_allowed_get))
-        .route("/", get(list).fallback(not_allowed_get))
+        .route("/", get(root).fallback(not_allowed_get))
+        .route("/console", get(console::page).fallback(not_allowed_get))
+        .route(
+            "/console/{file}",
+            get(console::file).fallback(not_allowed_get),
+        )
         .route("/models", get(list).fallback(not_allowed_get))
         .route("/openapi.json", get(openapi).fallback(not_allowed_get))
         .route("/streams", get(streams_api::list).fallback(not_allowed_get))
@@ -95,6 +103,15 @@ async fn healthz() -> Response {
 
 async fn list(State(app): State<Arc<App>>) -> Response {
     app.service.list()
+}
+
+/// `GET /`: the console for a browser (`Accept: text/html`), the models for anyone else.
+async fn root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if console::wants_html(&headers) {
+        console::page().await
+    } else {
+        app.service.list()
+    }
 }
 
 async fn openapi() -> Response {
@@ -232,10 +249,12 @@ async fn refuse_conflicting_framing(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// 401 unless the request carries configured credentials; `/healthz` needs none.
+/// 401 unless the request carries configured credentials; `/healthz` and the console's files
+/// (which hold no data) need none.
 async fn authenticate(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if let Some(auth) = app.service.auth()
         && req.uri().path() != "/healthz"
+        && !console::is_public(req.method(), req.uri().path(), req.headers())
     {
         let credentials = req
             .headers()
@@ -371,11 +390,13 @@ mod tests {
         use crate::streams::{StreamInfo, StreamSpec, stream::Stream};
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
         assert_eq!(doc["openapi"], "3.1.0");
-        let routes: [(&str, &[&str]); 8] = [
+        let routes: [(&str, &[&str]); 10] = [
             ("/{model}", &["post"]),
             ("/models", &["get"]),
             ("/healthz", &["get"]),
             ("/openapi.json", &["get"]),
+            ("/console", &["get"]),
+            ("/console/{file}", &["get"]),
             ("/streams", &["get"]),
             ("/streams/{id}", &["get", "put", "delete"]),
             ("/streams/{id}/results", &["get"]),
