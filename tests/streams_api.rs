@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use gst::prelude::*;
 use serde_json::{Value, json};
 
 /// A fresh folder under target/test-scratch.
@@ -825,4 +826,359 @@ fn definitions_limits_credentials_and_the_openapi_document() {
 
     let exit = server.terminate(Duration::from_secs(30));
     assert!(exit.success(), "{}", server.log_text());
+}
+
+/// A decoded frame: width, height, RGB rows without padding.
+type Rgb = (u32, u32, Vec<u8>);
+
+/// A live viewer of a video URL (`rtspsrc` or `souphttpsrc`/`filesrc` through `decodebin`): the
+/// decoded frames as RGB, counted and the last kept.
+struct Viewer {
+    pipeline: gst::Pipeline,
+    frames: Arc<std::sync::atomic::AtomicU64>,
+    last: Arc<Mutex<Option<Rgb>>>,
+    /// The first frame's PTS and the last frame's end.
+    span: Arc<Mutex<(Option<gst::ClockTime>, Option<gst::ClockTime>)>>,
+}
+
+impl Viewer {
+    fn start(source: &str) -> Viewer {
+        common::init();
+        let description = format!(
+            "{source} ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .unwrap_or_else(|e| panic!("{description}: {e}"))
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline");
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+            .expect("appsink");
+        let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let last = Arc::new(Mutex::new(None));
+        let span = Arc::new(Mutex::new((None, None)));
+        let (count, keep, spanned) = (frames.clone(), last.clone(), span.clone());
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let info = sample
+                        .caps()
+                        .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
+                        .ok_or(gst::FlowError::NotNegotiated)?;
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    // Rows without their padding.
+                    let (w, h, stride) = (info.width(), info.height(), info.stride()[0] as usize);
+                    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+                    for row in 0..h as usize {
+                        rgb.extend_from_slice(&map[row * stride..row * stride + w as usize * 3]);
+                    }
+                    *keep.lock().unwrap() = Some((w, h, rgb));
+                    if let Some(pts) = buffer.pts() {
+                        let mut span = spanned.lock().unwrap();
+                        span.0 = span.0.or(Some(pts));
+                        span.1 = Some(pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO));
+                    }
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        pipeline
+            .set_state(gst::State::Playing)
+            .expect("viewer plays");
+        Viewer {
+            pipeline,
+            frames,
+            last,
+            span,
+        }
+    }
+
+    fn frames(&self) -> u64 {
+        self.frames.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `n` frames more than now have arrived.
+    fn wait_frames(&self, n: u64, timeout: Duration) {
+        let target = self.frames() + n;
+        let t0 = Instant::now();
+        while self.frames() < target {
+            if let Some(msg) = self
+                .pipeline
+                .bus()
+                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+            {
+                panic!("viewer error: {msg:?}");
+            }
+            assert!(t0.elapsed() < timeout, "{n} frames not within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn last(&self) -> Rgb {
+        self.last.lock().unwrap().clone().expect("a frame")
+    }
+
+    /// Runs a description to its end and gives its frame count, the time they span and the last.
+    fn decode_all(source: &str) -> (u64, Duration, Rgb) {
+        let viewer = Viewer::start(source);
+        let bus = viewer.pipeline.bus().expect("bus");
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(60),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("the end within 60 s");
+        assert!(
+            matches!(msg.view(), gst::MessageView::Eos(_)),
+            "{source}: {msg:?}"
+        );
+        let span = match *viewer.span.lock().unwrap() {
+            (Some(first), Some(end)) => Duration::from_nanos((end - first).nseconds()),
+            _ => Duration::ZERO,
+        };
+        (viewer.frames(), span, viewer.last())
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Whether the frame shows the overlay's red (label-colors person=ff0000) along the left and
+/// top edges of the box `b` (normalised l, t, w, h) and not in its middle.
+fn red_box_drawn(frame: &Rgb, b: (f64, f64, f64, f64)) -> Result<(), String> {
+    let (w, h, rgb) = frame;
+    let at = |x: f64, y: f64| {
+        let (x, y) = ((x * *w as f64) as usize, (y * *h as f64) as usize);
+        let i = (y.min(*h as usize - 1) * *w as usize + x.min(*w as usize - 1)) * 3;
+        (rgb[i], rgb[i + 1], rgb[i + 2])
+    };
+    let red = |(r, g, b): (u8, u8, u8)| r > 170 && g < 90 && b < 90;
+    let (l, t, bw, bh) = b;
+    // Inside the 8-px line: 3 px in from the edge.
+    let dx = 3.0 / *w as f64;
+    let dy = 3.0 / *h as f64;
+    let points = [
+        ("left edge", at(l + dx, t + bh / 2.0)),
+        ("top edge", at(l + bw / 2.0, t + dy)),
+        ("right edge", at(l + bw - dx, t + bh / 3.0)),
+    ];
+    for (name, p) in points {
+        if !red(p) {
+            return Err(format!(
+                "{name} at box {b:?} is {p:?}, not the overlay's red"
+            ));
+        }
+    }
+    let middle = at(l + bw / 2.0, t + bh / 2.0);
+    if red(middle) {
+        return Err(format!("the middle of the box is red too: {middle:?}"));
+    }
+    Ok(())
+}
+
+/// The person box of an LVA document.
+fn person_box(doc: &Value) -> (f64, f64, f64, f64) {
+    let e = doc["inferences"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["entity"]["tag"]["value"] == "person"))
+        .unwrap_or_else(|| panic!("no person in {doc}"));
+    let b = &e["entity"]["box"];
+    let f = |k: &str| b[k].as_f64().expect("box number");
+    (f("l"), f("t"), f("w"), f("h"))
+}
+
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no media sequence in {playlist}"))
+}
+
+#[test]
+fn video_outputs_draw_the_boxes_on_rtsp_hls_a_push_and_recordings() {
+    let dir = scratch("video");
+    let rtsp_port = common::free_port();
+    let server = Server::start(
+        &dir,
+        &json!({"models": models(), "streams": {"rtsp-port": rtsp_port}}),
+    );
+    let receiver = rtsp::Receiver::start();
+    let recordings = dir.join("recordings");
+    let still = format!(
+        "filesrc location={} ! jpegdec ! imagefreeze is-live=true ! video/x-raw,framerate=25/1",
+        common::asset("media/person.jpg")
+    );
+    let definition = json!({
+        "source": {"pipeline": still},
+        "model": "ssd",
+        "outputs": {"video": {
+            "overlay": {"label-colors": "person=ff0000", "line-width": 8},
+            "rtsp": {},
+            "push": {"location": format!("rtsp://127.0.0.1:{}/record", receiver.port)},
+            "hls": {"segment-s": 1, "window": 3},
+            "record": {"folder": recordings, "segment-s": 2, "max-files": 2}
+        }}
+    });
+    let created = server.put("cam", &definition.to_string());
+    assert_eq!(created.status, 201, "{created:?}");
+    let status = server.wait("cam", "documents", Duration::from_secs(60), |s| {
+        s["documents"].as_u64() > Some(5)
+    });
+    let video = &status["outputs"]["video"];
+    let url = video["rtsp"]["url"]
+        .as_str()
+        .expect("an RTSP URL")
+        .to_string();
+    assert_eq!(url, format!("rtsp://127.0.0.1:{rtsp_port}/streams/cam"));
+    assert_eq!(video["hls"], "/streams/cam/hls/index.m3u8");
+    let doc = server.get("/streams/cam/results").json();
+    let person = person_box(&doc);
+
+    // RTSP: two viewers at once (one shared encode), both see the box drawn; one leaving does
+    // not disturb the other nor the stream.
+    let source = format!("rtspsrc location={url} latency=0");
+    let first = Viewer::start(&source);
+    let second = Viewer::start(&source);
+    first.wait_frames(25, Duration::from_secs(30));
+    second.wait_frames(25, Duration::from_secs(30));
+    red_box_drawn(&first.last(), person).expect("the RTSP frame has the box");
+    red_box_drawn(&second.last(), person).expect("the RTSP frame has the box");
+    drop(first);
+    second.wait_frames(25, Duration::from_secs(10));
+    assert_eq!(
+        server.get("/streams/cam").json()["status"]["state"],
+        "running"
+    );
+
+    // The push reached the other server's RECORD mount.
+    let t0 = Instant::now();
+    while receiver.frames.load(std::sync::atomic::Ordering::SeqCst) < 25 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the pushed video did not arrive"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // HLS: the playlist moves on, segments leave the window and the disk, and decode.
+    let playlist = server.get("/streams/cam/hls/index.m3u8");
+    assert_eq!(playlist.status, 200, "{playlist:?}");
+    assert_eq!(
+        playlist.header("content-type").as_deref(),
+        Some("application/vnd.apple.mpegurl")
+    );
+    let before = media_sequence(&playlist.body);
+    std::thread::sleep(Duration::from_secs(5));
+    let later = server.get("/streams/cam/hls/index.m3u8").body;
+    let after = media_sequence(&later);
+    assert!(
+        after >= before + 3,
+        "media sequence {before} → {after}: {later}"
+    );
+    let gone = server.get("/streams/cam/hls/segment00000.ts");
+    assert_eq!(gone.status, 404, "segment 0 left the window: {gone:?}");
+    let hls_dir = dir.join("lva-server-state/hls/cam");
+    assert!(!hls_dir.join("segment00000.ts").exists());
+    let segments: Vec<String> = std::fs::read_dir(&hls_dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.ends_with(".ts"))
+        .collect();
+    // The window's 3, the one being written, the last one out (for a client that read the
+    // playlist just before).
+    assert!(segments.len() <= 5, "{segments:?}");
+    let segment = later
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .expect("a segment in the playlist")
+        .to_string();
+    let (frames, _, last) = Viewer::decode_all(&format!(
+        "souphttpsrc location={}/streams/cam/hls/{segment}",
+        server.url
+    ));
+    assert!(frames >= 1, "{segment}: {frames} frames");
+    red_box_drawn(&last, person).expect("the HLS frame has the box");
+
+    // Deleting the stream ends the recording; at most max-files remain, each a playable MP4 of
+    // about the segment length.
+    let ended = server.delete("cam");
+    assert_eq!(ended.status, 200, "{ended:?}");
+    let record = &ended.json()["status"]["outputs"]["video"]["record"];
+    assert!(record["files"].as_u64() >= Some(3), "{record}");
+    assert!(record["deleted"].as_u64() >= Some(1), "{record}");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&recordings)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "max-files 2: {files:?}");
+    for (i, file) in files.iter().enumerate() {
+        let (frames, span, last) =
+            Viewer::decode_all(&format!("filesrc location={}", file.display()));
+        // Cut at the first key frame after 2 s; the last file (ended by the delete) may be
+        // shorter.
+        if i == 0 {
+            assert!(
+                (1.8..=3.5).contains(&span.as_secs_f64()),
+                "{}: {frames} frames over {span:?}",
+                file.display()
+            );
+        }
+        assert!(frames >= 1, "{}: no frame", file.display());
+        red_box_drawn(&last, person).expect("the recorded frame has the box");
+    }
+    assert_eq!(server.get("/streams/cam/hls/index.m3u8").status, 404);
+}
+
+#[test]
+fn video_outputs_refuse_a_taken_mount_and_an_unwritable_folder_with_the_reason() {
+    let dir = scratch("video-bad");
+    let server = Server::start(
+        &dir,
+        &json!({"models": models(), "streams": {"rtsp-port": common::free_port()}}),
+    );
+    let live = "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1";
+    let one = json!({"source": {"pipeline": live}, "model": "tiny",
+                     "outputs": {"video": {"rtsp": {}}}});
+    let created = server.put("one", &one.to_string());
+    assert_eq!(created.status, 201, "{created:?}");
+    let two = json!({"source": {"pipeline": live}, "model": "tiny",
+                     "outputs": {"video": {"rtsp": {"path": "/streams/one"}}}});
+    let refused = server.put("two", &two.to_string());
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused
+            .body
+            .contains("/streams/one is already the mount of stream one"),
+        "{refused:?}"
+    );
+    let unwritable = json!({"source": {"pipeline": live}, "model": "tiny",
+                            "outputs": {"video": {"record": {"folder": "/proc/lva-recordings"}}}});
+    let refused = server.put("three", &unwritable.to_string());
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused
+            .body
+            .contains("outputs.video.record.folder: cannot create /proc/lva-recordings"),
+        "{refused:?}"
+    );
+    let bad = json!({"source": {"pipeline": live}, "model": "tiny",
+                     "outputs": {"video": {"hls": {"window": 1}, "push": {"location": "http://x/"}}}});
+    let refused = server.put("four", &bad.to_string());
+    assert_eq!(refused.status, 400, "{refused:?}");
+    for part in ["hls.window 1 is not within 2 to 30", "push.location"] {
+        assert!(refused.body.contains(part), "{part}: {refused:?}");
+    }
+    // The first stream was not disturbed.
+    server.wait("one", "running", Duration::from_secs(30), |s| {
+        s["state"] == "running"
+    });
 }

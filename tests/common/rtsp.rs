@@ -101,3 +101,78 @@ impl Server {
         }
     }
 }
+
+/// A real RTSP server taking pushed video (a RECORD mount at rtsp://127.0.0.1:PORT/record, as
+/// mediamtx would), decoding it and counting the frames.
+pub struct Receiver {
+    pub port: u16,
+    pub frames: Arc<std::sync::atomic::AtomicU64>,
+    main_loop: glib::MainLoop,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        gst::init().expect("GStreamer initialises");
+        let ctx = glib::MainContext::new();
+        let main_loop = glib::MainLoop::new(Some(&ctx), false);
+        let (tx, rx) = mpsc::channel();
+        let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = frames.clone();
+        let looping = main_loop.clone();
+        let thread = std::thread::spawn(move || {
+            ctx.with_thread_default(|| {
+                let server = gst_rtsp_server::RTSPServer::new();
+                server.set_address("127.0.0.1");
+                server.set_service("0");
+                let factory = gst_rtsp_server::RTSPMediaFactory::new();
+                factory.set_transport_mode(gst_rtsp_server::RTSPTransportMode::RECORD);
+                factory.set_launch("( decodebin name=depay0 ! videoconvert ! fakesink name=got )");
+                factory.connect_media_configure(move |_, media| {
+                    let got = media
+                        .element()
+                        .downcast::<gst::Bin>()
+                        .ok()
+                        .and_then(|b| b.by_name("got"))
+                        .and_then(|g| g.static_pad("sink"));
+                    if let Some(pad) = got {
+                        let counted = counted.clone();
+                        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            gst::PadProbeReturn::Ok
+                        });
+                    }
+                });
+                server
+                    .mount_points()
+                    .expect("mount points")
+                    .add_factory("/record", factory);
+                let source = server.attach(Some(&ctx)).expect("the RTSP server listens");
+                let _ = tx.send(server.bound_port());
+                looping.run();
+                server.client_filter(Some(&mut |_, _| gst_rtsp_server::RTSPFilterResult::Remove));
+                if let Some(source) = ctx.find_source_by_id(&source) {
+                    source.destroy();
+                }
+                while ctx.iteration(false) {}
+            })
+            .expect("a main context for the RTSP server");
+        });
+        let bound = rx.recv().expect("the RTSP server starts");
+        Receiver {
+            port: u16::try_from(bound).expect("a port"),
+            frames,
+            main_loop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -88,6 +88,10 @@ pub struct Streams {
     /// Streams at once (any state but deleted); a further create is refused (409).
     #[serde(default = "defaults::max_streams")]
     pub max_streams: usize,
+    /// Port of the RTSP server of the streams' `outputs.video.rtsp`, on the `listen` address;
+    /// it listens from the first stream with such an output. 0: no RTSP server.
+    #[serde(default = "defaults::rtsp_port")]
+    pub rtsp_port: u16,
 }
 
 impl Default for Streams {
@@ -95,6 +99,7 @@ impl Default for Streams {
         Streams {
             state_dir: None,
             max_streams: defaults::max_streams(),
+            rtsp_port: defaults::rtsp_port(),
         }
     }
 }
@@ -185,6 +190,9 @@ mod defaults {
     }
     pub fn max_streams() -> usize {
         16
+    }
+    pub fn rtsp_port() -> u16 {
+        8554
     }
 }
 
@@ -413,7 +421,8 @@ mod tests {
             config.streams,
             Streams {
                 state_dir: Some(PathBuf::from("/etc/lva/lva-server-state")),
-                max_streams: 16
+                max_streams: 16,
+                rtsp_port: 8554,
             }
         );
         let m = &models[0];

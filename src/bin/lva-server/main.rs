@@ -21,6 +21,7 @@ mod http;
 mod image;
 mod reply;
 mod routes;
+mod rtsp;
 mod server;
 mod service;
 mod streams;
@@ -71,7 +72,18 @@ fn run(args: Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let registry = runtime.block_on(open_streams(models, config.streams.clone()))?;
+    let video = streams::VideoEnv {
+        rtsp: rtsp::RtspService::new(
+            listen_host(&config.listen),
+            config.streams.rtsp_port,
+            config.auth.clone(),
+        ),
+        hls_root: config.streams.state_dir.as_ref().map_or_else(
+            || std::env::temp_dir().join("lva-server-hls"),
+            |d| d.join("hls"),
+        ),
+    };
+    let registry = runtime.block_on(open_streams(models, config.streams.clone(), video))?;
     let app = Arc::new(App {
         service,
         registry,
@@ -88,18 +100,26 @@ fn run(args: Args) -> Result<(), String> {
 
 /// The streams' registry, with the streams saved in its state folder started again (their
 /// problems logged).
+/// The host part of `listen` (`0.0.0.0:8080` → `0.0.0.0`, `[::1]:8080` → `::1`).
+fn listen_host(listen: &str) -> &str {
+    let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 async fn open_streams(
     models: Vec<config::ModelConfig>,
     options: streams::Options,
+    video: streams::VideoEnv,
 ) -> Result<Registry, String> {
     let folder = options
         .state_dir
         .as_ref()
         .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()));
     let max = options.max_streams;
-    let (registry, notes) = tokio::task::spawn_blocking(move || Registry::open(models, options))
-        .await
-        .map_err(|e| format!("streams: starting the saved streams panicked: {e}"))??;
+    let (registry, notes) =
+        tokio::task::spawn_blocking(move || Registry::open(models, options, video))
+            .await
+            .map_err(|e| format!("streams: starting the saved streams panicked: {e}"))??;
     for note in notes {
         eprintln!("lva-server: streams: {note}");
     }

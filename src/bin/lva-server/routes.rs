@@ -87,6 +87,10 @@ pub fn routes(app: Arc<App>) -> Routes {
             "/streams/{id}/events",
             get(streams_api::events).fallback(not_allowed_get),
         )
+        .route(
+            "/streams/{id}/hls/{file}",
+            get(streams_api::hls).fallback(not_allowed_get),
+        )
         .route("/{model}", any(model))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))

@@ -115,6 +115,49 @@ pub async fn list(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// `GET /streams/{id}/hls/{file}`: the HLS playlist (`index.m3u8`) or a segment of a stream
+/// with `outputs.video.hls`, as written by `hlssink2`; 404 for any other name, another stream,
+/// or a file not written yet or already deleted from the window.
+pub async fn hls(
+    State(app): State<Arc<App>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    let Ok(Path((id, file))) = path else {
+        return error(StatusCode::NOT_FOUND, "no such HLS file");
+    };
+    let Some(on_disk) = app.registry.hls_file(&id, &file) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("stream {id} has no HLS file {file}"),
+        );
+    };
+    let content_type = if file.ends_with(".m3u8") {
+        "application/vnd.apple.mpegurl"
+    } else {
+        "video/mp2t"
+    };
+    match tokio::fs::read(&on_disk).await {
+        Ok(bytes) => {
+            let mut resp = Response::new(axum::body::Body::from(bytes));
+            let headers = resp.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(content_type),
+            );
+            headers.insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-cache"),
+            );
+            resp
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => error(
+            StatusCode::NOT_FOUND,
+            &format!("stream {id} has no HLS file {file} (not written yet, or out of the window)"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
 /// `GET /streams/{id}`.
 pub async fn show(State(app): State<Arc<App>>, path: Id) -> Response {
     let id = match id(path) {

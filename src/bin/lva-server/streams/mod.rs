@@ -90,6 +90,7 @@ pub mod source;
 pub mod spec;
 pub mod status;
 pub mod stream;
+pub mod video;
 
 #[cfg(test)]
 mod tests;
@@ -99,3 +100,4 @@ pub use registry::{Options, Put, Refused, Registry, StreamInfo};
 pub use results::Document;
 pub use spec::StreamSpec;
 pub use status::State;
+pub use video::VideoEnv;

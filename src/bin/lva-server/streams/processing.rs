@@ -6,6 +6,9 @@
 //!                                                  └ queue ! lvahttpsink (http)
 //! ```
 //!
+//! With video outputs a `tee` after `ovinfer` also sends the frames to the video branch
+//! ([`super::video`]).
+//!
 //! `appsrc` is live for `realtime` streams, so `ovinfer` lets each frame out as soon as its
 //! inference is done instead of waiting for the next one. A probe on its output lets frames out
 //! of the [`Gate`]; a probe on `ovinfer`'s output counts the processed frames. The JSON Lines
@@ -27,6 +30,7 @@ use super::source::error_text;
 use super::spec::{Checked, set_own};
 use super::status::{HttpStatus, JsonlStatus};
 use super::stream::{Counters, Event};
+use super::video::{Video, VideoEnv};
 
 /// The JSON Lines output.
 #[derive(Debug)]
@@ -101,6 +105,7 @@ pub struct Processing {
     pub ovinfer: gst::Element,
     pub http: Option<gst::Element>,
     pub jsonl: Option<Arc<Jsonl>>,
+    pub video: Option<Arc<Video>>,
 }
 
 /// An element named after its role, so errors say where they come from (`ovinfer: ...`).
@@ -148,6 +153,7 @@ impl Processing {
     /// cannot be read, a bad output setting) makes this fail with its reason.
     pub fn start(
         checked: &Checked,
+        (id, env): (&str, &VideoEnv),
         name: &str,
         counters: &Arc<Counters>,
         gate: &Arc<Gate>,
@@ -172,7 +178,7 @@ impl Processing {
             }
             gst::BusSyncReply::Drop
         });
-        let built = Self::build(&pipeline, checked, counters, gate, hub);
+        let built = Self::build(&pipeline, checked, (id, env), counters, gate, hub);
         let started = built.and_then(|p| {
             if p.pipeline.set_state(gst::State::Playing).is_err() {
                 let reason = errors.try_iter().next();
@@ -191,6 +197,7 @@ impl Processing {
     fn build(
         pipeline: &gst::Pipeline,
         checked: &Checked,
+        (id, env): (&str, &VideoEnv),
         counters: &Arc<Counters>,
         gate: &Arc<Gate>,
         hub: &Arc<Hub>,
@@ -219,7 +226,28 @@ impl Processing {
         pipeline
             .add_many([appsrc.upcast_ref(), &ovinfer, &lvajson, &tee])
             .map_err(|e| e.to_string())?;
-        gst::Element::link_many([appsrc.upcast_ref(), &ovinfer, &lvajson, &tee])
+        gst::Element::link(appsrc.upcast_ref(), &ovinfer)
+            .map_err(|e| format!("cannot link the processing pipeline: {e}"))?;
+        let video = match &checked.video {
+            Some(out) => {
+                let frames = make("tee", "frames-tee")?;
+                let to_json = make("queue", "json-queue")?;
+                pipeline
+                    .add_many([&frames, &to_json])
+                    .map_err(|e| e.to_string())?;
+                gst::Element::link_many([&ovinfer, &frames, &to_json, &lvajson])
+                    .map_err(|e| format!("cannot link the processing pipeline: {e}"))?;
+                Some(Arc::new(Video::build(pipeline, &frames, out, id, env)?))
+            }
+            None => {
+                ovinfer
+                    .link(&lvajson)
+                    .map_err(|e| format!("cannot link the processing pipeline: {e}"))?;
+                None
+            }
+        };
+        lvajson
+            .link(&tee)
             .map_err(|e| format!("cannot link the processing pipeline: {e}"))?;
 
         let mut branches: Vec<gst::Element> = Vec::new();
@@ -303,6 +331,7 @@ impl Processing {
             ovinfer,
             http,
             jsonl,
+            video,
         })
     }
 
@@ -314,6 +343,9 @@ impl Processing {
         }
         if let Some(jsonl) = &self.jsonl {
             jsonl.close();
+        }
+        if let Some(video) = &self.video {
+            video.close();
         }
     }
 }

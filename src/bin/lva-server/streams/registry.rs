@@ -25,6 +25,7 @@ use serde::Serialize;
 use super::spec::{SpecError, StreamSpec};
 use super::status::Status;
 use super::stream::Stream;
+use super::video::VideoEnv;
 use crate::config::ModelConfig;
 
 /// Longest stream id.
@@ -119,6 +120,7 @@ struct Inner {
 pub struct Registry {
     models: BTreeMap<String, ModelConfig>,
     options: Options,
+    video: VideoEnv,
     inner: Mutex<Inner>,
 }
 
@@ -155,10 +157,12 @@ impl Registry {
     pub fn open(
         models: Vec<ModelConfig>,
         options: Options,
+        video: VideoEnv,
     ) -> Result<(Registry, Vec<String>), String> {
         let registry = Registry {
             models: models.into_iter().map(|m| (m.name.clone(), m)).collect(),
             options,
+            video,
             inner: Mutex::default(),
         };
         let mut notes = Vec::new();
@@ -171,7 +175,7 @@ impl Registry {
             })?;
             for (id, spec) in read_definitions(&dir, &mut notes)? {
                 let stream = match spec.check(&registry.models) {
-                    Ok(checked) => Stream::start(&id, checked)
+                    Ok(checked) => Stream::start(&id, checked, &registry.video)
                         .unwrap_or_else(|e| Stream::failed(&id, spec.clone(), e)),
                     Err(e) => Stream::failed(&id, spec.clone(), e.to_string()),
                 };
@@ -219,7 +223,7 @@ impl Registry {
         if let Some(old) = &old {
             old.stop();
         }
-        match Stream::start(id, checked) {
+        match Stream::start(id, checked, &self.video) {
             Ok(stream) => {
                 let info = StreamInfo::of(&stream);
                 self.lock().streams.insert(id.to_string(), Arc::new(stream));
@@ -254,6 +258,7 @@ impl Registry {
         let _busy = BusyGuard(self, id.to_string());
         let forgotten = self.forget(id);
         stream.stop();
+        let _ = std::fs::remove_dir_all(self.video.hls_dir(id));
         let info = StreamInfo::of(&stream);
         let mut inner = self.lock();
         inner.streams.remove(id);
@@ -308,6 +313,18 @@ impl Registry {
                 s.spawn(|| stream.stop());
             }
         });
+        self.video.rtsp.shutdown();
+    }
+
+    /// A file of stream `id`'s HLS output (`index.m3u8` or a segment), while the stream exists.
+    pub fn hls_file(&self, id: &str, file: &str) -> Option<PathBuf> {
+        let ours = file == super::video::PLAYLIST
+            || file
+                .strip_prefix("segment")
+                .and_then(|f| f.strip_suffix(".ts"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        (ours && check_id(id).is_ok() && self.lock().streams.contains_key(id))
+            .then(|| self.video.hls_dir(id).join(file))
     }
 
     fn definition_path(&self, id: &str) -> Option<PathBuf> {

@@ -14,6 +14,7 @@
 //! | `ovinfer` | object | `{}` | `ovinfer` properties for this stream (`threshold`, `interval`, ...); not `model`, `model-instance-id` |
 //! | `outputs.jsonl.path` | string | | absolute path of a JSON Lines file, appended to |
 //! | `outputs.http` | object | | `location` (required) and any other `lvahttpsink` property |
+//! | `outputs.video` | object | | the annotated video: see [`super::video`] |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::video::{VideoOut, VideoSpec};
 use crate::config::ModelConfig;
 
 /// Default of `source-timeout-ms`.
@@ -76,6 +78,9 @@ pub struct OutputsSpec {
     /// `location` and other `lvahttpsink` properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<BTreeMap<String, Value>>,
+    /// The annotated video ([`super::video`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +161,7 @@ pub struct Checked {
     pub jsonl: Option<PathBuf>,
     /// `lvahttpsink` properties, `location` included.
     pub http: Option<Vec<(String, String)>>,
+    pub video: Option<VideoOut>,
 }
 
 impl Checked {
@@ -262,6 +268,11 @@ impl StreamSpec {
             .http
             .as_ref()
             .and_then(|h| check_http(h).map_err(|mut r| reasons.append(&mut r)).ok());
+        let video = self
+            .outputs
+            .video
+            .as_ref()
+            .and_then(|v| v.check().map_err(|mut r| reasons.append(&mut r)).ok());
         match (source, model) {
             (Some(source), Some(model)) if reasons.is_empty() => Ok(Checked {
                 spec: self.clone(),
@@ -272,6 +283,7 @@ impl StreamSpec {
                 ovinfer,
                 jsonl,
                 http,
+                video,
             }),
             _ => Err(SpecError(reasons)),
         }
@@ -297,7 +309,7 @@ fn instance_id(model: &str, properties: &[(String, String)]) -> Option<String> {
     Some(format!("lva-server-stream:{model}:{}", settings.join(",")))
 }
 
-fn scalar(value: &Value) -> Option<String> {
+pub fn scalar(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

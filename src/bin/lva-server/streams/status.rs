@@ -124,6 +124,8 @@ pub struct OutputsStatus {
     pub jsonl: Option<JsonlStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<super::video::VideoStatus>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -41,6 +41,7 @@ use super::retime::Retimer;
 use super::source::{Feed, Run, caps_video};
 use super::spec::{Checked, StreamSpec};
 use super::status::{Gaps, HttpStatus, Latency, OutputsStatus, RateMeter, State, Status, millis};
+use super::video::{Video, VideoEnv};
 use tokio::sync::{broadcast, watch};
 
 /// How often the supervisor looks at the clock (watchdog, retries, fps).
@@ -111,15 +112,21 @@ struct Shared {
     counters: Arc<Counters>,
     report: Mutex<Report>,
     jsonl: Option<Arc<Jsonl>>,
+    video: Option<Arc<Video>>,
     remaining: bool,
 }
 
 impl Shared {
-    fn new(counters: Arc<Counters>, jsonl: Option<Arc<Jsonl>>, remaining: bool) -> Shared {
+    fn new(
+        counters: Arc<Counters>,
+        (jsonl, video): (Option<Arc<Jsonl>>, Option<Arc<Video>>),
+        remaining: bool,
+    ) -> Shared {
         Shared {
             started: Instant::now(),
             counters,
             jsonl,
+            video,
             remaining,
             report: Mutex::new(Report {
                 state: State::Starting,
@@ -176,6 +183,7 @@ impl Shared {
                 outputs: OutputsStatus {
                     jsonl: None,
                     http: r.http_final.clone(),
+                    video: None,
                 },
             }
         };
@@ -192,6 +200,7 @@ impl Shared {
             status.outputs.http = Some(http_status(&http));
         }
         status.outputs.jsonl = self.jsonl.as_ref().map(|j| j.status());
+        status.outputs.video = self.video.as_ref().map(|v| v.status());
         if self.remaining {
             status.remaining_time_ms = match status.state {
                 State::Finished => Some(0),
@@ -518,16 +527,24 @@ impl std::fmt::Debug for Stream {
 impl Stream {
     /// Builds the processing half (an element that cannot start fails this, with its reason)
     /// and starts the supervisor, which starts the source. The state is then `starting`.
-    pub fn start(id: &str, checked: Checked) -> Result<Stream, String> {
+    pub fn start(id: &str, checked: Checked, env: &VideoEnv) -> Result<Stream, String> {
         let counters = Arc::new(Counters::default());
         let gate = Arc::new(Gate::new(GATE_CAPACITY));
         let hub = Arc::new(Hub::default());
         let (events_tx, events) = mpsc::channel();
         let name = format!("stream-{id}");
-        let processing = Processing::start(&checked, &name, &counters, &gate, &hub, &events_tx)?;
+        let processing = Processing::start(
+            &checked,
+            (id, env),
+            &name,
+            &counters,
+            &gate,
+            &hub,
+            &events_tx,
+        )?;
         let shared = Arc::new(Shared::new(
             counters.clone(),
-            processing.jsonl.clone(),
+            (processing.jsonl.clone(), processing.video.clone()),
             checked.source.has_remaining_time(),
         ));
         {
@@ -582,7 +599,7 @@ impl Stream {
     /// A stream that could not start (a definition loaded at start-up that no longer checks or
     /// starts): `failed` with the reason, no pipeline, no thread.
     pub fn failed(id: &str, spec: StreamSpec, error: String) -> Stream {
-        let shared = Arc::new(Shared::new(Arc::default(), None, false));
+        let shared = Arc::new(Shared::new(Arc::default(), (None, None), false));
         {
             let mut r = shared.report();
             r.state = State::Failed;

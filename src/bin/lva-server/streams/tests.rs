@@ -16,6 +16,7 @@ use super::registry::{Options, Put, Refused, Registry};
 use super::spec::StreamSpec;
 use super::status::{State, Status};
 use super::stream::Stream;
+use super::video::VideoEnv;
 use crate::config::{Config, ModelConfig};
 
 fn root() -> PathBuf {
@@ -32,7 +33,7 @@ fn asset(rel: &str) -> PathBuf {
     p
 }
 
-fn init() {
+pub(crate) fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         gst::init().expect("GStreamer initialises");
@@ -70,7 +71,15 @@ fn start(id: &str, json: &str) -> Stream {
     let checked = spec(json)
         .check(&model_map())
         .expect("the definition checks");
-    Stream::start(id, checked).expect("the stream starts")
+    Stream::start(id, checked, &video_env()).expect("the stream starts")
+}
+
+/// Video outputs without an RTSP server, HLS under a scratch folder.
+fn video_env() -> VideoEnv {
+    VideoEnv {
+        rtsp: crate::rtsp::RtspService::new("127.0.0.1", 0, None),
+        hls_root: scratch("hls"),
+    }
 }
 
 /// A fresh folder under target/.
@@ -545,6 +554,7 @@ fn a_registry_restarts_its_streams_from_its_state_folder() {
     let options = Options {
         state_dir: Some(state.clone()),
         max_streams: 4,
+        rtsp_port: 0,
     };
     let looping = format!(
         r#"{{"source": {{"uri": "{}", "loop": true, "realtime": true}}, "model": "tiny"}}"#,
@@ -552,7 +562,8 @@ fn a_registry_restarts_its_streams_from_its_state_folder() {
     );
     let camera = r#"{"source": {"pipeline": "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1"}, "model": "tiny", "ovinfer": {"interval": 2}}"#;
     {
-        let (registry, notes) = Registry::open(models(), options.clone()).expect("opens");
+        let (registry, notes) =
+            Registry::open(models(), options.clone(), video_env()).expect("opens");
         assert!(notes.is_empty(), "{notes:?}");
         let (put, _) = registry.put("file", spec(&looping)).expect("created");
         assert_eq!(put, Put::Created);
@@ -585,7 +596,7 @@ fn a_registry_restarts_its_streams_from_its_state_folder() {
     }
 
     // The server again: both come back and run.
-    let (registry, notes) = Registry::open(models(), options).expect("reopens");
+    let (registry, notes) = Registry::open(models(), options, video_env()).expect("reopens");
     assert!(notes.is_empty(), "{notes:?}");
     let ids: Vec<String> = registry.list().into_iter().map(|i| i.id).collect();
     assert_eq!(ids, ["camera", "file"]);
@@ -621,7 +632,7 @@ fn a_registry_restarts_its_streams_from_its_state_folder() {
 #[test]
 fn bad_definitions_are_refused_with_their_reasons() {
     init();
-    let (registry, _) = Registry::open(models(), Options::default()).expect("opens");
+    let (registry, _) = Registry::open(models(), Options::default(), video_env()).expect("opens");
     let bikes = file_uri(&asset("media/bikes.mp4"));
     let refused = |json: &str| -> String {
         match StreamSpec::from_json(json.as_bytes()) {
@@ -739,7 +750,9 @@ fn max_streams_is_enforced_and_a_replace_is_not_a_new_stream() {
         Options {
             state_dir: None,
             max_streams: 1,
+            rtsp_port: 0,
         },
+        video_env(),
     )
     .expect("opens");
     let live = spec(
@@ -871,7 +884,7 @@ fn a_hundred_streams_in_a_process_of_their_own() {
     );
     cut.set_state(gst::State::Null).expect("cut done");
 
-    let (registry, _) = Registry::open(models(), Options::default()).expect("opens");
+    let (registry, _) = Registry::open(models(), Options::default(), video_env()).expect("opens");
     let definition = spec(&format!(
         r#"{{"source": {{"uri": "{}"}}, "model": "tiny",
              "outputs": {{"jsonl": {{"path": "{}"}}}}}}"#,
