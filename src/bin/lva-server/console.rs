@@ -62,13 +62,15 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a request is for a console file, which needs no credentials: `GET`/`HEAD` of
-/// `/console`, `/console/...`, or of `/` asking for HTML. The page holds no data; what it
-/// shows comes from API calls made with credentials.
+/// `/console`, `/console/{file}` (one segment: a deeper path is no console route, and its 404
+/// would name the models), or of `/` asking for HTML. The page holds no data; what it shows
+/// comes from API calls made with credentials.
 pub fn is_public(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    let console_file = path
+        .strip_prefix("/console/")
+        .is_some_and(|file| !file.is_empty() && !file.contains('/'));
     (method == Method::GET || method == Method::HEAD)
-        && (path == "/console"
-            || path.starts_with("/console/")
-            || (path == "/" && wants_html(headers)))
+        && (path == "/console" || console_file || (path == "/" && wants_html(headers)))
 }
 
 /// `GET /console`, and `GET /` from a browser: the page.
@@ -156,6 +158,8 @@ mod tests {
         assert!(!is_public(&Method::POST, "/console", &html));
         assert!(!is_public(&Method::GET, "/models", &html));
         assert!(!is_public(&Method::GET, "/consoles", &html));
+        assert!(!is_public(&Method::GET, "/console/a/b", &html));
+        assert!(!is_public(&Method::GET, "/console//", &html));
         assert!(!is_public(&Method::GET, "/streams", &html));
     }
 

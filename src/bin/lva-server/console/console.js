@@ -109,9 +109,11 @@ async function refreshModels() {
   });
   $('models').tBodies[0].replaceChildren(...rows);
   for (const select of [$('stream-model'), $('image-model')]) {
-    const chosen = select.value;
-    select.replaceChildren(...models.map((m) => el('option', m.name, { value: m.name })));
-    if (models.some((m) => m.name === chosen)) select.value = chosen;
+    const names = models.map((m) => m.name);
+    if ([...select.options].map((o) => o.value).join('\n') === names.join('\n')) continue;
+    const chosen = select.value; // rebuilt only when the models changed: an open list stays open
+    select.replaceChildren(...names.map((n) => el('option', n, { value: n })));
+    if (names.includes(chosen)) select.value = chosen;
   }
 }
 
@@ -144,19 +146,23 @@ async function refreshStreams() {
   }
   const body = $('streams').tBodies[0];
   const seen = new Set();
-  for (const info of streams) {
+  streams.forEach((info, i) => {
     const st = info.status || {};
     const src = info.spec.source || {};
     const tr = streamRow(info.id);
     const cells = [info.id, info.spec.model, src.uri || src.pipeline || '', st.state,
       st.fps === null || st.fps === undefined ? '' : st.fps.toFixed(1), st.processed_frames,
       st.dropped_frames, st.documents, st.error || st.last_source_error || ''];
-    cells.forEach((v, i) => { tr.cells[i].textContent = v === undefined ? '' : String(v); });
+    cells.forEach((v, c) => {
+      const text = v === undefined ? '' : String(v);
+      if (tr.cells[c].textContent !== text) tr.cells[c].textContent = text;
+    });
     tr.className = `state-${st.state}`;
     tr.dataset.state = st.state;
-    body.append(tr); // in the server's order (by id)
+    // In the server's order (by id), moved only when out of place, so a click is never lost.
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
     seen.add(info.id);
-  }
+  });
   for (const [id, tr] of streamRows) {
     if (!seen.has(id)) { tr.remove(); streamRows.delete(id); }
   }
