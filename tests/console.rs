@@ -714,3 +714,203 @@ async fn with_auth_the_console_asks_to_sign_in_and_then_works() {
     assert_eq!(models, json!(["tiny"]));
     page.close().await;
 }
+
+/// `rgb` within `tolerance` of `want` on every channel.
+fn near(rgb: [u8; 3], want: [u8; 3], tolerance: u8) -> bool {
+    rgb.iter()
+        .zip(want)
+        .all(|(a, b)| a.abs_diff(b) <= tolerance)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_plays_the_hls_video_with_the_boxes_of_its_documents() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = reference::scratch("console-live");
+    // person.jpg held for 4 s: every frame has the same person and horse, so the boxes of any
+    // document are where the video shows them, whatever the HLS delay.
+    let person = common::asset("media/person.jpg");
+    let still = dir.join("still.mp4");
+    common::run_to_eos(&format!(
+        "filesrc location={person} ! jpegdec ! videoconvert ! imagefreeze num-buffers=100 \
+         ! video/x-raw,format=I420,framerate=25/1 ! x264enc ! mp4mux ! filesink location={}",
+        still.display()
+    ));
+    let server = Server::start(&dir, &json!({"models": {"ssd": ssd()}}));
+    let driver = Driver::start(&dir);
+    let page = driver.browser(&dir).await;
+    page.goto(&server.url("/")).await;
+    page.watch_policy().await;
+    page.until(
+        "the models listed",
+        Duration::from_secs(20),
+        "return document.querySelectorAll('#models tbody tr').length > 0;",
+    )
+    .await;
+
+    // From the form, HLS and boxes ticked as they are by default; looping at its own pace.
+    page.fill("#stream-id", "still").await;
+    page.fill("#stream-uri", &format!("file://{}", still.display()))
+        .await;
+    page.click("#stream-loop").await;
+    page.click("#stream-realtime").await;
+    page.click("#stream-create").await;
+    let spec = page
+        .until(
+            "the stream created",
+            Duration::from_secs(30),
+            "const r = document.querySelector('#streams tr[data-stream=\"still\"]');
+             return r && r.dataset.state === 'running';",
+        )
+        .await;
+    assert_eq!(spec, true);
+    let info = get(&server.url("/streams/still"), &[]).json();
+    assert_eq!(
+        info["spec"]["outputs"],
+        json!({"video": {"overlay": true, "hls": {}}})
+    );
+
+    // It plays: ready to play on, and 3 s of video later still playing.
+    let playing = "const v = document.getElementById('live-video');
+                   v.scrollIntoView();
+                   return v.readyState === 4 && !v.paused && v.currentTime > 0 ? v.currentTime : null;";
+    let start = page
+        .until("the video playing", Duration::from_secs(40), playing)
+        .await
+        .as_f64()
+        .expect("a time");
+    let later = format!(
+        "const v = document.getElementById('live-video');
+         return v.readyState === 4 && v.currentTime >= {} ? v.currentTime : null;",
+        start + 3.0
+    );
+    page.until("3 s more of video", Duration::from_secs(30), &later)
+        .await;
+    assert_eq!(page.text("#live-message").await, "Playing.");
+
+    // The documents fill their panel.
+    let docs = page
+        .until(
+            "documents beside the video",
+            Duration::from_secs(20),
+            "const d = [...document.querySelectorAll('#documents li[data-doc]')];
+             return d.length >= 3 ? d.map((li) => li.dataset.doc) : null;",
+        )
+        .await;
+    let latest: Value = serde_json::from_str(docs[0].as_str().expect("a document")).expect("JSON");
+    common::check_lva_schema(&latest).unwrap_or_else(|e| panic!("{e}: {latest}"));
+    let objects: Vec<_> = entities(&latest)
+        .into_iter()
+        .filter(|(_, confidence, _)| *confidence > 0.6)
+        .collect();
+    let labels: Vec<&str> = objects.iter().map(|(l, _, _)| l.as_str()).collect();
+    assert_eq!(labels, ["person", "horse"], "{latest}");
+
+    // A screenshot of the video element has each object's box colour (ovoverlay's, through
+    // H.264) on its left and right edges, at mid-height, where the documents put them.
+    let size = page
+        .js("const v = document.getElementById('live-video');
+             return [v.videoWidth, v.videoHeight];")
+        .await;
+    let (vw, vh) = (
+        size[0].as_f64().expect("width"),
+        size[1].as_f64().expect("height"),
+    );
+    let shot = page
+        .find("#live-video")
+        .await
+        .screenshot()
+        .await
+        .expect("a screenshot of the video");
+    std::fs::write(screenshots().join("7-live-video.png"), &shot).expect("saved");
+    page.shot("7-live").await;
+    let decoder = png::Decoder::new(std::io::Cursor::new(shot));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a size")];
+    let frame = reader.next_frame(&mut pixels).expect("pixels");
+    let channels = frame.color_type.samples();
+    let (ew, eh) = (f64::from(frame.width), f64::from(frame.height));
+    let at = |x: f64, y: f64| -> [u8; 3] {
+        let (x, y) = (x.round() as usize, y.round() as usize);
+        let i = (y * frame.width as usize + x) * channels;
+        [pixels[i], pixels[i + 1], pixels[i + 2]]
+    };
+    // The picture fits the element (object-fit: contain), centred.
+    let scale = (ew / vw).min(eh / vh);
+    let (ox, oy) = ((ew - vw * scale) / 2.0, (eh - vh * scale) / 2.0);
+    let colours = gstovlva::ovoverlay::annotate::Colours::default();
+    for (label, _, [l, t, w, h]) in &objects {
+        let c = colours.of(label, label_id(label));
+        let want = [c.0, c.1, c.2];
+        let y = oy + (t + h / 2.0) * vh * scale;
+        for x in [l * vw, (l + w) * vw] {
+            let x = ox + x * scale;
+            let found = (-6..=6).any(|dx| {
+                (-3..=3).any(|dy| {
+                    let (px, py) = (x + f64::from(dx), y + f64::from(dy));
+                    px >= 0.0 && py >= 0.0 && px < ew && py < eh && near(at(px, py), want, 60)
+                })
+            });
+            assert!(
+                found,
+                "{label}: no {want:?} near ({x:.0}, {y:.0}) of the video's screenshot ({ew}×{eh}); \
+                 there: {:?}",
+                at(x.min(ew - 1.0), y.min(eh - 1.0))
+            );
+        }
+        // Not everywhere: the middle of the box is the picture.
+        let (cx, cy) = (ox + (l + w / 2.0) * vw * scale, y);
+        assert!(
+            !near(at(cx, cy), want, 60),
+            "{label}: its colour inside the box"
+        );
+    }
+
+    // Without hls.js (a server built before scripts/setup.sh ran), a browser with HLS of its
+    // own plays the playlist itself (Chromium has since version 141); another says why not.
+    page.js("window.Hls = undefined;
+         window.lvaHlsMissing = 'live view needs hls.js: run scripts/setup.sh';")
+        .await;
+    let native = page
+        .js("return document.createElement('video').canPlayType('application/vnd.apple.mpegurl');")
+        .await;
+    page.click("#streams tr[data-stream=\"still\"] button.view")
+        .await;
+    if native == "" {
+        page.until(
+            "the message without hls.js",
+            Duration::from_secs(20),
+            "return document.getElementById('live-message').textContent
+                    === 'live view needs hls.js: run scripts/setup.sh';",
+        )
+        .await;
+    } else {
+        let start = page
+            .until(
+                "the browser's own HLS playing",
+                Duration::from_secs(40),
+                "const v = document.getElementById('live-video');
+                 return v.src.endsWith('/streams/still/hls/index.m3u8') && v.readyState >= 3
+                        && !v.paused ? v.currentTime : null;",
+            )
+            .await
+            .as_f64()
+            .expect("a time");
+        let later = format!(
+            "return document.getElementById('live-video').currentTime >= {};",
+            start + 1.0
+        );
+        page.until("1 s more of video", Duration::from_secs(20), &later)
+            .await;
+    }
+
+    page.click("#streams tr[data-stream=\"still\"] button.delete")
+        .await;
+    page.until(
+        "the stream gone",
+        Duration::from_secs(30),
+        "return !document.querySelector('#streams tr[data-stream=\"still\"]');",
+    )
+    .await;
+    page.no_policy_violations().await;
+    page.close().await;
+}
