@@ -922,7 +922,7 @@ impl Viewer {
         self.last.lock().unwrap().clone().expect("a frame")
     }
 
-    /// Runs a description to its end and gives its frame count, the time they span and the last.
+    /// Runs a description to its end and gives its frame count, its duration and the last frame.
     fn decode_all(source: &str) -> (u64, Duration, Rgb) {
         let viewer = Viewer::start(source);
         let bus = viewer.pipeline.bus().expect("bus");
@@ -936,9 +936,13 @@ impl Viewer {
             matches!(msg.view(), gst::MessageView::Eos(_)),
             "{source}: {msg:?}"
         );
-        let span = match *viewer.span.lock().unwrap() {
-            (Some(first), Some(end)) => Duration::from_nanos((end - first).nseconds()),
-            _ => Duration::ZERO,
+        // The container's duration when it tells one, else the frames' span.
+        let span = match viewer.pipeline.query_duration::<gst::ClockTime>() {
+            Some(d) => Duration::from_nanos(d.nseconds()),
+            None => match *viewer.span.lock().unwrap() {
+                (Some(first), Some(end)) => Duration::from_nanos((end - first).nseconds()),
+                _ => Duration::ZERO,
+            },
         };
         (viewer.frames(), span, viewer.last())
     }
@@ -1058,15 +1062,35 @@ fn video_outputs_draw_the_boxes_on_rtsp_hls_a_push_and_recordings() {
         "running"
     );
 
-    // The push reached the other server's RECORD mount.
-    let t0 = Instant::now();
-    while receiver.frames.load(std::sync::atomic::Ordering::SeqCst) < 25 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the pushed video did not arrive"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The push reached the other server's RECORD mount; when that server goes away the stream
+    // goes on, and the push comes back with the server.
+    let arrived = |receiver: &rtsp::Receiver| {
+        let t0 = Instant::now();
+        while receiver.frames.load(std::sync::atomic::Ordering::SeqCst) < 25 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the pushed video did not arrive; log:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    arrived(&receiver);
+    let push_port = receiver.port;
+    drop(receiver);
+    let status = server.wait("cam", "push lost", Duration::from_secs(30), |s| {
+        s["outputs"]["video"]["push"]["connected"] == false
+    });
+    assert_eq!(status["state"], "running", "{status:#}");
+    let receiver = rtsp::Receiver::start_on(push_port);
+    arrived(&receiver);
+    let status = server.wait("cam", "push back", Duration::from_secs(10), |s| {
+        s["outputs"]["video"]["push"]["connected"] == true
+    });
+    let push = &status["outputs"]["video"]["push"];
+    assert!(push["reconnects"].as_u64() >= Some(1), "{push}");
+    assert!(push["dropped_frames"].as_u64() >= Some(1), "{push}");
+    assert!(push["last_error"].is_string(), "{push}");
 
     // HLS: the playlist moves on, segments leave the window and the disk, and decode.
     let playlist = server.get("/streams/cam/hls/index.m3u8");

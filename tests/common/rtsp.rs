@@ -113,6 +113,11 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start() -> Receiver {
+        Receiver::start_on(0)
+    }
+
+    /// On `port` (0: any free one).
+    pub fn start_on(port: u16) -> Receiver {
         gst::init().expect("GStreamer initialises");
         let ctx = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
@@ -124,7 +129,7 @@ impl Receiver {
             ctx.with_thread_default(|| {
                 let server = gst_rtsp_server::RTSPServer::new();
                 server.set_address("127.0.0.1");
-                server.set_service("0");
+                server.set_service(&port.to_string());
                 let factory = gst_rtsp_server::RTSPMediaFactory::new();
                 factory.set_transport_mode(gst_rtsp_server::RTSPTransportMode::RECORD);
                 factory.set_launch("( decodebin name=depay0 ! videoconvert ! fakesink name=got )");

@@ -250,24 +250,30 @@ impl Mount {
         if feed.is_empty() {
             return;
         }
-        let Some(buffer) = sample.buffer() else {
-            return;
-        };
-        // Timestamped again by the media's appsrc, on arrival.
-        let mut buffer = buffer.copy();
-        {
-            let b = buffer.make_mut();
-            b.set_pts(gst::ClockTime::NONE);
-            b.set_dts(gst::ClockTime::NONE);
-        }
-        let caps = sample.caps_owned();
         for appsrc in feed.iter() {
-            if caps.is_some() && appsrc.caps() != caps {
-                appsrc.set_caps(caps.as_ref());
-            }
-            let _ = appsrc.push_buffer(buffer.clone());
+            let _ = push_restamped(appsrc, sample);
         }
     }
+}
+
+/// Pushes an encoded frame into an `appsrc` with `do-timestamp=true`: its timestamps cleared,
+/// so that it is stamped on arrival in the receiving pipeline's own time.
+pub fn push_restamped(
+    appsrc: &gst_app::AppSrc,
+    sample: &gst::Sample,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+    let mut buffer = buffer.copy();
+    {
+        let b = buffer.make_mut();
+        b.set_pts(gst::ClockTime::NONE);
+        b.set_dts(gst::ClockTime::NONE);
+    }
+    let caps = sample.caps_owned();
+    if caps.is_some() && appsrc.caps() != caps {
+        appsrc.set_caps(caps.as_ref());
+    }
+    appsrc.push_buffer(buffer)
 }
 
 impl Drop for Mount {

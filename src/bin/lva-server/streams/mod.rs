@@ -83,6 +83,7 @@
 
 pub mod gate;
 pub mod processing;
+pub mod push;
 pub mod registry;
 pub mod results;
 pub mod retime;

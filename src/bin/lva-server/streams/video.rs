@@ -5,7 +5,7 @@
 //! ovinfer ─ tee ─ queue ! lvajson ! ... (the documents)
 //!               └ queue ! videoconvert ! ovoverlay ! videoconvert ! x264enc ! tee
 //!                   ├ queue ! h264parse ! appsink → the RTSP mount (lva-server's RTSP server)
-//!                   ├ queue ! h264parse ! rtspclientsink (push to another RTSP server)
+//!                   ├ queue ! h264parse ! appsink → the push ([`super::push`], reconnecting)
 //!                   ├ queue ! h264parse ! hlssink2 (playlist and segments in the state folder)
 //!                   └ queue ! h264parse ! splitmuxsink (MP4 files of `segment-s`, oldest deleted)
 //! ```
@@ -34,6 +34,7 @@ use serde_json::Value;
 
 use super::spec::{scalar, set_own};
 
+use super::push::{PushStatus, Pusher};
 use crate::rtsp::{Mount, RtspService};
 
 const DEFAULT_BITRATE: u32 = 2000;
@@ -304,7 +305,7 @@ pub struct VideoStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtsp: Option<RtspStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub push: Option<String>,
+    pub push: Option<PushStatus>,
     /// The playlist's path on this server.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hls: Option<String>,
@@ -339,7 +340,7 @@ pub struct Video {
     /// finalises the pipeline.
     mount: Mutex<Option<Arc<Mount>>>,
     encoded: Arc<AtomicU64>,
-    push: Option<String>,
+    push: Option<Arc<Pusher>>,
     hls: Option<String>,
     record: Option<Arc<Recording>>,
 }
@@ -372,6 +373,29 @@ fn queue(name: &str) -> Result<gst::Element, String> {
     q.set_property("max-size-bytes", 0u32);
     q.set_property("max-size-time", 0u64);
     Ok(q)
+}
+
+/// An appsink handing each encoded frame to `on_sample`, never holding the pipeline back (a
+/// slow consumer's frames are dropped by its own queue).
+fn encoded_sink(name: &str, on_sample: impl Fn(&gst::Sample) + Send + 'static) -> gst_app::AppSink {
+    let sink = gst_app::AppSink::builder()
+        .name(name)
+        .sync(false)
+        .async_(false)
+        .enable_last_sample(false)
+        .max_buffers(30)
+        .drop(true)
+        .build();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                on_sample(&sample);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    sink
 }
 
 /// A recording's file name: the stream id, the UTC start and the fragment number, so names sort
@@ -475,37 +499,31 @@ impl Video {
             Some(path) => {
                 let mount = Arc::new(env.rtsp.mount(path, id, &encoder)?);
                 let feeding = Arc::downgrade(&mount);
-                let sink = gst_app::AppSink::builder()
-                    .name("video-rtsp-sink")
-                    .sync(false)
-                    .async_(false)
-                    .enable_last_sample(false)
-                    .max_buffers(30)
-                    .drop(true)
-                    .build();
-                sink.set_callbacks(
-                    gst_app::AppSinkCallbacks::builder()
-                        .new_sample(move |sink| {
-                            let sample =
-                                sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
-                            if let Some(mount) = feeding.upgrade() {
-                                mount.push(&sample);
-                            }
-                            Ok(gst::FlowSuccess::Ok)
-                        })
-                        .build(),
-                );
+                let sink = encoded_sink("video-rtsp-sink", move |sample| {
+                    if let Some(mount) = feeding.upgrade() {
+                        mount.push(sample);
+                    }
+                });
                 outputs.push((sink.upcast(), "video-rtsp"));
                 Some(mount)
             }
             None => None,
         };
-        if let Some(location) = &out.push {
-            let sink = make("rtspclientsink", "video-push-sink")?;
-            sink.set_property("location", location);
-            sink.set_property("latency", 0u32);
-            outputs.push((sink, "video-push"));
-        }
+        let push = match &out.push {
+            Some(location) => {
+                let shown = super::processing::without_credentials(location);
+                let pusher = Arc::new(Pusher::start(location, &shown, &encoder)?);
+                let feeding = Arc::downgrade(&pusher);
+                let sink = encoded_sink("video-push-sink", move |sample| {
+                    if let Some(pusher) = feeding.upgrade() {
+                        pusher.push(sample);
+                    }
+                });
+                outputs.push((sink.upcast(), "video-push"));
+                Some(pusher)
+            }
+            None => None,
+        };
         let hls = match out.hls {
             Some((segment_s, window)) => {
                 let dir = env.hls_dir(id);
@@ -568,18 +586,19 @@ impl Video {
         Ok(Video {
             mount: Mutex::new(mount),
             encoded: counter,
-            push: out
-                .push
-                .as_deref()
-                .map(super::processing::without_credentials),
+            push,
             hls,
             record,
         })
     }
 
     /// Removes the RTSP mount (its viewers get the end of the stream).
+    /// Also ends the push.
     pub fn close(&self) {
         self.mount.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(pusher) = &self.push {
+            pusher.close();
+        }
     }
 
     pub fn status(&self) -> VideoStatus {
@@ -590,7 +609,7 @@ impl Video {
                 url: m.url().to_string(),
                 watched: m.media() > 0,
             }),
-            push: self.push.clone(),
+            push: self.push.as_ref().map(|p| p.status()),
             hls: self.hls.clone(),
             record: self.record.as_ref().map(|r| r.status()),
         }
