@@ -394,7 +394,7 @@ mod tests {
         use crate::streams::{StreamInfo, StreamSpec, stream::Stream};
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
         assert_eq!(doc["openapi"], "3.1.0");
-        let routes: [(&str, &[&str]); 10] = [
+        let routes: [(&str, &[&str]); 11] = [
             ("/{model}", &["post"]),
             ("/models", &["get"]),
             ("/healthz", &["get"]),
@@ -405,6 +405,7 @@ mod tests {
             ("/streams/{id}", &["get", "put", "delete"]),
             ("/streams/{id}/results", &["get"]),
             ("/streams/{id}/events", &["get"]),
+            ("/streams/{id}/hls/{file}", &["get"]),
         ];
         for (path, methods) in routes {
             for method in methods {
