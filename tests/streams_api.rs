@@ -1163,12 +1163,15 @@ fn video_outputs_draw_the_boxes_on_rtsp_hls_a_push_and_recordings() {
 }
 
 #[test]
-fn video_outputs_refuse_a_taken_mount_and_an_unwritable_folder_with_the_reason() {
+fn video_outputs_refuse_a_taken_mount_and_an_unwritable_folder_and_rtsp_asks_for_credentials() {
     let dir = scratch("video-bad");
-    let server = Server::start(
+    let rtsp_port = common::free_port();
+    let mut server = Server::start(
         &dir,
-        &json!({"models": models(), "streams": {"rtsp-port": common::free_port()}}),
+        &json!({"models": models(), "streams": {"rtsp-port": rtsp_port},
+                "auth": {"basic": [{"user": "lva", "password": "pw"}]}}),
     );
+    server.auth = Some("Basic bHZhOnB3".into()); // lva:pw
     let live = "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1";
     let one = json!({"source": {"pipeline": live}, "model": "tiny",
                      "outputs": {"video": {"rtsp": {}}}});
@@ -1201,6 +1204,24 @@ fn video_outputs_refuse_a_taken_mount_and_an_unwritable_folder_with_the_reason()
     for part in ["hls.window 1 is not within 2 to 30", "push.location"] {
         assert!(refused.body.contains(part), "{part}: {refused:?}");
     }
+    // RTSP asks for the configured Basic users.
+    let url = format!("rtsp://127.0.0.1:{rtsp_port}/streams/one");
+    let stranger = Viewer::start(&format!("rtspsrc location={url} latency=0"));
+    let refused = stranger
+        .pipeline
+        .bus()
+        .expect("bus")
+        .timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Error])
+        .expect("a viewer without credentials is refused");
+    assert!(
+        format!("{refused:?}").contains("Unauthorized"),
+        "{refused:?}"
+    );
+    assert_eq!(stranger.frames(), 0);
+    let user = Viewer::start(&format!(
+        "rtspsrc location={url} latency=0 user-id=lva user-pw=pw"
+    ));
+    user.wait_frames(10, Duration::from_secs(30));
     // The first stream was not disturbed.
     server.wait("one", "running", Duration::from_secs(30), |s| {
         s["state"] == "running"
