@@ -1147,11 +1147,11 @@ fn video_outputs_draw_the_boxes_on_rtsp_hls_a_push_and_recordings() {
     for (i, file) in files.iter().enumerate() {
         let (frames, span, last) =
             Viewer::decode_all(&format!("filesrc location={}", file.display()));
-        // Cut at the first key frame after 2 s; the last file (ended by the delete) may be
-        // shorter.
+        // At most 2 s, cut at a key frame (key frames are asked for on time, but a loaded
+        // machine's frames are sparse); the last file (ended by the delete) may be shorter.
         if i == 0 {
             assert!(
-                (1.8..=3.5).contains(&span.as_secs_f64()),
+                (0.9..=2.3).contains(&span.as_secs_f64()),
                 "{}: {frames} frames over {span:?}",
                 file.display()
             );

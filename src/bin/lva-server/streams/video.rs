@@ -19,7 +19,7 @@
 //! | `hls.segment-s` | integer | `2` | target segment length, s (1 to 10) |
 //! | `hls.window` | integer | `5` | segments in the playlist (2 to 30); older ones are deleted |
 //! | `record.folder` | string | | absolute folder of the MP4 files (created if missing) |
-//! | `record.segment-s` | integer | `60` | length of each file, s (1 to 86400) |
+//! | `record.segment-s` | integer | `60` | longest file, s (1 to 86400), cut at a key frame |
 //! | `record.max-files` | integer | `10` | files kept per stream, the oldest deleted (0: all) |
 
 use std::collections::BTreeMap;
