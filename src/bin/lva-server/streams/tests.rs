@@ -441,8 +441,9 @@ fn realtime_drops_the_frames_inference_cannot_take_and_counts_them() {
     assert_eq!(s.state, State::Finished, "{}", json(&s));
     assert_eq!(s.produced_frames, 800);
     assert!(s.dropped_frames > 0, "{}", json(&s));
+    // 2 fps at least: the test runs beside the others on 2 cores (seen: 5 fps under a load of 5).
     assert!(
-        s.processed_frames >= 20,
+        s.processed_frames >= 8,
         "inference kept working: {}",
         json(&s)
     );
