@@ -309,7 +309,7 @@ fn instance_id(model: &str, properties: &[(String, String)]) -> Option<String> {
     Some(format!("lva-server-stream:{model}:{}", settings.join(",")))
 }
 
-pub fn scalar(value: &Value) -> Option<String> {
+fn scalar(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -507,35 +507,52 @@ fn check_jsonl(path: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// JSON properties of a `factory` element, checked by setting them on a real one, as
+/// `(name, value)` texts; each problem is a reason starting with `at` (`outputs.http`, ...).
+pub fn element_properties(
+    factory: &str,
+    at: &str,
+    props: &BTreeMap<String, Value>,
+    reasons: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let element = match element(factory) {
+        Ok(e) => e,
+        Err(e) => {
+            reasons.push(e);
+            return Vec::new();
+        }
+    };
+    let mut checked = Vec::new();
+    for (key, value) in props {
+        match scalar(value) {
+            Some(v) => match set_own(&element, key, &v) {
+                Ok(()) => checked.push((key.clone(), v)),
+                Err(e) => reasons.push(format!("{at}.{key}: {e}")),
+            },
+            None => reasons.push(format!("{at}.{key} must be a string, number or boolean")),
+        }
+    }
+    checked
+}
+
+/// Whether `location` is a URL of one of `schemes` with a host.
+pub fn is_url(location: &str, schemes: &[&str]) -> bool {
+    glib::Uri::parse(location, glib::UriFlags::NONE).is_ok_and(|u| {
+        schemes.contains(&u.scheme().to_ascii_lowercase().as_str())
+            && u.host().is_some_and(|h| !h.is_empty())
+    })
+}
+
 fn check_http(props: &BTreeMap<String, Value>) -> Result<Vec<(String, String)>, Vec<String>> {
     let mut reasons = Vec::new();
-    let mut checked = Vec::new();
     match props.get("location").and_then(scalar) {
-        Some(location)
-            if glib::Uri::parse(&location, glib::UriFlags::NONE).is_ok_and(|u| {
-                matches!(u.scheme().to_ascii_lowercase().as_str(), "http" | "https")
-                    && u.host().is_some_and(|h| !h.is_empty())
-            }) => {}
+        Some(location) if is_url(&location, &["http", "https"]) => {}
         Some(location) => reasons.push(format!(
             "outputs.http.location '{location}' must be an http:// or https:// URL with a host"
         )),
         None => reasons.push("outputs.http needs a \"location\" (the receiver's URL)".into()),
     }
-    let sink = match element("lvahttpsink") {
-        Ok(s) => s,
-        Err(e) => return Err(vec![e]),
-    };
-    for (key, value) in props {
-        match scalar(value) {
-            Some(v) => match set_own(&sink, key, &v) {
-                Ok(()) => checked.push((key.clone(), v)),
-                Err(e) => reasons.push(format!("outputs.http.{key}: {e}")),
-            },
-            None => reasons.push(format!(
-                "outputs.http.{key} must be a string, number or boolean"
-            )),
-        }
-    }
+    let checked = element_properties("lvahttpsink", "outputs.http", props, &mut reasons);
     if reasons.is_empty() {
         Ok(checked)
     } else {

@@ -27,12 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gst::glib;
 use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::spec::{scalar, set_own};
+use super::spec::{element_properties, is_url, set_own};
 
 use super::push::{PushStatus, Pusher};
 use crate::rtsp::{Mount, RtspService};
@@ -189,10 +188,7 @@ impl VideoSpec {
             Some(path)
         });
         let push = self.push.as_ref().map(|p| {
-            let ok = glib::Uri::parse(&p.location, glib::UriFlags::NONE).is_ok_and(|u| {
-                matches!(u.scheme().to_ascii_lowercase().as_str(), "rtsp" | "rtsps")
-                    && u.host().is_some_and(|h| !h.is_empty())
-            });
+            let ok = is_url(&p.location, &["rtsp", "rtsps"]);
             if !ok {
                 reasons.push(format!(
                     "outputs.video.push.location '{}' must be an rtsp:// or rtsps:// URL with a host",
@@ -240,7 +236,12 @@ impl VideoSpec {
         let overlay = match &self.overlay {
             None | Some(Overlay::Draw(true)) => Some(Vec::new()),
             Some(Overlay::Draw(false)) => None,
-            Some(Overlay::With(props)) => Some(overlay_properties(props, &mut reasons)),
+            Some(Overlay::With(props)) => Some(element_properties(
+                "ovoverlay",
+                "outputs.video.overlay",
+                props,
+                &mut reasons,
+            )),
         };
         if reasons.is_empty() {
             Ok(VideoOut {
@@ -255,33 +256,6 @@ impl VideoSpec {
             Err(reasons)
         }
     }
-}
-
-/// `ovoverlay` properties checked on a real element.
-fn overlay_properties(
-    props: &BTreeMap<String, Value>,
-    reasons: &mut Vec<String>,
-) -> Vec<(String, String)> {
-    let element = match make("ovoverlay", "check") {
-        Ok(e) => e,
-        Err(e) => {
-            reasons.push(e);
-            return Vec::new();
-        }
-    };
-    let mut checked = Vec::new();
-    for (key, value) in props {
-        match scalar(value) {
-            Some(v) => match set_own(&element, key, &v) {
-                Ok(()) => checked.push((key.clone(), v)),
-                Err(e) => reasons.push(format!("outputs.video.overlay.{key}: {e}")),
-            },
-            None => reasons.push(format!(
-                "outputs.video.overlay.{key} must be a string, number or boolean"
-            )),
-        }
-    }
-    checked
 }
 
 /// What the streams' video outputs share: the RTSP server and the HLS folders' root.
