@@ -53,13 +53,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.started.child.kill();
-        let _ = self.started.child.wait();
-    }
-}
-
 /// What the server answered the test itself.
 struct Reply {
     status: u16,
@@ -306,17 +299,6 @@ fn tiny() -> Value {
     json!({"model": common::tiny("tiny_ssd.onnx"), "threshold": 0.0, "workers": 1})
 }
 
-/// The SSD's label ids by name (the labels file has "id name" lines).
-fn label_id(name: &str) -> i32 {
-    let labels = std::fs::read_to_string(common::ssd_labels()).expect("labels file");
-    labels
-        .lines()
-        .filter_map(|l| l.trim().split_once(char::is_whitespace))
-        .find(|(_, n)| n.trim() == name)
-        .and_then(|(id, _)| id.parse().ok())
-        .unwrap_or_else(|| panic!("label {name} is not in the labels file"))
-}
-
 /// An LVA document's entities as (label, confidence, [l, t, w, h]).
 fn entities(document: &Value) -> Vec<(String, f64, [f64; 4])> {
     let n = |v: &Value| v.as_f64().expect("a number");
@@ -545,7 +527,7 @@ async fn the_console_shows_models_runs_streams_and_draws_an_images_boxes() {
                 .filter_map(Value::as_f64)
                 .collect();
             Detection {
-                label_id: label_id(i["label"].as_str().expect("label")),
+                label_id: common::ssd_label_id(i["label"].as_str().expect("label")),
                 confidence: i["confidence"].as_f64().expect("confidence"),
                 x: b[0] * width,
                 y: b[1] * height,
@@ -839,7 +821,7 @@ async fn the_live_view_plays_the_hls_video_with_the_boxes_of_its_documents() {
     let (ox, oy) = ((ew - vw * scale) / 2.0, (eh - vh * scale) / 2.0);
     let colours = gstovlva::ovoverlay::annotate::Colours::default();
     for (label, _, [l, t, w, h]) in &objects {
-        let c = colours.of(label, label_id(label));
+        let c = colours.of(label, common::ssd_label_id(label));
         let want = [c.0, c.1, c.2];
         let y = oy + (t + h / 2.0) * vh * scale;
         for x in [l * vw, (l + w) * vw] {

@@ -5,9 +5,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::reference::{self, Case, Detection, Tolerance};
 use common::{asset, run_sinks, ssd_labels, ssd_model};
@@ -15,9 +15,8 @@ use serde_json::{Value, json};
 
 /// A running `lva-server`, stopped when dropped.
 struct Server {
-    child: Child,
+    started: common::server::Started,
     addr: String,
-    log: Arc<Mutex<Vec<String>>>,
     scheme: &'static str,
 }
 
@@ -48,12 +47,12 @@ impl Server {
         let dir = temp_dir();
         let path = dir.join("lva-server.json");
         std::fs::write(&path, config.to_string()).expect("config written");
-        let common::server::Started { child, url, log } = common::server::start(&path, &[]);
-        let (scheme, addr) = url.split_once("://").expect("scheme://addr");
+        let started = common::server::start(&path, &[]);
+        let (scheme, addr) = started.url.split_once("://").expect("scheme://addr");
+        let (scheme, addr) = (scheme.to_string(), addr.to_string());
         Server {
-            child,
-            addr: addr.to_string(),
-            log,
+            started,
+            addr,
             scheme: if scheme == "https" { "https" } else { "http" },
         }
     }
@@ -63,35 +62,12 @@ impl Server {
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.started.log_text()
     }
 
     /// SIGTERM, then the exit status (within `timeout`).
     fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(ok.success());
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "lva-server did not exit after SIGTERM: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.started.terminate(timeout)
     }
 }
 
@@ -232,15 +208,6 @@ fn photo() -> Photo {
 /// The entities of an LVA document as detections in pixels, their class ids read from the
 /// labels file ("id name" lines).
 fn entities(document: &Value, width: u32, height: u32) -> Vec<Detection> {
-    let labels = std::fs::read_to_string(ssd_labels()).expect("labels file");
-    let id_of = |name: &str| {
-        labels
-            .lines()
-            .filter_map(|l| l.trim().split_once(char::is_whitespace))
-            .find(|(_, n)| n.trim() == name)
-            .and_then(|(id, _)| id.parse().ok())
-            .unwrap_or_else(|| panic!("label {name} is not in the labels file"))
-    };
     let (w, h) = (f64::from(width), f64::from(height));
     document["inferences"]
         .as_array()
@@ -251,7 +218,7 @@ fn entities(document: &Value, width: u32, height: u32) -> Vec<Detection> {
             let b = &e["box"];
             let n = |v: &Value| v.as_f64().expect("a number");
             Detection {
-                label_id: id_of(e["tag"]["value"].as_str().expect("tag")),
+                label_id: common::ssd_label_id(e["tag"]["value"].as_str().expect("tag")),
                 confidence: n(&e["tag"]["confidence"]),
                 x: n(&b["l"]) * w,
                 y: n(&b["t"]) * h,
@@ -731,7 +698,7 @@ fn http_details_expect_continue_chunked_keep_alive_and_shutdown() {
     slow.write_all(head.as_bytes()).expect("head");
     slow.write_all(&jpeg[..jpeg.len() / 2]).expect("half");
     std::thread::sleep(Duration::from_millis(300));
-    let pid = server.child.id().to_string();
+    let pid = server.started.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])

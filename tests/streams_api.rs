@@ -57,9 +57,8 @@ impl Reply {
 
 /// A running `lva-server` with its configuration folder; killed when dropped.
 struct Server {
-    child: Child,
+    started: common::server::Started,
     url: String,
-    log: Arc<Mutex<Vec<String>>>,
     config: PathBuf,
     /// An `Authorization` value sent with every request.
     auth: Option<String>,
@@ -74,18 +73,17 @@ impl Server {
     }
 
     fn start_with(config: &Path) -> Server {
-        let common::server::Started { child, url, log } = common::server::start(config, &[]);
+        let started = common::server::start(config, &[]);
         Server {
-            child,
-            url,
-            log,
+            url: started.url.clone(),
+            started,
             config: config.to_path_buf(),
             auth: None,
         }
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.started.log_text()
     }
 
     /// curl on `path` with `args`, the body from `body` when given.
@@ -223,30 +221,7 @@ impl Server {
 
     /// SIGTERM, then the exit status.
     fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(ok.success());
-        let t0 = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "lva-server did not exit after SIGTERM: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.started.terminate(timeout)
     }
 }
 

@@ -35,6 +35,17 @@ pub fn ssd_labels() -> String {
     asset("models/ssd_mobilenet_v2_coco/labels.txt")
 }
 
+/// The SSD's label id of `name` (its labels file has "id name" lines).
+pub fn ssd_label_id(name: &str) -> i32 {
+    let labels = std::fs::read_to_string(ssd_labels()).expect("labels file");
+    labels
+        .lines()
+        .filter_map(|l| l.trim().split_once(char::is_whitespace))
+        .find(|(_, n)| n.trim() == name)
+        .and_then(|(id, _)| id.parse().ok())
+        .unwrap_or_else(|| panic!("label {name} is not in the labels file"))
+}
+
 pub fn blazeface_model() -> String {
     asset("models/blazeface/face_detection_short_range.tflite")
 }

@@ -50,3 +50,42 @@ pub fn start(config: &Path, env: &[(&str, &str)]) -> Started {
     };
     Started { child, url, log }
 }
+
+impl Started {
+    /// Everything the server logged so far.
+    pub fn log_text(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    /// SIGTERM, then the exit status (panics with the log if it does not exit within `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(ok.success());
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "lva-server did not exit after SIGTERM: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The server is killed when its test lets go of it.
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

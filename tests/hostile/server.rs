@@ -4,8 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,10 +13,9 @@ use super::common::{ssd_labels, ssd_model};
 
 /// A running `lva-server`, killed when dropped.
 pub struct Server {
-    child: Child,
+    started: super::common::server::Started,
     pub pid: u32,
     pub addr: String,
-    log: Arc<Mutex<Vec<String>>>,
     config: std::path::PathBuf,
 }
 
@@ -89,28 +87,26 @@ impl Server {
     pub fn start(config: Value, env: &[(&str, &str)]) -> Server {
         let path = config_file(&config);
         let started = super::common::server::start(&path, env);
-        let (child, log) = (started.child, started.log);
         let addr = started
             .url
             .strip_prefix("http://")
             .expect("a plain HTTP server")
             .to_string();
         Server {
-            pid: child.id(),
-            child,
+            pid: started.child.id(),
+            started,
             addr,
-            log,
             config: path,
         }
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.started.log_text()
     }
 
     /// Panics unless the process that started is still running.
     pub fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("wait") {
+        if let Some(status) = self.started.child.try_wait().expect("wait") {
             panic!(
                 "lva-server (pid {}) exited: {status}\n{}",
                 self.pid,
@@ -184,8 +180,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The process is killed when `started` drops.
         if let Some(dir) = self.config.parent() {
             let _ = std::fs::remove_dir_all(dir);
         }
