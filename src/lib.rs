@@ -11,8 +11,10 @@ pub mod lvahttpsink;
 pub mod lvajson;
 pub mod meta;
 pub mod openvino;
+pub mod ovanalytics;
 pub mod ovinfer;
 pub mod ovoverlay;
+pub mod ovtrack;
 mod properties;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
@@ -21,6 +23,8 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     lvajson::register(plugin)?;
     ovoverlay::register(plugin)?;
     lvahttpsink::register(plugin)?;
+    ovtrack::register(plugin)?;
+    ovanalytics::register(plugin)?;
     Ok(())
 }
 

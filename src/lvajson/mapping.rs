@@ -4,7 +4,11 @@
 //!   corners); an ROI without one (e.g. from `facedetect`) → `entity` tagged with its roi type,
 //!   confidence 1, box from its pixel rectangle.
 //! * Further ROI param structures with a `label` → `entity.attributes` (name = structure name);
-//!   the `object_id` structure → `entity.id`.
+//!   the `object_id` structure → `entity.id`, and the inference's `inferenceId` is
+//!   [`entity_inference_id`] of it (`track-42`), so that other results (e.g. `ovanalytics`'
+//!   events) can name the object in `relatedInferences`; a second entity with the same tracking
+//!   id in one document gets `track-42-2`, then `-3`, .... Entities without a tracking id get no
+//!   `inferenceId`.
 //! * Whole-frame results → `classification`, `motion`, `text`, `event` or `other`.
 //!
 //! Results with a non-finite confidence or box, or a confidence outside 0..1 (the schema's range;
@@ -53,6 +57,11 @@ struct Pending {
     subtype: Option<String>,
 }
 
+/// The `inferenceId` of the entity of a tracked object: `track-` and its tracking id.
+pub fn entity_inference_id(object_id: &str) -> String {
+    format!("track-{object_id}")
+}
+
 pub fn map_frame(buffer: &gst::BufferRef, facts: &FrameFacts, options: &Options) -> Mapped {
     let mut dropped = Vec::new();
     let mut pending: Vec<_> = meta::rois(buffer)
@@ -61,9 +70,24 @@ pub fn map_frame(buffer: &gst::BufferRef, facts: &FrameFacts, options: &Options)
         .collect();
     pending.extend(meta::frame_results(buffer).iter().map(|s| frame_result(s)));
     let mut inferences = Vec::with_capacity(pending.len());
+    let mut ids = std::collections::HashSet::new();
     for p in pending {
         match p {
-            Ok(p) => inferences.push(finish(p, facts, options)),
+            Ok(mut p) => {
+                // Entity ids are unique within the document.
+                if let (Some(id), Value::Entity(_)) =
+                    (&p.inference.inference_id, p.inference.value())
+                {
+                    let mut unique = id.clone();
+                    let mut n = 1;
+                    while !ids.insert(unique.clone()) {
+                        n += 1;
+                        unique = format!("{id}-{n}");
+                    }
+                    p.inference.inference_id = Some(unique);
+                }
+                inferences.push(finish(p, facts, options))
+            }
             Err(reason) => dropped.push(reason),
         }
     }
@@ -176,13 +200,15 @@ fn entity(roi: &Roi, facts: &FrameFacts, dropped: &mut Vec<String>) -> Result<Pe
         }
     }
     let id = roi.tracking_id();
+    let mut inference = Inference::new(Value::Entity(Entity {
+        tag,
+        attributes,
+        rect,
+        id: id.clone(),
+    }));
+    inference.inference_id = id.as_deref().map(entity_inference_id);
     Ok(Pending {
-        inference: Inference::new(Value::Entity(Entity {
-            tag,
-            attributes,
-            rect,
-            id,
-        })),
+        inference,
         model,
         subtype: None,
     })
@@ -333,7 +359,7 @@ mod tests {
         let (json, dropped) = json(&b, &Options::default());
         assert_eq!(
             json,
-            r#"{"inferences":[{"type":"entity","subtype":"ssd","entity":{"tag":{"value":"person","confidence":0.875},"attributes":[{"name":"color","value":"red","confidence":0.75}],"box":{"l":0.25,"t":0.5,"w":0.5,"h":0.5},"id":"42"}}]}"#
+            r#"{"inferences":[{"type":"entity","subtype":"ssd","inferenceId":"track-42","entity":{"tag":{"value":"person","confidence":0.875},"attributes":[{"name":"color","value":"red","confidence":0.75}],"box":{"l":0.25,"t":0.5,"w":0.5,"h":0.5},"id":"42"}}]}"#
         );
         assert!(dropped.is_empty());
     }
