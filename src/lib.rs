@@ -15,7 +15,6 @@ pub mod ovanalytics;
 pub mod ovinfer;
 pub mod ovoverlay;
 pub mod ovtrack;
-pub mod ovtrack;
 mod properties;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
@@ -24,7 +23,6 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     lvajson::register(plugin)?;
     ovoverlay::register(plugin)?;
     lvahttpsink::register(plugin)?;
-    ovtrack::register(plugin)?;
     ovtrack::register(plugin)?;
     ovanalytics::register(plugin)?;
     Ok(())
