@@ -158,7 +158,7 @@ fn three_frames(n: u64, b: &mut gst::BufferRef) {
     }
 }
 
-const FRAME_0: &str = r#"{"inferences":[{"type":"entity","subtype":"ssd","entity":{"tag":{"value":"person","confidence":0.875},"attributes":[{"name":"color","value":"grün \"hell\"","confidence":0.5}],"box":{"l":0.25,"t":0.5,"w":0.5,"h":0.5},"id":"7"}}]}"#;
+const FRAME_0: &str = r#"{"inferences":[{"type":"entity","subtype":"ssd","inferenceId":"track-7","entity":{"tag":{"value":"person","confidence":0.875},"attributes":[{"name":"color","value":"grün \"hell\"","confidence":0.5}],"box":{"l":0.25,"t":0.5,"w":0.5,"h":0.5},"id":"7"}}]}"#;
 const FRAME_2: &str = r#"{"inferences":[{"type":"classification","subtype":"light","classification":{"tag":{"value":"daylight","confidence":0.25}}},{"type":"event","event":{"name":"zoneEnter"}}]}"#;
 
 #[test]
