@@ -201,8 +201,7 @@ impl ObjectImpl for OvTrack {
                 unit(
                     "iou-threshold",
                     "IoU threshold",
-                    "Least IoU of an object's (predicted) box and a detection to match them \
-                     (low-confidence detections need at least 0.5)",
+                    "Least IoU of an object's (predicted) box and a detection to match them",
                     d.iou_threshold,
                 ),
                 unit(
