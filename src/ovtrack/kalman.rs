@@ -3,6 +3,9 @@
 //! frame), the measurement `[cx, cy, a, h]`; the noise scales with the box's height
 //! (ByteTrack's weights 1/20 for position, 1/160 for velocity). Small fixed-size matrices, f64.
 
+// Matrix code reads best with the indices of the formulas.
+#![allow(clippy::needless_range_loop)]
+
 type Vec8 = [f64; 8];
 type Mat8 = [[f64; 8]; 8];
 type Mat4 = [[f64; 4]; 4];
