@@ -462,3 +462,37 @@ fn every_property_is_documented_with_its_default() {
     let extra: Vec<_> = rows.keys().filter(|k| !documented.contains(*k)).collect();
     assert!(extra.is_empty(), "documented but not properties: {extra:?}");
 }
+
+/// bikes.mp4 through `ovinfer ! ovtrack ! ovanalytics ! lvajson`: every document is valid with
+/// every `relatedInferences` entry resolving, the events in the documents are the ones the
+/// counters count, and the people and bikes of the clip cross the middle line.
+#[test]
+fn bikes_through_ovinfer_and_ovtrack() {
+    let dir = common::reference::scratch("ovanalytics-bikes");
+    let rules = dir.join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"{"lines": [{"name": "middle", "points": [[0.5, 0.0], [0.5, 1.0]]}],
+            "zones": [{"name": "right", "polygon": [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]}]}"#,
+    )
+    .expect("the rules file is written");
+    let description = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! ovinfer model={} labels={} ! ovtrack \
+         ! ovanalytics name=a rules-file={} ! lvajson ! appsink name=sink",
+        common::asset("media/bikes.mp4"),
+        common::ssd_model(),
+        common::ssd_labels(),
+        rules.display()
+    );
+    let outcome = common::run_sinks(&description, &["sink"]);
+    assert!(outcome.errors.is_empty(), "{}", outcome.error_text());
+    let docs = documents(&outcome);
+    assert!(!docs.is_empty());
+    let got = events(&docs);
+    let a = outcome.element("a");
+    assert_eq!(got.len() as u64, a.property::<u64>("events"));
+    let crossings = got.iter().filter(|e| e.1 == "LineCrossing").count() as u64;
+    assert_eq!(crossings, a.property::<u64>("crossings"));
+    assert!(crossings >= 1, "{got:?}");
+    assert!(got.iter().any(|e| e.1 == "ZoneEnter"), "{got:?}");
+}
