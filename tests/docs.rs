@@ -13,7 +13,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ELEMENTS: [&str; 4] = ["ovinfer", "lvajson", "ovoverlay", "lvahttpsink"];
+const ELEMENTS: [&str; 6] = [
+    "ovinfer",
+    "lvajson",
+    "ovoverlay",
+    "lvahttpsink",
+    "ovtrack",
+    "ovanalytics",
+];
 
 /// One property as gst-inspect-1.0 prints it.
 #[derive(Debug, Clone, PartialEq)]
