@@ -23,14 +23,27 @@
 //! fakesink`; frames the leaky queue drops are counted (frames in against frames out, and its
 //! `overrun` signal). N grows until a run drops frames (or falls behind the clock).
 //!
+//! Video: the latency of a stream's RTSP video output (issue 21), frame in to frame out. A live
+//! 25 fps camera stand-in in this process (gst-rtsp-server: `videotestsrc is-live=true` 640×360,
+//! each frame's number drawn in its pixels as two rows of 16 black/white 32×32 blocks, the bits
+//! and their complement, then `x264enc tune=zerolatency ! rtph264pay`) records when each
+//! numbered frame was marked; lva-server runs a stream on it (SSD, latency hint, boxes drawn,
+//! `outputs.video.rtsp`), and a viewer here (`rtspsrc latency=0 ! decodebin ! videoconvert` to
+//! GRAY8, `appsink`) reads the number of each frame as it arrives: latency = arrival − mark.
+//! The reference is the same viewer on the camera itself; the two take turns in rounds (the
+//! stream runs throughout), and the difference is what lva-server adds (depayload, decode,
+//! inference, overlay, encode, its RTSP server). Frames lost: numbers that never arrived.
+//!
 //! cargo bench --bench lva_server              (after `make setup`: model, video, wrk, Python)
 //! cargo bench --bench lva_server -- pipeline  (only the server against the plain pipeline)
 //! cargo bench --bench lva_server -- python    (only lva-server against the Python server)
 //! cargo bench --bench lva_server -- overload  (only the overload runs)
 //! cargo bench --bench lva_server -- streams   (only the real-time streams)
+//! cargo bench --bench lva_server -- video     (only the video output's latency, ~1.5 min)
 //! Parts can be combined (`-- python streams`). OVLVA_BENCH_ROUNDS (default 3) sets the rounds
-//! of the Python comparison, 8 s per server per round; OVLVA_BENCH_STAGGER=1 starts the
-//! real-time streams staggered over an inference period instead of together.
+//! of the Python comparison, 8 s per server per round, and of the video latency, 7 s per path
+//! per round; OVLVA_BENCH_STAGGER=1 starts the real-time streams staggered over an inference
+//! period instead of together.
 
 mod common;
 
@@ -329,18 +342,30 @@ fn start_python(hint: &str) -> Server {
 
 /// POSTs a JPEG on a connection of its own: the status and the body.
 fn post(addr: &str, jpeg: &[u8]) -> (u16, Vec<u8>) {
+    request(addr, "POST", "/ssd", Some(("image/jpeg", jpeg)))
+}
+
+/// A JSON request (`body`, if any) on a connection of its own: the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+    request(addr, method, path, body.map(|b| ("application/json", b)))
+}
+
+/// A request on a connection of its own (`body`: its content type and bytes): the status and
+/// the body (the server sends a Content-Length, not chunks).
+fn request(addr: &str, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
+    let (kind, bytes) = body.unwrap_or(("application/json", b""));
     write!(
         stream,
-        "POST /ssd HTTP/1.1\r\nHost: {addr}\r\nContent-Type: image/jpeg\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {kind}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
-        jpeg.len()
+        bytes.len()
     )
     .expect("head");
-    stream.write_all(jpeg).expect("body");
+    stream.write_all(bytes).expect("body");
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).expect("answer");
     let split = answer
@@ -797,9 +822,605 @@ fn streams(loops: usize, stagger: bool) {
     println!("largest number of streams without drops: interval=1: {every}, interval=5: {fifth}");
 }
 
+// Video out latency: a live camera stand-in numbers its frames in their pixels; a viewer reads
+// the numbers off lva-server's RTSP output and off the camera itself.
+
+/// The camera's picture.
+const CAM_WIDTH: usize = 640;
+const CAM_HEIGHT: usize = 360;
+/// The frame number's mark: 16 blocks of 32×32 px, the number's bits (most significant first)
+/// in one row and their complement in the row under it, white for 1, black for 0, from
+/// (MARK_X, MARK_Y). Low in the frame, away from where ovoverlay writes its labels (above a
+/// box's top-left corner) on the test pattern's detections.
+const MARK_BLOCK: usize = 32;
+const MARK_BITS: usize = 16;
+const MARK_X: usize = 64;
+const MARK_Y: usize = CAM_HEIGHT - 2 * MARK_BLOCK - 24;
+
+/// Writes number `n` (its low 16 bits) into an I420 frame: luma white/black, chroma neutral.
+fn write_mark(frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>, n: u64) {
+    use gst_video::prelude::*;
+    let strides: Vec<usize> = frame
+        .plane_stride()
+        .iter()
+        .map(|&s| usize::try_from(s).unwrap_or(0))
+        .collect();
+    for bit in 0..MARK_BITS {
+        let one = (n >> (MARK_BITS - 1 - bit)) & 1 == 1;
+        let x0 = MARK_X + bit * MARK_BLOCK;
+        for (row, white) in [(0, one), (1, !one)] {
+            let y0 = MARK_Y + row * MARK_BLOCK;
+            if let Ok(y) = frame.plane_data_mut(0) {
+                for line in y0..y0 + MARK_BLOCK {
+                    let at = line * strides[0] + x0;
+                    y[at..at + MARK_BLOCK].fill(if white { 255 } else { 0 });
+                }
+            }
+            for plane in 1..3u32 {
+                let stride = strides[plane as usize];
+                if let Ok(c) = frame.plane_data_mut(plane) {
+                    for line in y0 / 2..(y0 + MARK_BLOCK) / 2 {
+                        let at = line * stride + x0 / 2;
+                        c[at..at + MARK_BLOCK / 2].fill(128);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The number marked in a GRAY8 frame, if every bit reads clearly (a bit's block and its
+/// complement's differ by more than a quarter of the range in the right direction); the
+/// mean of each block's middle 16×16 pixels is read, so edges blurred by encoding do not count.
+fn read_mark(gray: &[u8], stride: usize) -> Option<u16> {
+    let mean = |x0: usize, y0: usize| {
+        let inner = MARK_BLOCK / 4;
+        let mut sum = 0u32;
+        for line in y0 + inner..y0 + MARK_BLOCK - inner {
+            let at = line * stride + x0 + inner;
+            sum += gray
+                .get(at..at + MARK_BLOCK / 2)?
+                .iter()
+                .map(|&v| u32::from(v))
+                .sum::<u32>();
+        }
+        Some(sum / (MARK_BLOCK as u32 / 2).pow(2))
+    };
+    let mut n = 0u16;
+    for bit in 0..MARK_BITS {
+        let x0 = MARK_X + bit * MARK_BLOCK;
+        let (a, b) = (mean(x0, MARK_Y)?, mean(x0, MARK_Y + MARK_BLOCK)?);
+        if a.abs_diff(b) < 64 {
+            return None;
+        }
+        n = (n << 1) | u16::from(a > b);
+    }
+    Some(n)
+}
+
+/// When each numbered frame left the camera: its mark (low 16 bits) → its whole number and
+/// the moment it was marked, just before the camera's encoder.
+type Departures = Arc<Mutex<std::collections::HashMap<u16, (u64, Instant)>>>;
+
+/// The camera's frames as RTP: the RTP timestamp of each frame → when it was marked and when
+/// its first packet left the payloader.
+type Sent = Arc<Mutex<std::collections::HashMap<u32, (Instant, Instant)>>>;
+
+/// The RTP timestamp of a packet.
+fn rtp_timestamp(packet: &gst::BufferRef) -> Option<u32> {
+    let map = packet.map_readable().ok()?;
+    Some(u32::from_be_bytes(map.get(4..8)?.try_into().ok()?))
+}
+
+/// Numbers each frame of a camera media (`element`, with `stamp` before the encoder and `pay0`)
+/// and records when it was marked (`marked`, numbers from `counter`) and when its first RTP
+/// packet left the payloader (`paid`).
+fn instrument(element: &gst::Element, marked: &Departures, counter: &Arc<AtomicU64>, paid: &Sent) {
+    let bin = element.clone().downcast::<gst::Bin>().ok();
+    let pad = |name: &str| {
+        bin.as_ref()
+            .and_then(|b| b.by_name(name))
+            .and_then(|e| e.static_pad("src"))
+    };
+    let (Some(stamp), Some(pay)) = (pad("stamp"), pad("pay0")) else {
+        return;
+    };
+    // Marks in encoding order: x264enc (zerolatency: no reordering, no delay)
+    // gives one frame out per frame in.
+    let marks = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+    let (marked, counter, queued) = (marked.clone(), counter.clone(), marks.clone());
+    stamp.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let video = pad
+            .current_caps()
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok());
+        if let (Some(video), Some(buffer)) = (video, info.buffer_mut()) {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut frame) =
+                gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.make_mut(), &video)
+            {
+                write_mark(&mut frame, n);
+            }
+            let now = Instant::now();
+            marked
+                .lock()
+                .expect("departures")
+                .insert(n as u16, (n, now));
+            queued.lock().expect("marks").push_back(now);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let (paid, last) = (paid.clone(), Mutex::new(None));
+    pay.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            let first = info
+                .buffer()
+                .map(|b| b.as_ref())
+                .or_else(|| info.buffer_list().and_then(|l| l.get(0)));
+            let Some(first) = first else {
+                return gst::PadProbeReturn::Ok;
+            };
+            // The parameter sets and slices of a frame share its timestamp.
+            let mut last = last.lock().expect("last");
+            if *last != Some(first.pts()) {
+                *last = Some(first.pts());
+                let mark = marks.lock().expect("marks").pop_front();
+                if let (Some(mark), Some(ts)) = (mark, rtp_timestamp(first)) {
+                    paid.lock()
+                        .expect("sent")
+                        .insert(ts, (mark, Instant::now()));
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// A live 25 fps camera stand-in: a real RTSP server (gst-rtsp-server, its own GLib main
+/// context and thread) at rtsp://127.0.0.1:PORT/cam, one shared media for every client, each
+/// frame numbered in its pixels before `x264enc` (numbers go on across medias).
+struct Camera {
+    port: u16,
+    departures: Departures,
+    sent: Sent,
+    main_loop: gst::glib::MainLoop,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Camera {
+    fn start() -> Camera {
+        use gst_rtsp_server::prelude::*;
+        let ctx = gst::glib::MainContext::new();
+        let main_loop = gst::glib::MainLoop::new(Some(&ctx), false);
+        let (departures, sent): (Departures, Sent) = Default::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let launch = format!(
+            "( videotestsrc is-live=true pattern=smpte horizontal-speed=2 ! \
+             video/x-raw,format=I420,width={CAM_WIDTH},height={CAM_HEIGHT},framerate=25/1 ! \
+             identity name=stamp ! x264enc tune=zerolatency speed-preset=ultrafast \
+             key-int-max=25 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        );
+        let (looping, marked, paid) = (main_loop.clone(), departures.clone(), sent.clone());
+        let counter = Arc::new(AtomicU64::new(0));
+        let thread = std::thread::spawn(move || {
+            ctx.with_thread_default(|| {
+                let server = gst_rtsp_server::RTSPServer::new();
+                server.set_address("127.0.0.1");
+                server.set_service("0");
+                let factory = gst_rtsp_server::RTSPMediaFactory::new();
+                factory.set_launch(&launch);
+                factory.set_shared(true);
+                factory.connect_media_configure(move |_, media| {
+                    instrument(&media.element(), &marked, &counter, &paid);
+                });
+                server
+                    .mount_points()
+                    .expect("mount points")
+                    .add_factory("/cam", factory);
+                let source = server.attach(Some(&ctx)).expect("the camera listens");
+                let _ = tx.send(server.bound_port());
+                looping.run();
+                server.client_filter(Some(&mut |_, _| gst_rtsp_server::RTSPFilterResult::Remove));
+                if let Some(source) = ctx.find_source_by_id(&source) {
+                    source.destroy();
+                }
+                while ctx.iteration(false) {}
+            })
+            .expect("a main context for the camera");
+        });
+        let port = rx.recv().expect("the camera starts");
+        Camera {
+            port: u16::try_from(port).expect("a port"),
+            departures,
+            sent,
+            main_loop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The `q` quantile (0..1) of `values`, nearest rank (NaN if empty).
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+/// What a viewer saw over its measured window.
+#[derive(Default)]
+struct Viewing {
+    /// Latency of each frame read and matched to its departure, ms, in arrival order.
+    latencies: Vec<f64>,
+    /// Frames (whole numbers) that departed between the first and last matched one and never
+    /// arrived.
+    lost: u64,
+    /// Frames that arrived twice.
+    repeated: u64,
+    /// Frames whose mark could not be read (or had no departure).
+    unread: u64,
+    /// Watching the camera itself: per frame, ms from its mark to its first packet leaving the
+    /// camera's payloader, and to its first packet reaching the viewer's depayloader.
+    encoded: Vec<f64>,
+    received: Vec<f64>,
+}
+
+impl Viewing {
+    fn quantile(&self, q: f64) -> f64 {
+        quantile(&self.latencies, q)
+    }
+
+    /// The median latency of the last quarter of the window minus that of the first, ms:
+    /// near 0 unless latency grows (or shrinks) over time.
+    fn trend(&self) -> f64 {
+        let (n, quarter) = (self.latencies.len(), self.latencies.len() / 4);
+        if quarter == 0 {
+            return f64::NAN;
+        }
+        quantile(&self.latencies[n - quarter..], 0.5) - quantile(&self.latencies[..quarter], 0.5)
+    }
+}
+
+/// Watches `url` (`rtspsrc latency=0 ! decodebin ! videoconvert` to GRAY8, into an appsink
+/// that reads each frame's mark when it arrives): `skip` after the first frame is not counted,
+/// the `seconds` after it are. With `sent` (watching the camera itself), the RTP packets
+/// entering `decodebin` are timed too.
+fn watch(
+    url: &str,
+    departures: &Departures,
+    sent: Option<&Sent>,
+    skip: Duration,
+    seconds: Duration,
+) -> Viewing {
+    let description = format!(
+        "rtspsrc location={url} latency=0 ! decodebin name=decode ! videoconvert ! videoscale ! \
+         video/x-raw,format=GRAY8,width={CAM_WIDTH},height={CAM_HEIGHT} ! \
+         appsink name=sink sync=false max-buffers=5 drop=false enable-last-sample=false"
+    );
+    let pipeline = gst::parse::launch(&description)
+        .unwrap_or_else(|e| panic!("{description}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    let sink = pipeline
+        .by_name("sink")
+        .and_downcast::<gst_app::AppSink>()
+        .expect("the appsink");
+    // RTP timestamp and arrival of each frame's first packet.
+    let packets: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+    if sent.is_some() {
+        let (got, last) = (packets.clone(), Mutex::new(None));
+        pipeline
+            .by_name("decode")
+            .and_then(|d| d.static_pad("sink"))
+            .expect("decodebin's sink pad")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let at = Instant::now();
+                if let Some(ts) = info.buffer().and_then(|b| rtp_timestamp(b)) {
+                    let mut last = last.lock().expect("last");
+                    if *last != Some(ts) {
+                        *last = Some(ts);
+                        got.lock().expect("packets").push((ts, at));
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+    // Mark (or None when unreadable) and arrival of every frame.
+    type Arrivals = Mutex<Vec<(Option<u16>, Instant)>>;
+    let arrivals: Arc<Arrivals> = Arc::default();
+    let arrived = arrivals.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                let at = Instant::now();
+                let mark = sample.caps().and_then(|caps| {
+                    let info = gst_video::VideoInfo::from_caps(caps).ok()?;
+                    let frame =
+                        gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer()?, &info)
+                            .ok()?;
+                    let stride = usize::try_from(info.stride()[0]).ok()?;
+                    read_mark(frame.plane_data(0).ok()?, stride)
+                });
+                arrived.lock().expect("arrivals").push((mark, at));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let bus = pipeline.bus().expect("bus");
+    let check = |until: Instant| {
+        while Instant::now() < until {
+            let wait = until.saturating_duration_since(Instant::now());
+            let msg = bus.timed_pop_filtered(
+                gst::ClockTime::from_mseconds(wait.as_millis() as u64),
+                &[gst::MessageType::Error, gst::MessageType::Eos],
+            );
+            match msg.as_ref().map(|m| m.view()) {
+                Some(gst::MessageView::Error(e)) => {
+                    panic!("viewer of {url}: {} ({:?})", e.error(), e.debug())
+                }
+                Some(_) => panic!("viewer of {url}: the stream ended"),
+                None => {}
+            }
+        }
+    };
+    let t0 = Instant::now();
+    let first = loop {
+        if let Some(&(_, at)) = arrivals.lock().expect("arrivals").first() {
+            break at;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no frame from {url} in 30 s"
+        );
+        check(Instant::now() + Duration::from_millis(50));
+    };
+    let (from, to) = (first + skip, first + skip + seconds);
+    check(to);
+    pipeline.set_state(gst::State::Null).expect("null");
+    let departures = departures.lock().expect("departures");
+    let mut viewing = Viewing::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for &(mark, at) in arrivals.lock().expect("arrivals").iter() {
+        if at < from || at > to {
+            continue;
+        }
+        match mark.and_then(|m| departures.get(&m)) {
+            Some(&(n, left)) if left <= at => {
+                viewing.latencies.push((at - left).as_secs_f64() * 1000.0);
+                if !seen.insert(n) {
+                    viewing.repeated += 1;
+                }
+            }
+            _ => viewing.unread += 1,
+        }
+    }
+    if let (Some(first), Some(last)) = (seen.first(), seen.last()) {
+        viewing.lost = (last - first + 1).saturating_sub(seen.len() as u64);
+    }
+    if let Some(sent) = sent {
+        let sent = sent.lock().expect("sent");
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        for &(ts, at) in packets.lock().expect("packets").iter() {
+            if let (true, Some(&(mark, paid))) = (at >= from && at <= to, sent.get(&ts)) {
+                viewing.encoded.push(ms(paid - mark));
+                viewing.received.push(ms(at - mark));
+            }
+        }
+    }
+    viewing
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The median of `v` (NaN if empty).
+fn median_of(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Latency of a stream's RTSP video output: the camera → lva-server (SSD, boxes drawn, x264enc)
+/// → a viewer, against the camera watched directly by the same viewer, taking turns in rounds.
+fn video_latency(dir: &Path, rounds: usize, seconds: u64) {
+    let skip = Duration::from_secs(2);
+    let measured = Duration::from_secs(seconds);
+    let camera = Camera::start();
+    let rtsp_port = free_port();
+    let server = start_server(
+        dir,
+        "latency",
+        1,
+        64,
+        &serde_json::json!({"streams": {"rtsp-port": rtsp_port}}),
+    );
+    let definition = serde_json::json!({
+        "source": {"uri": camera.url(), "realtime": true},
+        "model": "ssd",
+        "outputs": {"video": {"rtsp": {}}}
+    });
+    let (status, body) = http(
+        &server.1,
+        "PUT",
+        "/streams/cam",
+        Some(definition.to_string().as_bytes()),
+    );
+    assert!(
+        status == 201 || status == 200,
+        "PUT /streams/cam: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let stream_status = || {
+        let (status, body) = http(&server.1, "GET", "/streams/cam", None);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let info: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        info["status"].clone()
+    };
+    let t0 = Instant::now();
+    let url = loop {
+        let s = stream_status();
+        if s["state"] == "running" && s["processed_frames"].as_u64() > Some(25) {
+            break s["outputs"]["video"]["rtsp"]["url"]
+                .as_str()
+                .expect("an RTSP URL")
+                .to_string();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the stream did not run: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(url, format!("rtsp://127.0.0.1:{rtsp_port}/streams/cam"));
+    println!();
+    println!(
+        "video out latency: a live 25 fps {CAM_WIDTH}x{CAM_HEIGHT} camera (RTSP, x264enc \
+         zerolatency) -> lva-server stream (SSD, latency hint, boxes drawn, x264enc) -> RTSP \
+         viewer, against the camera watched directly; {rounds} rounds of {seconds} s per path \
+         (after {} s not counted), taking turns",
+        skip.as_secs()
+    );
+    // Warm-up: both paths once (decoders loaded, the mount's media made).
+    let warm = Duration::from_secs(2);
+    watch(&url, &camera.departures, None, warm, warm);
+    watch(&camera.url(), &camera.departures, None, warm, warm);
+    let before = stream_status();
+    let paths = [
+        ("camera -> lva-server -> viewer", url.as_str()),
+        ("camera -> viewer (reference)", &camera.url()),
+    ];
+    let mut viewings: Vec<Vec<Viewing>> = vec![Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for k in 0..2 {
+            let who = (k + round) % 2;
+            // The camera's RTP timestamps mean something only on the camera's own packets.
+            let sent = (who == 1).then_some(&camera.sent);
+            viewings[who].push(watch(
+                paths[who].1,
+                &camera.departures,
+                sent,
+                skip,
+                measured,
+            ));
+        }
+    }
+    let after = stream_status();
+    println!(
+        "{:<34} {:>7} {:>5} {:>6} {:>7} {:>7} {:>7} {:>7}   per round: p50/p99/trend ms",
+        "path (medians of the rounds)",
+        "frames",
+        "lost",
+        "unread",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "trend"
+    );
+    let med = |v: &[Viewing], f: &dyn Fn(&Viewing) -> f64| median_of(v.iter().map(f).collect());
+    let mut figures = Vec::new();
+    for ((name, _), v) in paths.iter().zip(&viewings) {
+        let frames: usize = v.iter().map(|x| x.latencies.len()).sum();
+        let lost: u64 = v.iter().map(|x| x.lost).sum();
+        let repeated: u64 = v.iter().map(|x| x.repeated).sum();
+        if repeated > 0 {
+            println!("  ({name}: {repeated} frames arrived twice)");
+        }
+        let unread: u64 = v.iter().map(|x| x.unread).sum();
+        let m = [
+            med(v, &|x| x.quantile(0.5)),
+            med(v, &|x| x.quantile(0.99)),
+            med(v, &|x| x.quantile(1.0)),
+            med(v, &Viewing::trend),
+        ];
+        let per_round: Vec<String> = v
+            .iter()
+            .map(|x| {
+                format!(
+                    "{:.0}/{:.0}/{:+.0}",
+                    x.quantile(0.5),
+                    x.quantile(0.99),
+                    x.trend()
+                )
+            })
+            .collect();
+        println!(
+            "{name:<34} {frames:>7} {lost:>5} {unread:>6} {:>7.1} {:>7.1} {:>7.1} {:>+7.1}   {}",
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            per_round.join(", ")
+        );
+        figures.push(m);
+    }
+    println!(
+        "{:<34} {:>7} {:>5} {:>6} {:>7.1} {:>7.1}",
+        "added by lva-server",
+        "",
+        "",
+        "",
+        figures[0][0] - figures[1][0],
+        figures[0][1] - figures[1][1]
+    );
+    let reference = &viewings[1];
+    let p50 = |f: &dyn Fn(&Viewing) -> &Vec<f64>| med(reference, &|x| quantile(f(x), 0.5));
+    println!(
+        "the reference's p50 (medians of the rounds): marked -> out of the camera's payloader \
+         {:.1} ms, -> its first RTP packet at the viewer {:.1} ms, -> decoded {:.1} ms",
+        p50(&|x| &x.encoded),
+        p50(&|x| &x.received),
+        figures[1][0]
+    );
+    let count = |s: &serde_json::Value, key: &str| {
+        key.split('.').fold(s, |v, k| &v[k]).as_u64().unwrap_or(0)
+    };
+    let delta = |key: &str| count(&after, key).saturating_sub(count(&before, key));
+    println!(
+        "lva-server over the rounds: {} frames from the camera, {} inferred, {} dropped, {} \
+         encoded, {} documents; ovinfer latency p50 {:.1} ms, p99 {:.1} ms; state {}",
+        delta("produced_frames"),
+        delta("inferred_frames"),
+        delta("dropped_frames"),
+        delta("outputs.video.encoded_frames"),
+        delta("documents"),
+        after["latency"]["p50_ms"].as_f64().unwrap_or(f64::NAN),
+        after["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        after["state"]
+    );
+    drop(server);
+    drop(camera);
+}
+
 fn main() {
     common::init();
-    let parts = ["pipeline", "python", "overload", "streams"];
+    let parts = ["pipeline", "python", "overload", "streams", "video"];
     let asked: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| parts.contains(&a.as_str()))
@@ -809,15 +1430,16 @@ fn main() {
     if run("pipeline") || run("python") || run("overload") {
         make_jpegs(&dir);
     }
+    std::fs::create_dir_all(&dir).expect("the bench's folder");
+    let rounds = std::env::var("OVLVA_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
     let seconds = 20;
     if run("pipeline") {
         against_pipeline(&dir, seconds);
     }
     if run("python") {
-        let rounds = std::env::var("OVLVA_BENCH_ROUNDS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(3);
         against_python(&dir, rounds, 8);
     }
     if run("overload") {
@@ -827,6 +1449,9 @@ fn main() {
     }
     if run("streams") {
         streams(2, std::env::var_os("OVLVA_BENCH_STAGGER").is_some());
+    }
+    if run("video") {
+        video_latency(&dir, rounds, 7);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
