@@ -153,4 +153,3 @@ fn garbage_meta_passes_without_ids_or_panics() {
         .collect();
     assert_eq!(ids, [None, None, Some("1".to_string())]);
 }
-
