@@ -15,6 +15,7 @@ pub mod ovanalytics;
 pub mod ovinfer;
 pub mod ovoverlay;
 pub mod ovtrack;
+mod pads;
 mod properties;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -223,15 +223,8 @@ impl ElementImpl for LvaJson {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let template = |name, direction, caps: &str| {
-                let caps = caps.parse::<gst::Caps>().expect("valid template caps");
-                gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps)
-                    .expect("valid pad template")
-            };
-            vec![
-                template("src", gst::PadDirection::Src, "application/json"),
-                template("sink", gst::PadDirection::Sink, "video/x-raw(ANY)"),
-            ]
+            let json = gst::Caps::new_empty_simple("application/json");
+            crate::pads::always(&json, &crate::pads::any_raw_video())
         });
         TEMPLATES.as_ref()
     }

@@ -279,18 +279,7 @@ impl ElementImpl for OvOverlay {
                     F::Nv12,
                 ])
                 .build();
-            ["src", "sink"]
-                .into_iter()
-                .map(|name| {
-                    let direction = if name == "src" {
-                        gst::PadDirection::Src
-                    } else {
-                        gst::PadDirection::Sink
-                    };
-                    gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps)
-                        .expect("valid pad template")
-                })
-                .collect()
+            crate::pads::always(&caps, &caps)
         });
         TEMPLATES.as_ref()
     }

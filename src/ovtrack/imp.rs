@@ -313,21 +313,8 @@ impl ElementImpl for OvTrack {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = "video/x-raw(ANY)"
-                .parse::<gst::Caps>()
-                .expect("valid template caps");
-            [gst::PadDirection::Src, gst::PadDirection::Sink]
-                .into_iter()
-                .map(|direction| {
-                    let name = if direction == gst::PadDirection::Src {
-                        "src"
-                    } else {
-                        "sink"
-                    };
-                    gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps)
-                        .expect("valid pad template")
-                })
-                .collect()
+            let caps = crate::pads::any_raw_video();
+            crate::pads::always(&caps, &caps)
         });
         TEMPLATES.as_ref()
     }
