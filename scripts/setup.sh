@@ -40,6 +40,8 @@ APT_PACKAGES=(
     openssl wrk
     libgstrtspserver-1.0-dev
     gstreamer1.0-rtsp
+    # lvakafkasink links Debian's librdkafka 2.0.2 (crate rdkafka, feature dynamic-linking)
+    librdkafka-dev
     # tests only: tests/console.rs drives the console in a real (headless) browser
     chromium chromium-driver
 )

@@ -2,6 +2,7 @@
 //! pipeline runner that collects every frame's meta and every bus error.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod reference;
 pub mod server;
 
