@@ -160,7 +160,12 @@ impl Broker {
     /// Creates `topic` with `partitions` partitions (kafka-python's admin client).
     pub fn create_topic(&self, topic: &str, partitions: u32) {
         let out = consume_script(&self.bootstrap(), topic)
-            .args(["--create-partitions", &partitions.to_string(), "--count", "0"])
+            .args([
+                "--create-partitions",
+                &partitions.to_string(),
+                "--count",
+                "0",
+            ])
             .output()
             .expect("kafka_consume.py runs");
         assert!(
@@ -202,8 +207,12 @@ impl Broker {
 
 fn consume_script(bootstrap: &str, topic: &str) -> Command {
     let mut cmd = Command::new(python());
-    cmd.arg(root().join("scripts/kafka_consume.py"))
-        .args(["--bootstrap", bootstrap, "--topic", topic]);
+    cmd.arg(root().join("scripts/kafka_consume.py")).args([
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+    ]);
     cmd
 }
 
