@@ -17,6 +17,7 @@ pub mod ovoverlay;
 pub mod ovtrack;
 mod pads;
 mod properties;
+pub mod publish;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();

@@ -15,6 +15,7 @@ use super::QueueFull;
 use super::delivery::{self, Client, Endpoint, Policy, Report};
 use super::queue::{Counters, Doc, Overflow, Queue};
 use crate::properties::optional_string;
+use crate::publish::Body;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -31,8 +32,6 @@ const DEFAULT_MAX_RETRIES: i32 = 3;
 const DEFAULT_MAX_QUEUE: u32 = 1000;
 const DEFAULT_FLUSH_TIMEOUT: u32 = 5000;
 const DEFAULT_STATS_INTERVAL: u32 = 0;
-
-type Body = gst::MappedBuffer<gst::buffer::Readable>;
 
 // No Debug: it holds secrets, which must never reach a log.
 #[derive(Clone)]
@@ -547,7 +546,7 @@ impl BaseSinkImpl for LvaHttpSink {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(queue) = self.queue() {
-            let lost = queue.stop();
+            let lost = queue.stop().lost;
             if lost > 0 {
                 // A stop without EOS (or before the EOS flush was over): as documented, the
                 // loss is counted and said on the bus.
@@ -595,7 +594,7 @@ impl BaseSinkImpl for LvaHttpSink {
             state.sequence += 1;
             state.sequence - 1
         };
-        let body = buffer.clone().into_mapped_buffer_readable().map_err(|_| {
+        let body = Body::from_buffer(buffer.clone()).map_err(|_| {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Failed,
@@ -627,7 +626,7 @@ impl BaseSinkImpl for LvaHttpSink {
             if let Some(queue) = self.queue()
                 && !queue.wait_drained(flush_timeout)
             {
-                let lost = queue.stop();
+                let lost = queue.stop().lost;
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Write,

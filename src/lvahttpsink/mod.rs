@@ -3,8 +3,10 @@
 
 pub mod delivery;
 mod imp;
-pub mod queue;
 pub mod retry;
+
+/// The queue moved to `crate::publish`, shared with the publishing sinks.
+pub use crate::publish::queue;
 
 use gst::glib;
 use gst::prelude::*;
@@ -13,20 +15,7 @@ glib::wrapper! {
     pub struct LvaHttpSink(ObjectSubclass<imp::LvaHttpSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
 }
 
-/// What to do with a new document when the queue is full (`queue-full` property).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstLvaHttpSinkQueueFull")]
-pub enum QueueFull {
-    #[default]
-    #[enum_value(
-        name = "Drop the oldest waiting document (counted)",
-        nick = "drop-oldest"
-    )]
-    DropOldest,
-    #[enum_value(name = "Wait for room: back-pressure on the pipeline", nick = "block")]
-    Block,
-}
+pub use crate::publish::QueueFull;
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
