@@ -1202,3 +1202,155 @@ fn video_outputs_refuse_a_taken_mount_and_an_unwritable_folder_and_rtsp_asks_for
         s["state"] == "running"
     });
 }
+
+/// The reasons of a 400.
+fn reasons(reply: &Reply) -> Vec<String> {
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let body = reply.json();
+    body["reasons"]
+        .as_array()
+        .unwrap_or_else(|| panic!("reasons: {body}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Track and count over HTTP: bikes.mp4 with `track`, `analytics` (a counting line down the
+/// middle of the picture and a zone on its right half, for people) and detection on every third
+/// frame. In the clip a man comes in from the left and crosses that line to the right (about
+/// frames 30 to 47; its bicycles are parked: they are not counted), so the crossings are
+/// `counterclockwise` for a line drawn from top to bottom. Every document is an LVA document; its objects have ids; every event's
+/// `relatedInferences` name entities of the same document (a `LineCrossing`'s, the one with its
+/// `objectId`); the status's counters are those of the documents; the video branch gets every
+/// frame. Bad definitions first.
+#[test]
+fn a_stream_tracks_objects_and_counts_them_crossing_a_line() {
+    common::init();
+    let t0 = Instant::now();
+    let dir = scratch("track");
+    let out = dir.join("tracked.jsonl");
+    let server = Server::start(&dir, &json!({"models": models()}));
+    let rules = json!({
+        "lines": [{"name": "middle", "points": [[0.5, 0.0], [0.5, 1.0]], "labels": ["person"]}],
+        "zones": [{"name": "right", "polygon": [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]],
+                   "labels": ["person"]}],
+    });
+    let refused = |definition: Value, expected: &str| {
+        let reasons = reasons(&server.put("refused", &definition.to_string()));
+        assert!(
+            reasons.len() == 1 && reasons[0].contains(expected),
+            "{definition}: {reasons:?}, expected {expected:?}"
+        );
+    };
+    refused(
+        json!({"source": {"uri": bikes_uri()}, "model": "ssd", "analytics": {"rules": rules}}),
+        "analytics needs tracked objects (ovanalytics follows objects by their tracking id): \
+         add \"track\": true to the definition",
+    );
+    refused(
+        json!({"source": {"uri": bikes_uri()}, "model": "ssd", "track": true,
+               "analytics": {"rules": {"lines": [{"name": "door", "points": [[0.5, 0.0]]}]}}}),
+        "analytics.rules: line \"door\": has 1 point; a line needs exactly 2 points",
+    );
+    refused(
+        json!({"source": {"uri": bikes_uri()}, "model": "ssd", "track": {"max-ages": 3}}),
+        "track.max-ages: ovtrack has no property 'max-ages' to set; it has tracking-type, \
+         min-hits, max-age",
+    );
+    assert_eq!(server.get("/streams").json(), json!({"streams": []}));
+
+    let definition = json!({
+        "source": {"uri": bikes_uri()},
+        "model": "ssd",
+        "ovinfer": {"interval": 3},
+        "track": true,
+        "analytics": {"rules": rules},
+        "outputs": {"jsonl": {"path": out}, "video": {"record": {"folder": dir.join("video")}}},
+    });
+    let created = server.put("bikes", &definition.to_string());
+    assert_eq!(created.status, 201, "{created:?}");
+    let info = created.json();
+    assert_eq!(info["spec"]["analytics"]["rules"], rules, "shown as given");
+    assert!(info["status"]["track"].is_object(), "{info}");
+    assert!(info["status"]["analytics"].is_object(), "{info}");
+    let status = server.wait("bikes", "finished", Duration::from_secs(120), |s| {
+        s["state"] != "starting" && s["state"] != "running"
+    });
+    assert_eq!(status["state"], "finished", "{status:#}");
+    assert_eq!(status["processed_frames"], 250);
+    assert_eq!(status["outputs"]["video"]["encoded_frames"], 250);
+
+    let documents: Vec<Value> = lines(&out).iter().map(|l| lva_document(l)).collect();
+    assert_eq!(status["outputs"]["jsonl"]["written"], documents.len());
+    let mut ids = std::collections::BTreeSet::new();
+    let (mut crossings, mut events) = (Vec::new(), Vec::new());
+    for doc in &documents {
+        let inferences = doc["inferences"].as_array().expect("inferences");
+        let entity = |inference_id: &str| {
+            inferences
+                .iter()
+                .find(|i| i["type"] == "entity" && i["inferenceId"].as_str() == Some(inference_id))
+        };
+        for inference in inferences {
+            if let Some(id) = inference["entity"]["id"].as_str() {
+                ids.insert(id.to_string());
+            }
+            if inference["type"] != "event" {
+                continue;
+            }
+            let event = &inference["event"];
+            events.push(event["name"].as_str().unwrap_or("").to_string());
+            let related: Vec<&Value> = inference["relatedInferences"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .map(|i| {
+                            i.as_str().and_then(entity).unwrap_or_else(|| {
+                                panic!("{i} is no entity of the document: {doc}")
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for object in &related {
+                assert_eq!(object["entity"]["tag"]["value"], "person", "{doc}");
+            }
+            if event["name"] == "LineCrossing" {
+                assert_eq!(related.len(), 1, "{doc}");
+                assert_eq!(
+                    related[0]["entity"]["id"], event["properties"]["objectId"],
+                    "{doc}"
+                );
+                crossings.push(event["properties"].clone());
+            }
+        }
+    }
+    eprintln!(
+        "{} documents, {} ids, events {events:?}, crossings: {crossings:?}; status: track {}, \
+         analytics {}",
+        documents.len(),
+        ids.len(),
+        status["track"],
+        status["analytics"]
+    );
+    assert!(!crossings.is_empty(), "nobody crossed the line");
+    assert!(events.iter().any(|e| e == "ZoneEnter"), "{events:?}");
+    for crossing in &crossings {
+        assert_eq!(crossing["line"], "middle");
+        assert_eq!(crossing["direction"], "counterclockwise", "left to right");
+    }
+    assert_eq!(
+        crossings.last().map(|c| c["total"].clone()),
+        Some(json!(crossings.len().to_string()))
+    );
+    // The status's counters are those of the documents.
+    assert_eq!(status["analytics"]["crossings"], crossings.len());
+    assert_eq!(status["analytics"]["events"], events.len());
+    assert_eq!(status["track"]["tracks_created"], ids.len(), "{status:#}");
+    assert!(
+        status["track"]["active_tracks"].as_u64().is_some(),
+        "{status:#}"
+    );
+    eprintln!("track and count over HTTP: {:?}", t0.elapsed());
+}

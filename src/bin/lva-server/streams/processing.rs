@@ -1,13 +1,15 @@
 //! The processing half: built once per stream, it outlives every source run.
 //!
 //! ```text
-//! appsrc ! ovinfer ! lvajson skip-empty=true ! tee ─ queue ! appsink (results: latest + subscribers)
-//!                                                  ├ queue ! appsink (jsonl: one line per document)
-//!                                                  └ queue ! lvahttpsink (http)
+//! appsrc ! ovinfer [! ovtrack [! ovanalytics]] ! lvajson skip-empty=true ! tee
+//!     ─ queue ! appsink (results: latest + subscribers)
+//!     ├ queue ! appsink (jsonl: one line per document)
+//!     └ queue ! lvahttpsink (http)
 //! ```
 //!
-//! With video outputs a `tee` after `ovinfer` also sends the frames to the video branch
-//! ([`super::video`]).
+//! `ovtrack` (with `track`) gives the objects their ids, `ovanalytics` (with `analytics`) adds
+//! the line and zone events. With video outputs a `tee` after the last of them also sends the
+//! frames to the video branch ([`super::video`]), so the overlay draws the ids too.
 //!
 //! `appsrc` is live for `realtime` streams, so `ovinfer` lets each frame out as soon as its
 //! inference is done instead of waiting for the next one. A probe on its output lets frames out
@@ -28,7 +30,7 @@ use super::gate::Gate;
 use super::results::{Document, Hub};
 use super::source::error_text;
 use super::spec::{Checked, set_own};
-use super::status::{HttpStatus, JsonlStatus};
+use super::status::{AnalyticsStatus, HttpStatus, JsonlStatus, TrackStatus};
 use super::stream::{Counters, Event};
 use super::video::{Video, VideoEnv};
 
@@ -103,6 +105,8 @@ pub struct Processing {
     pub pipeline: gst::Pipeline,
     pub appsrc: gst_app::AppSrc,
     pub ovinfer: gst::Element,
+    pub track: Option<gst::Element>,
+    pub analytics: Option<gst::Element>,
     pub http: Option<gst::Element>,
     pub jsonl: Option<Arc<Jsonl>>,
     pub video: Option<Arc<Video>>,
@@ -216,6 +220,19 @@ impl Processing {
         if let Some(id) = &checked.instance_id {
             ovinfer.set_property("model-instance-id", id);
         }
+        // After ovinfer, on the frames' objects: ids, then the events about them.
+        let stage = |factory: &str, key: &str, properties: &Option<Vec<(String, String)>>| {
+            let Some(properties) = properties else {
+                return Ok(None);
+            };
+            let element = make(factory, factory)?;
+            for (name, value) in properties {
+                set_own(&element, name, value).map_err(|e| format!("{key}.{name}: {e}"))?;
+            }
+            Ok::<_, String>(Some(element))
+        };
+        let track = stage("ovtrack", "track", &checked.track)?;
+        let analytics = stage("ovanalytics", "analytics", &checked.analytics)?;
         let lvajson = make("lvajson", "lvajson")?;
         lvajson.set_property("skip-empty", true);
         if let Some(subtype) = &checked.subtype {
@@ -223,11 +240,14 @@ impl Processing {
         }
         let tee = make("tee", "outputs")?;
         tee.set_property("allow-not-linked", true);
+        let mut head = vec![appsrc.clone().upcast::<gst::Element>(), ovinfer.clone()];
+        head.extend(track.iter().chain(&analytics).cloned());
         pipeline
-            .add_many([appsrc.upcast_ref(), &ovinfer, &lvajson, &tee])
+            .add_many(head.iter().chain([&lvajson, &tee]))
             .map_err(|e| e.to_string())?;
-        gst::Element::link(appsrc.upcast_ref(), &ovinfer)
+        gst::Element::link_many(&head)
             .map_err(|e| format!("cannot link the processing pipeline: {e}"))?;
+        let last = head.last().ok_or("an empty processing pipeline")?;
         let video = match &checked.video {
             Some(out) => {
                 let frames = make("tee", "frames-tee")?;
@@ -235,13 +255,12 @@ impl Processing {
                 pipeline
                     .add_many([&frames, &to_json])
                     .map_err(|e| e.to_string())?;
-                gst::Element::link_many([&ovinfer, &frames, &to_json, &lvajson])
+                gst::Element::link_many([last, &frames, &to_json, &lvajson])
                     .map_err(|e| format!("cannot link the processing pipeline: {e}"))?;
                 Some(Arc::new(Video::build(pipeline, &frames, out, id, env)?))
             }
             None => {
-                ovinfer
-                    .link(&lvajson)
+                last.link(&lvajson)
                     .map_err(|e| format!("cannot link the processing pipeline: {e}"))?;
                 None
             }
@@ -329,6 +348,8 @@ impl Processing {
             pipeline: pipeline.clone(),
             appsrc,
             ovinfer,
+            track,
+            analytics,
             http,
             jsonl,
             video,
@@ -356,15 +377,37 @@ impl Drop for Processing {
     }
 }
 
+/// A counter property of an element (unsigned, 32 or 64 bits); 0 if it has none of that name.
+fn counter(element: &gst::Element, name: &str) -> u64 {
+    if element.find_property(name).is_none() {
+        return 0;
+    }
+    let value = element.property_value(name);
+    value
+        .get::<u64>()
+        .or_else(|_| value.get::<u32>().map(u64::from))
+        .unwrap_or(0)
+}
+
+/// `ovtrack`'s counters.
+pub fn track_status(ovtrack: &gst::Element) -> TrackStatus {
+    TrackStatus {
+        tracks_created: counter(ovtrack, "tracks-created"),
+        active_tracks: counter(ovtrack, "active-tracks"),
+    }
+}
+
+/// `ovanalytics`' counters.
+pub fn analytics_status(ovanalytics: &gst::Element) -> AnalyticsStatus {
+    AnalyticsStatus {
+        crossings: counter(ovanalytics, "crossings"),
+        events: counter(ovanalytics, "events"),
+    }
+}
+
 /// `lvahttpsink`'s counters, read from its properties.
 pub fn http_status(sink: &gst::Element) -> HttpStatus {
-    let count = |name: &str| {
-        if sink.find_property(name).is_some() {
-            sink.property::<u64>(name)
-        } else {
-            0
-        }
-    };
+    let count = |name: &str| counter(sink, name);
     HttpStatus {
         location: sink
             .property::<Option<String>>("location")

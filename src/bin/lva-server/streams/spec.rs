@@ -14,6 +14,8 @@
 //! | `ovinfer` | object | `{}` | `ovinfer` properties for this stream (`threshold`, `interval`, ...); not `model`, `model-instance-id` |
 //! | `outputs.jsonl.path` | string | | absolute path of a JSON Lines file, appended to |
 //! | `outputs.http` | object | | `location` (required) and any other `lvahttpsink` property |
+//! | `track` | bool or object | `false` | follow the objects (`ovtrack` after `ovinfer`): `true`, or an object of `ovtrack` properties (`tracking-type`, `max-age`, ...); `predict-on-empty` defaults to `ovinfer`'s `interval` > 1 |
+//! | `analytics` | object | | line crossings and zones (`ovanalytics` after `ovtrack`; needs `track`): `ovanalytics` properties, `rules` as the rules' JSON (an object, or its text) or `rules-file` (an absolute path); the rules are checked here |
 //! | `outputs.video` | object | | the annotated video: see [`super::video`] |
 
 use std::collections::BTreeMap;
@@ -24,6 +26,8 @@ use gst::glib;
 use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use gstovlva::ovanalytics::rules::Rules;
 
 use super::video::{VideoOut, VideoSpec};
 use crate::config::ModelConfig;
@@ -51,8 +55,25 @@ pub struct StreamSpec {
     /// Per-stream `ovinfer` properties (JSON strings, numbers or booleans).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ovinfer: BTreeMap<String, Value>,
+    /// Object tracking (`ovtrack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<Track>,
+    /// Line crossings and zones (`ovanalytics` properties; `rules` may be a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analytics: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     pub outputs: OutputsSpec,
+}
+
+/// `track`: `true`/`false`, or the `ovtrack` properties to track with (tracking on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "`track` to be true, false or an object of ovtrack properties"
+)]
+pub enum Track {
+    On(bool),
+    With(BTreeMap<String, Value>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,6 +182,10 @@ pub struct Checked {
     pub jsonl: Option<PathBuf>,
     /// `lvahttpsink` properties, `location` included.
     pub http: Option<Vec<(String, String)>>,
+    /// `ovtrack` properties when tracking.
+    pub track: Option<Vec<(String, String)>>,
+    /// `ovanalytics` properties (the rules as text), with `track` only.
+    pub analytics: Option<Vec<(String, String)>>,
     pub video: Option<VideoOut>,
 }
 
@@ -258,6 +283,11 @@ impl StreamSpec {
                 Err(e) => reasons.push(e),
             }
         }
+        let track = check_track(self.track.as_ref(), &ovinfer, &mut reasons);
+        let analytics = self
+            .analytics
+            .as_ref()
+            .and_then(|a| check_analytics(a, track.is_some(), &mut reasons));
         let jsonl = self.outputs.jsonl.as_ref().and_then(|j| {
             check_jsonl(&j.path)
                 .map_err(|e| reasons.push(format!("outputs.jsonl.path: {e}")))
@@ -283,6 +313,8 @@ impl StreamSpec {
                 ovinfer,
                 jsonl,
                 http,
+                track,
+                analytics,
                 video,
             }),
             _ => Err(SpecError(reasons)),
@@ -331,21 +363,26 @@ pub fn set_own(element: &gst::Element, name: &str, value: &str) -> Result<(), St
     let owned = |p: &glib::ParamSpec| {
         p.owner_type() == own && p.flags().contains(glib::ParamFlags::WRITABLE)
     };
-    if !element.find_property(name).as_ref().is_some_and(owned) {
-        let factory = element.factory().map(|f| f.name().to_string());
-        let known: Vec<String> = element
-            .list_properties()
-            .iter()
-            .filter(|p| owned(p))
-            .map(|p| p.name().to_string())
-            .collect();
-        return Err(format!(
-            "{} has no property '{name}' to set; it has {}",
-            factory.as_deref().unwrap_or("the element"),
-            known.join(", ")
-        ));
+    let factory = element.factory().map(|f| f.name().to_string());
+    let factory = factory.as_deref().unwrap_or("the element");
+    match element.find_property(name) {
+        Some(p) if owned(&p) => crate::engine::set_from_str(element, name, value),
+        Some(p) if p.owner_type() == own => Err(format!(
+            "{factory}'s '{name}' is read-only: it is a figure the element reports, not a setting"
+        )),
+        _ => {
+            let known: Vec<String> = element
+                .list_properties()
+                .iter()
+                .filter(|p| owned(p))
+                .map(|p| p.name().to_string())
+                .collect();
+            Err(format!(
+                "{factory} has no property '{name}' to set; it has {}",
+                known.join(", ")
+            ))
+        }
     }
-    crate::engine::set_from_str(element, name, value)
 }
 
 fn check_source(spec: &SourceSpec) -> Result<Source, Vec<String>> {
@@ -560,6 +597,89 @@ fn check_http(props: &BTreeMap<String, Value>) -> Result<Vec<(String, String)>, 
     }
 }
 
+/// `track`: the `ovtrack` properties when tracking is on. Unless given, `predict-on-empty`
+/// follows `ovinfer`'s `interval` (the last of `ovinfer`, the stream's over the model's): with
+/// a detection on every frame, a frame without objects is one where nothing was seen, not one
+/// the detector skipped.
+fn check_track(
+    track: Option<&Track>,
+    ovinfer: &[(String, String)],
+    reasons: &mut Vec<String>,
+) -> Option<Vec<(String, String)>> {
+    let none = BTreeMap::new();
+    let props = match track? {
+        Track::On(false) => return None,
+        Track::On(true) => &none,
+        Track::With(props) => props,
+    };
+    let mut checked = element_properties("ovtrack", "track", props, reasons);
+    if !props.contains_key("predict-on-empty") {
+        let interval = ovinfer
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "interval")
+            .and_then(|(_, v)| v.parse::<u32>().ok())
+            .unwrap_or(1);
+        checked.push(("predict-on-empty".into(), (interval > 1).to_string()));
+    }
+    Some(checked)
+}
+
+/// `analytics`: the `ovanalytics` properties, `rules` as text (a JSON object or list given is
+/// written as its text), checked on a real element; the rules themselves are read here with the
+/// element's own parser, so a bad rule is refused now with the element's reason.
+fn check_analytics(
+    props: &BTreeMap<String, Value>,
+    tracked: bool,
+    reasons: &mut Vec<String>,
+) -> Option<Vec<(String, String)>> {
+    if !tracked {
+        reasons.push(
+            "analytics needs tracked objects (ovanalytics follows objects by their tracking id): \
+             add \"track\": true to the definition"
+                .into(),
+        );
+    }
+    let mut texts = props.clone();
+    if let Some(rules @ (Value::Object(_) | Value::Array(_))) = props.get("rules") {
+        texts.insert("rules".into(), Value::String(rules.to_string()));
+    }
+    let before = reasons.len();
+    let checked = element_properties("ovanalytics", "analytics", &texts, reasons);
+    if reasons.len() > before {
+        // The property's own reason says it.
+        return None;
+    }
+    let rules = |key: &str| checked.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let read = match (rules("rules"), rules("rules-file")) {
+        (Some(_), Some(_)) => Err(
+            "analytics: give either \"rules\" (the rules' JSON) or \"rules-file\" (a file \
+             holding it), not both"
+                .to_string(),
+        ),
+        (None, None) => Err(
+            "analytics needs \"rules\", the lines and zones, e.g. {\"lines\": [{\"name\": \
+             \"door\", \"points\": [[0.5, 0.0], [0.5, 1.0]]}]}, or \"rules-file\", the absolute \
+             path of a file holding them (see docs/ovanalytics.md)"
+                .to_string(),
+        ),
+        (Some(text), None) => Rules::from_json(text).map_err(|e| format!("analytics.rules: {e}")),
+        (None, Some(path)) if !Path::new(path).is_absolute() => Err(format!(
+            "analytics.rules-file {path} is not an absolute path"
+        )),
+        (None, Some(path)) => {
+            Rules::from_file(Path::new(path)).map_err(|e| format!("analytics.rules-file: {e}"))
+        }
+    };
+    match read {
+        Ok(_) => Some(checked),
+        Err(reason) => {
+            reasons.push(reason);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,5 +782,69 @@ mod tests {
             instance_id("m", &props(&[("pre-process-backend", "openvino")])),
             None
         );
+    }
+
+    #[test]
+    fn track_and_analytics_are_read_and_written_back() {
+        let s = spec(
+            r#"{"source": {"uri": "file:///a"}, "model": "m", "track": true,
+                "analytics": {"rules": {"lines": [{"name": "door", "points": [[0.5, 0], [0.5, 1]]}]},
+                              "dwell-interval": 2}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.track, Some(Track::On(true)));
+        let analytics = s.analytics.as_ref().unwrap();
+        assert_eq!(analytics["rules"]["lines"][0]["name"], "door");
+        assert_eq!(analytics["dwell-interval"], 2);
+        let back: StreamSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+
+        let s = spec(
+            r#"{"source": {"uri": "file:///a"}, "model": "m",
+                "track": {"tracking-type": "iou", "max-age": 30}}"#,
+        )
+        .unwrap();
+        let Some(Track::With(props)) = &s.track else {
+            panic!("{:?}", s.track)
+        };
+        assert_eq!(props["tracking-type"], "iou");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["track"]["max-age"], 30);
+        assert!(json.get("analytics").is_none(), "left out when not given");
+
+        let e =
+            spec(r#"{"source": {"uri": "file:///a"}, "model": "m", "track": "yes"}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`track` to be true, false or an object of ovtrack properties"),
+            "{e}"
+        );
+        let e = spec(r#"{"source": {"uri": "file:///a"}, "model": "m", "analytics": true}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn predict_on_empty_follows_the_interval_unless_given() {
+        crate::streams::tests::init();
+        let predict = |track: Track, ovinfer: &[(&str, &str)]| {
+            let ovinfer: Vec<(String, String)> = ovinfer
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let mut reasons = Vec::new();
+            let checked = check_track(Some(&track), &ovinfer, &mut reasons);
+            assert!(reasons.is_empty(), "{reasons:?}");
+            checked.map(|c| c.into_iter().find(|(k, _)| k == "predict-on-empty"))
+        };
+        let on = |v: &str| Some(Some(("predict-on-empty".to_string(), v.to_string())));
+        assert_eq!(predict(Track::On(true), &[]), on("false"));
+        assert_eq!(predict(Track::On(true), &[("interval", "1")]), on("false"));
+        // The stream's interval comes after the model's.
+        assert_eq!(
+            predict(Track::On(true), &[("interval", "1"), ("interval", "3")]),
+            on("true")
+        );
+        assert_eq!(predict(Track::On(false), &[("interval", "3")]), None);
     }
 }

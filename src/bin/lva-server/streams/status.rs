@@ -73,7 +73,31 @@ pub struct Status {
     /// Times a looping source started again from its beginning.
     pub loops: u64,
     pub gaps: GapsStatus,
+    /// With `track`: `ovtrack`'s counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<TrackStatus>,
+    /// With `analytics`: `ovanalytics`' counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytics: Option<AnalyticsStatus>,
     pub outputs: OutputsStatus,
+}
+
+/// `ovtrack`'s counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TrackStatus {
+    /// Ids given since the stream started.
+    pub tracks_created: u64,
+    /// Objects with an id alive after the last frame (seen or not).
+    pub active_tracks: u64,
+}
+
+/// `ovanalytics`' counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AnalyticsStatus {
+    /// Line crossings counted, on every line.
+    pub crossings: u64,
+    /// Events of every kind (crossings, zone entries, exits, occupancy, dwell).
+    pub events: u64,
 }
 
 /// The frames as the source delivers them.

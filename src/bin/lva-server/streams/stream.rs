@@ -35,12 +35,15 @@ use gst::prelude::*;
 use gstovlva::lvahttpsink::retry::{Backoff, random_u64};
 
 use super::gate::{Gate, Mode};
-use super::processing::{Jsonl, Processing, http_status};
+use super::processing::{Jsonl, Processing, analytics_status, http_status, track_status};
 use super::results::{Document, Hub};
 use super::retime::Retimer;
 use super::source::{Feed, Run, caps_video};
 use super::spec::{Checked, StreamSpec};
-use super::status::{Gaps, HttpStatus, Latency, OutputsStatus, RateMeter, State, Status, millis};
+use super::status::{
+    AnalyticsStatus, Gaps, HttpStatus, Latency, OutputsStatus, RateMeter, State, Status,
+    TrackStatus, millis,
+};
 use super::video::{Video, VideoEnv};
 use tokio::sync::{broadcast, watch};
 
@@ -98,10 +101,14 @@ struct Report {
     duration: Option<Duration>,
     /// While running: the elements whose properties hold counters.
     ovinfer: Option<gst::Element>,
+    track: Option<gst::Element>,
+    analytics: Option<gst::Element>,
     http: Option<gst::Element>,
     /// Once over: their last values.
     inferred: u64,
     latency: Latency,
+    track_final: Option<TrackStatus>,
+    analytics_final: Option<AnalyticsStatus>,
     http_final: Option<HttpStatus>,
 }
 
@@ -140,9 +147,13 @@ impl Shared {
                 ended: None,
                 duration: None,
                 ovinfer: None,
+                track: None,
+                analytics: None,
                 http: None,
                 inferred: 0,
                 latency: Latency::default(),
+                track_final: None,
+                analytics_final: None,
                 http_final: None,
             }),
         }
@@ -180,6 +191,8 @@ impl Shared {
                 reconnect_attempts: r.reconnect_attempts,
                 loops: r.loops,
                 gaps: r.gaps.status(now),
+                track: r.track_final.clone(),
+                analytics: r.analytics_final.clone(),
                 outputs: OutputsStatus {
                     jsonl: None,
                     http: r.http_final.clone(),
@@ -187,14 +200,26 @@ impl Shared {
                 },
             }
         };
-        let (ovinfer, http, duration) = {
+        let (ovinfer, track, analytics, http, duration) = {
             let r = self.report();
-            (r.ovinfer.clone(), r.http.clone(), r.duration)
+            (
+                r.ovinfer.clone(),
+                r.track.clone(),
+                r.analytics.clone(),
+                r.http.clone(),
+                r.duration,
+            )
         };
         // Element properties are read outside our lock.
         if let Some(ovinfer) = ovinfer {
             status.inferred_frames = ovinfer.property::<u64>("inferences");
             status.latency = latency(&ovinfer);
+        }
+        if let Some(track) = track {
+            status.track = Some(track_status(&track));
+        }
+        if let Some(analytics) = analytics {
+            status.analytics = Some(analytics_status(&analytics));
         }
         if let Some(http) = http {
             status.outputs.http = Some(http_status(&http));
@@ -476,6 +501,8 @@ impl Supervisor {
         // Last element figures, then NULL.
         let inferred = self.processing.ovinfer.property::<u64>("inferences");
         let last_latency = latency(&self.processing.ovinfer);
+        let track_final = self.processing.track.as_ref().map(track_status);
+        let analytics_final = self.processing.analytics.as_ref().map(analytics_status);
         self.processing.stop();
         let http_final = self.processing.http.as_ref().map(http_status);
         let c = &self.shared.counters;
@@ -494,8 +521,12 @@ impl Supervisor {
         r.ended = Some(now);
         r.inferred = inferred;
         r.latency = last_latency;
+        r.track_final = track_final;
+        r.analytics_final = analytics_final;
         r.http_final = http_final;
         r.ovinfer = None;
+        r.track = None;
+        r.analytics = None;
         r.http = None;
         r.gaps.close(SystemTime::now(), now);
         let running = now.duration_since(self.shared.started).as_secs_f64();
@@ -550,6 +581,8 @@ impl Stream {
         {
             let mut r = shared.report();
             r.ovinfer = Some(processing.ovinfer.clone());
+            r.track = processing.track.clone();
+            r.analytics = processing.analytics.clone();
             r.http = processing.http.clone();
         }
         let feed = Arc::new(Feed {

@@ -714,6 +714,62 @@ fn bad_definitions_are_refused_with_their_reasons() {
             r#"{"source": {"uri": "BIKES"}, "model": "ssd", "ovinfer": {"labels": "/no/labels.txt"}}"#,
             "the stream cannot start: ovinfer: labels file /no/labels.txt cannot be read",
         ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": {"tracking-type": "kalman"}}"#,
+            "track.tracking-type: 'kalman' is not a valid value for ovtrack's tracking-type",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": {"max-ages": 3}}"#,
+            "track.max-ages: ovtrack has no property 'max-ages' to set; it has tracking-type",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": {"tracks-created": 3}}"#,
+            "track.tracks-created: ovtrack's 'tracks-created' is read-only",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": {"low-threshold": 0.6, "high-threshold": 0.5}}"#,
+            "ovtrack: low-threshold (0.6) is above high-threshold (0.5)",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "analytics": {"rules": {"lines": [{"name": "door", "points": [[0.5, 0], [0.5, 1]]}]}}}"#,
+            "analytics needs tracked objects (ovanalytics follows objects by their tracking id): add \"track\": true",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": false, "analytics": {"rules": {"lines": [{"name": "door", "points": [[0.5, 0], [0.5, 1]]}]}}}"#,
+            "add \"track\": true",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"rules": {"lines": [{"name": "door", "points": [[0.5, 0]]}]}}}"#,
+            "analytics.rules: line \"door\": has 1 point; a line needs exactly 2 points",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"rules": "{\"zones\": [{\"name\": \"bow\", \"polygon\": [[0,0],[1,1],[1,0],[0,1]]}]}"}}"#,
+            "analytics.rules: zone \"bow\": its polygon intersects itself",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"rules": [1]}}"#,
+            "analytics.rules: the rules must be a JSON object",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"rules-file": "rules.json"}}"#,
+            "analytics.rules-file rules.json is not an absolute path",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"rules-file": "/no/rules.json"}}"#,
+            "analytics.rules-file: cannot read the rules file /no/rules.json",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"rules": {"lines": []}, "rules-file": "/no/rules.json"}}"#,
+            "analytics: give either \"rules\" (the rules' JSON) or \"rules-file\"",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"dwell-interval": 2}}"#,
+            "analytics needs \"rules\", the lines and zones",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"rules": {"lines": [{"name": "door", "points": [[0.5, 0], [0.5, 1]]}]}, "crossings": 1}}"#,
+            "analytics.crossings: ovanalytics's 'crossings' is read-only",
+        ),
     ];
     for (json, reason) in cases {
         let json = json.replace("BIKES", &bikes);
@@ -741,6 +797,65 @@ fn bad_definitions_are_refused_with_their_reasons() {
         Err(Refused::BadId(_))
     ));
     assert!(registry.list().is_empty(), "nothing was created");
+}
+
+#[test]
+fn track_and_analytics_check_into_element_settings() {
+    init();
+    let bikes = file_uri(&asset("media/bikes.mp4"));
+    let checked = spec(&format!(
+        r#"{{"source": {{"uri": "{bikes}"}}, "model": "ssd", "ovinfer": {{"interval": 3}},
+            "track": {{"tracking-type": "iou", "max-age": 20}},
+            "analytics": {{"rules": {{"lines": [{{"name": "door", "points": [[0.5, 0], [0.5, 1]]}}]}},
+                          "dwell-interval": 2}}}}"#
+    ))
+    .check(&model_map())
+    .expect("the definition checks");
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        checked.track,
+        Some(pairs(&[
+            ("max-age", "20"),
+            ("tracking-type", "iou"),
+            ("predict-on-empty", "true"),
+        ]))
+    );
+    // The rules object is handed to the element as its JSON text.
+    assert_eq!(
+        checked.analytics,
+        Some(pairs(&[
+            ("dwell-interval", "2"),
+            (
+                "rules",
+                r#"{"lines":[{"name":"door","points":[[0.5,0],[0.5,1]]}]}"#
+            ),
+        ]))
+    );
+    // The same rules from a file; a stream told not to predict keeps that.
+    let dir = scratch("rules");
+    let file = dir.join("rules.json");
+    std::fs::write(
+        &file,
+        r#"{"zones": [{"name": "lot", "polygon": [[0, 0], [1, 0], [1, 1]]}]}"#,
+    )
+    .expect("the rules file");
+    let checked = spec(&format!(
+        r#"{{"source": {{"uri": "{bikes}"}}, "model": "ssd", "ovinfer": {{"interval": 3}},
+            "track": {{"predict-on-empty": false}},
+            "analytics": {{"rules-file": "{}"}}}}"#,
+        file.display()
+    ))
+    .check(&model_map())
+    .expect("the definition checks");
+    assert_eq!(checked.track, Some(pairs(&[("predict-on-empty", "false")])));
+    assert_eq!(
+        checked.analytics,
+        Some(pairs(&[("rules-file", &file.display().to_string())]))
+    );
 }
 
 #[test]
