@@ -9,6 +9,7 @@ use gst::glib;
 
 pub mod lvahttpsink;
 pub mod lvajson;
+pub mod lvakafkasink;
 pub mod meta;
 pub mod openvino;
 pub mod ovanalytics;
@@ -25,6 +26,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     lvajson::register(plugin)?;
     ovoverlay::register(plugin)?;
     lvahttpsink::register(plugin)?;
+    lvakafkasink::register(plugin)?;
     ovtrack::register(plugin)?;
     ovanalytics::register(plugin)?;
     Ok(())
