@@ -334,7 +334,7 @@ impl BaseTransformImpl for OvTrack {
         };
         config
             .check()
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["ovtrack: {e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         gst::debug!(CAT, imp = self, "starting with {config:?}");
         *self.state() = State {
             tracker: Some(Tracker::new(config)),

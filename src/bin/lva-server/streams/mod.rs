@@ -54,6 +54,11 @@
 //!   gst-inspect names, as JSON strings, numbers or booleans (`threshold`, `interval`, `nireq`,
 //!   `device`, ...); checked on a real element: an unknown property or a bad value is refused
 //!   with the reason. `model` and `model-instance-id` cannot be set.
+//! - `track` (optional): `true` or `ovtrack` properties: ids for the objects over time
+//!   (`ovtrack` after `ovinfer`);
+//! - `analytics` (optional, needs `track`): `ovanalytics` properties, `rules` (the rules
+//!   document itself) or `rules-file`: line crossings and zones as LVA events (`ovanalytics`
+//!   after `ovtrack`). The stages and their checks are in [`spec`].
 //! - `outputs` (optional; the API's results are always there):
 //!   - `jsonl`: `{"path": ABSOLUTE PATH}`: each document with results as one line, appended
 //!     (the folder must exist);

@@ -1,13 +1,14 @@
-//! A stream's video outputs (`outputs.video`): the frames out of `ovinfer`, with the boxes drawn
+//! A stream's video outputs (`outputs.video`): the frames out of the last analysis stage
+//! (`ovinfer`, or `ovtrack`/`ovanalytics` when the stream has them), with the boxes drawn
 //! (`ovoverlay`) or clean, encoded once to H.264 and shared by every output:
 //!
 //! ```text
-//! ovinfer ─ tee ─ queue ! lvajson ! ... (the documents)
-//!               └ queue ! videoconvert ! ovoverlay ! videoconvert ! x264enc ! tee
-//!                   ├ queue ! h264parse ! appsink → the RTSP mount (lva-server's RTSP server)
-//!                   ├ queue ! h264parse ! appsink → the push ([`super::push`], reconnecting)
-//!                   ├ queue ! h264parse ! hlssink2 (playlist and segments in the state folder)
-//!                   └ queue ! h264parse ! splitmuxsink (MP4 files of `segment-s`, oldest deleted)
+//! ovinfer [! ovtrack [! ovanalytics]] ─ tee ─ queue ! lvajson ! ... (the documents)
+//!                                         └ queue ! videoconvert ! ovoverlay ! videoconvert ! x264enc ! tee
+//!                                             ├ queue ! h264parse ! appsink → the RTSP mount (lva-server's RTSP server)
+//!                                             ├ queue ! h264parse ! appsink → the push ([`super::push`], reconnecting)
+//!                                             ├ queue ! h264parse ! hlssink2 (playlist and segments in the state folder)
+//!                                             └ queue ! h264parse ! splitmuxsink (MP4 files of `segment-s`, oldest deleted)
 //! ```
 //!
 //! | key | type | default | meaning |
