@@ -19,6 +19,12 @@
 //!
 //!   Optional on every type: `model` (string), `subtype` (string), `inference_id` (string),
 //!   `related_inferences` (array of strings), `extensions` (structure; each field a string).
+//! * A tracker's state of an object = a param structure named [`TRACKING_STATE`] (`tracking`)
+//!   on its ROI; `predicted=true` marks a box the tracker predicted on a frame the detector
+//!   skipped.
+//! * A counting element's rules and live counts = a `GstCustomMeta` named [`ANALYTICS_META`] on
+//!   every frame it passes (see [`AnalyticsInfo`]): what `ovoverlay` draws as lines and zones.
+//!   `lvajson` does not read it.
 
 use gst_video::VideoRegionOfInterestMeta;
 
@@ -28,12 +34,22 @@ pub const DETECTION: &str = "detection";
 pub const FRAME_META: &str = "OvlvaFrameInferenceMeta";
 /// Name of the ROI param structure carrying a tracking id (field `id`).
 pub const TRACKING: &str = "object_id";
+/// Name of the ROI param structure carrying a tracker's state of the object (field `predicted`).
+pub const TRACKING_STATE: &str = "tracking";
+/// Name of the custom meta carrying a counting element's lines, zones and counts.
+pub const ANALYTICS_META: &str = "OvlvaAnalyticsMeta";
 
-/// Registers the custom meta type (idempotent). Called by the plugin's init.
+/// Registers the custom meta types (idempotent, also from several threads at once). Called by
+/// the plugin's init.
 pub fn register() {
-    if !gst::meta::CustomMeta::is_registered(FRAME_META) {
-        gst::meta::CustomMeta::register(FRAME_META, &[]);
-    }
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        for name in [FRAME_META, ANALYTICS_META] {
+            if !gst::meta::CustomMeta::is_registered(name) {
+                gst::meta::CustomMeta::register(name, &[]);
+            }
+        }
+    });
 }
 
 /// A detection as carried by the `detection` param structure.
@@ -77,6 +93,14 @@ impl Roi {
             .find(|s| s.name() == TRACKING)
             .and_then(|s| s.value("id").ok())
             .map(field_text)
+    }
+
+    /// Whether a tracker predicted this box (its [`TRACKING_STATE`] structure has
+    /// `predicted=true`) rather than a detector finding it.
+    pub fn predicted(&self) -> bool {
+        self.attributes
+            .iter()
+            .any(|s| s.name() == TRACKING_STATE && s.get::<bool>("predicted").unwrap_or(false))
     }
 
     /// The object's attributes: its param structures with a `label` string, in order.
@@ -200,14 +224,7 @@ pub fn add_frame_result(buffer: &mut gst::BufferRef, result: &gst::StructureRef)
 
 /// Every whole-frame result structure of a buffer, in the order they were attached.
 pub fn frame_results(buffer: &gst::BufferRef) -> Vec<gst::Structure> {
-    buffer
-        .iter_meta::<gst::Meta>()
-        .filter_map(|m| {
-            m.try_as_custom_meta()
-                .filter(|c| c.has_name(FRAME_META))
-                .map(|c| c.structure().to_owned())
-        })
-        .collect()
+    read_custom(buffer, FRAME_META, |s| s.to_owned())
 }
 
 /// Whole-frame classifications of a buffer.
@@ -222,6 +239,211 @@ pub fn frame_classifications(buffer: &gst::BufferRef) -> Vec<FrameClassification
             model: s.get("model").unwrap_or_default(),
         })
         .collect()
+}
+
+/// Which crossings of a counting line are counted, as the rules say (`direction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Counted {
+    #[default]
+    Both,
+    Clockwise,
+    Counterclockwise,
+}
+
+impl Counted {
+    /// The name in the rules and in the meta: `both`, `clockwise` or `counterclockwise`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counted::Both => "both",
+            Counted::Clockwise => "clockwise",
+            Counted::Counterclockwise => "counterclockwise",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Counted> {
+        [Counted::Both, Counted::Clockwise, Counted::Counterclockwise]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+
+    /// Whether clockwise crossings count.
+    pub fn clockwise(self) -> bool {
+        self != Counted::Counterclockwise
+    }
+
+    /// Whether counterclockwise crossings count.
+    pub fn counterclockwise(self) -> bool {
+        self != Counted::Clockwise
+    }
+}
+
+/// A counting line and its counts so far, as carried by [`ANALYTICS_META`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineInfo {
+    pub name: String,
+    /// The segment from `a` to `b`, normalised to the frame (x, y in 0..1).
+    pub a: (f64, f64),
+    pub b: (f64, f64),
+    pub counted: Counted,
+    pub clockwise: u64,
+    pub counterclockwise: u64,
+}
+
+impl LineInfo {
+    pub fn total(&self) -> u64 {
+        self.clockwise + self.counterclockwise
+    }
+}
+
+/// A zone and the number of objects inside it now, as carried by [`ANALYTICS_META`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneInfo {
+    pub name: String,
+    /// The polygon's corners in order, normalised to the frame.
+    pub polygon: Vec<(f64, f64)>,
+    pub count: u64,
+}
+
+/// What one counting element (`ovanalytics`) attaches to every frame: its lines and zones with
+/// their counts after the frame.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnalyticsInfo {
+    pub lines: Vec<LineInfo>,
+    pub zones: Vec<ZoneInfo>,
+}
+
+fn points_array(points: &[(f64, f64)]) -> gst::Array {
+    gst::Array::new(points.iter().flat_map(|&(x, y)| [x, y]))
+}
+
+/// The points of an array of doubles x, y, x, y, ...; `None` unless it is one.
+fn points_of(s: &gst::StructureRef) -> Option<Vec<(f64, f64)>> {
+    let values = s.get::<gst::Array>("points").ok()?;
+    let coords = values
+        .iter()
+        .map(|v| v.get::<f64>().ok())
+        .collect::<Option<Vec<f64>>>()?;
+    (coords.len() % 2 == 0).then(|| coords.chunks(2).map(|c| (c[0], c[1])).collect())
+}
+
+/// The structures of an array-of-structures field (none when it is missing or another type).
+fn structures(s: &gst::StructureRef, field: &str) -> Vec<gst::Structure> {
+    s.get::<gst::Array>(field)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.get::<gst::Structure>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl AnalyticsInfo {
+    /// The meta's structure (see docs/meta-contract.md).
+    pub fn to_structure(&self) -> gst::Structure {
+        let lines = self.lines.iter().map(|l| {
+            gst::Structure::builder("line")
+                .field("name", l.name.as_str())
+                .field("points", points_array(&[l.a, l.b]))
+                .field("direction", l.counted.name())
+                .field("clockwise", l.clockwise)
+                .field("counterclockwise", l.counterclockwise)
+                .field("total", l.total())
+                .build()
+        });
+        let zones = self.zones.iter().map(|z| {
+            gst::Structure::builder("zone")
+                .field("name", z.name.as_str())
+                .field("points", points_array(&z.polygon))
+                .field("count", z.count)
+                .build()
+        });
+        gst::Structure::builder(ANALYTICS_META)
+            .field("lines", gst::Array::new(lines))
+            .field("zones", gst::Array::new(zones))
+            .build()
+    }
+
+    /// Reads a meta's structure; lines and zones without a name or with unusable points are
+    /// left out, missing counts are 0 and a missing or unknown direction is `both`.
+    pub fn from_structure(s: &gst::StructureRef) -> AnalyticsInfo {
+        let count = |s: &gst::StructureRef, f: &str| s.get::<u64>(f).unwrap_or(0);
+        let lines = structures(s, "lines")
+            .iter()
+            .filter_map(|l| {
+                let points = points_of(l)?;
+                let [a, b] = points.as_slice() else {
+                    return None;
+                };
+                Some(LineInfo {
+                    name: l.get::<String>("name").ok()?,
+                    a: *a,
+                    b: *b,
+                    counted: l
+                        .get::<String>("direction")
+                        .ok()
+                        .and_then(|d| Counted::from_name(&d))
+                        .unwrap_or_default(),
+                    clockwise: count(l, "clockwise"),
+                    counterclockwise: count(l, "counterclockwise"),
+                })
+            })
+            .collect();
+        let zones = structures(s, "zones")
+            .iter()
+            .filter_map(|z| {
+                let polygon = points_of(z).filter(|p| p.len() >= 3)?;
+                Some(ZoneInfo {
+                    name: z.get::<String>("name").ok()?,
+                    polygon,
+                    count: count(z, "count"),
+                })
+            })
+            .collect();
+        AnalyticsInfo { lines, zones }
+    }
+}
+
+/// Attaches the lines, zones and counts of a counting element.
+pub fn add_analytics(buffer: &mut gst::BufferRef, info: &AnalyticsInfo) {
+    match gst::meta::CustomMeta::add(buffer, ANALYTICS_META) {
+        Ok(mut meta) => {
+            let s = meta.mut_structure();
+            for (name, value) in info.to_structure().iter() {
+                s.set_value(name, value.clone());
+            }
+        }
+        // Only possible if the plugin was not initialised, which registers the meta.
+        Err(e) => gst::warning!(gst::CAT_RUST, "cannot add {ANALYTICS_META}: {e}"),
+    }
+}
+
+/// `read` of the structure of each custom meta named `name` of a buffer, in the order attached.
+fn read_custom<T>(
+    buffer: &gst::BufferRef,
+    name: &str,
+    read: impl Fn(&gst::StructureRef) -> T,
+) -> Vec<T> {
+    buffer
+        .iter_meta::<gst::Meta>()
+        .filter_map(|m| {
+            m.try_as_custom_meta()
+                .filter(|c| c.has_name(name))
+                .map(|c| read(c.structure()))
+        })
+        .collect()
+}
+
+/// Whether a buffer carries any [`ANALYTICS_META`].
+pub fn has_analytics(buffer: &gst::BufferRef) -> bool {
+    buffer.iter_meta::<gst::Meta>().any(|m| {
+        m.try_as_custom_meta()
+            .is_some_and(|c| c.has_name(ANALYTICS_META))
+    })
+}
+
+/// Every [`ANALYTICS_META`] of a buffer (one per counting element), in the order attached.
+pub fn analytics(buffer: &gst::BufferRef) -> Vec<AnalyticsInfo> {
+    read_custom(buffer, ANALYTICS_META, AnalyticsInfo::from_structure)
 }
 
 #[cfg(test)]
@@ -265,5 +487,118 @@ mod tests {
         assert_eq!(rois[0].detection.as_ref(), Some(&d));
         assert!(rois[0].attributes.is_empty());
         assert_eq!(frame_classifications(&buffer), vec![c]);
+    }
+
+    fn counting() -> AnalyticsInfo {
+        AnalyticsInfo {
+            lines: vec![LineInfo {
+                name: "door".into(),
+                a: (0.5, 0.0),
+                b: (0.5, 1.0),
+                counted: Counted::Clockwise,
+                clockwise: 3,
+                counterclockwise: 1,
+            }],
+            zones: vec![ZoneInfo {
+                name: "lot".into(),
+                polygon: vec![(0.1, 0.5), (0.9, 0.5), (0.9, 1.0), (0.1, 1.0)],
+                count: 2,
+            }],
+        }
+    }
+
+    #[test]
+    fn analytics_round_trip_and_stay_apart_from_frame_results() {
+        gst::init().unwrap();
+        register();
+        let mut buffer = gst::Buffer::with_size(16).unwrap();
+        assert!(!has_analytics(&buffer));
+        let second = AnalyticsInfo {
+            lines: vec![],
+            zones: counting().zones,
+        };
+        {
+            let b = buffer.get_mut().unwrap();
+            add_analytics(b, &counting());
+            add_analytics(b, &second);
+        }
+        assert!(has_analytics(&buffer));
+        assert_eq!(analytics(&buffer), vec![counting(), second]);
+        assert!(
+            frame_results(&buffer).is_empty(),
+            "lvajson reads none of it"
+        );
+        let s = counting().to_structure();
+        assert_eq!(s.get::<u64>("lines").ok(), None);
+        let line = &structures(&s, "lines")[0];
+        assert_eq!(line.get::<u64>("total"), Ok(4));
+        assert_eq!(line.get::<String>("direction").as_deref(), Ok("clockwise"));
+    }
+
+    #[test]
+    fn unusable_lines_and_zones_are_left_out() {
+        gst::init().unwrap();
+        let line = |points: gst::Array| {
+            gst::Structure::builder("line")
+                .field("name", "l")
+                .field("points", points)
+                .build()
+        };
+        let s = gst::Structure::builder(ANALYTICS_META)
+            .field(
+                "lines",
+                gst::Array::new([
+                    line(gst::Array::new([0.0f64, 0.0, 1.0])),
+                    line(gst::Array::new([0.0f64, 0.0, 1.0, 1.0, 0.5, 0.5])),
+                    line(gst::Array::new([0i32, 0, 1, 1])),
+                    gst::Structure::builder("line")
+                        .field("points", gst::Array::new([0.0f64, 0.0, 1.0, 1.0]))
+                        .build(),
+                    line(gst::Array::new([0.0f64, 0.25, 1.0, 0.75])),
+                ]),
+            )
+            .field("zones", "not an array")
+            .build();
+        let info = AnalyticsInfo::from_structure(&s);
+        assert!(info.zones.is_empty());
+        assert_eq!(
+            info.lines,
+            vec![LineInfo {
+                name: "l".into(),
+                a: (0.0, 0.25),
+                b: (1.0, 0.75),
+                counted: Counted::Both,
+                clockwise: 0,
+                counterclockwise: 0,
+            }]
+        );
+        for c in [Counted::Both, Counted::Clockwise, Counted::Counterclockwise] {
+            assert_eq!(Counted::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Counted::from_name("up"), None);
+        assert!(Counted::Both.clockwise() && Counted::Both.counterclockwise());
+        assert!(!Counted::Clockwise.counterclockwise() && !Counted::Counterclockwise.clockwise());
+    }
+
+    #[test]
+    fn predicted_boxes_are_told_apart() {
+        gst::init().unwrap();
+        let mut roi = Roi {
+            roi_type: "car".into(),
+            rect: (0, 0, 1, 1),
+            id: 0,
+            detection: None,
+            attributes: vec![],
+        };
+        assert!(!roi.predicted());
+        roi.attributes.push(
+            gst::Structure::builder(TRACKING_STATE)
+                .field("predicted", false)
+                .build(),
+        );
+        assert!(!roi.predicted());
+        roi.attributes[0].set("predicted", true);
+        assert!(roi.predicted());
+        assert!(roi.attribute_infos().is_empty());
     }
 }

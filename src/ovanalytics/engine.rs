@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Anchor;
 use super::rules::{Counted, Point, Rules, cross, inside, label_matches, segments_meet};
+use crate::meta::{AnalyticsInfo, LineInfo, ZoneInfo};
 
 /// One tracked object on a frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -403,6 +404,31 @@ impl Analytics {
         events
     }
 
+    /// The lines and zones with their counts now, as the overlay meta carries them
+    /// ([`crate::meta::ANALYTICS_META`]).
+    pub fn overlay_info(&self) -> AnalyticsInfo {
+        let xy = |p: &Point| (p.x, p.y);
+        AnalyticsInfo {
+            lines: (self.rules.lines.iter().zip(&self.lines))
+                .map(|(l, c)| LineInfo {
+                    name: l.name.clone(),
+                    a: xy(&l.a),
+                    b: xy(&l.b),
+                    counted: l.counted,
+                    clockwise: c.clockwise,
+                    counterclockwise: c.counterclockwise,
+                })
+                .collect(),
+            zones: (self.rules.zones.iter().zip(&self.zones))
+                .map(|(z, c)| ZoneInfo {
+                    name: z.name.clone(),
+                    polygon: z.polygon.iter().map(xy).collect(),
+                    count: c.inside.len() as u64,
+                })
+                .collect(),
+        }
+    }
+
     /// A summary of the counts: per line and per zone.
     pub fn summary(&self) -> BTreeMap<String, String> {
         let mut s = BTreeMap::new();
@@ -564,6 +590,34 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn the_overlay_info_has_the_rules_and_the_counts_now() {
+        let mut a = Analytics::new(rules(), Config::default());
+        let info = a.overlay_info();
+        assert_eq!(info.lines.len(), 2);
+        assert_eq!(
+            (info.lines[1].a, info.lines[1].b, info.lines[1].counted),
+            ((0.0, 0.5), (1.0, 0.5), Counted::Clockwise)
+        );
+        assert_eq!(info.zones[0].polygon[2], (0.9, 0.9));
+        a.process(Some(0), &[at("1", 0.2, 0.2), at("2", 0.7, 0.7)]);
+        a.process(Some(SECOND), &[at("1", 0.7, 0.2), at("2", 0.8, 0.8)]);
+        let info = a.overlay_info();
+        assert_eq!(
+            (
+                info.lines[0].name.as_str(),
+                info.lines[0].counterclockwise,
+                info.lines[0].total()
+            ),
+            ("v", 1, 1)
+        );
+        assert_eq!(
+            (info.zones[0].name.as_str(), info.zones[0].count),
+            ("box", 1)
+        );
+        assert_eq!(info.zones[1].count, 0, "cars only");
     }
 
     #[test]

@@ -24,6 +24,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const DEFAULT_DWELL_INTERVAL: f64 = 0.0;
 const DEFAULT_LOST_FRAMES: u32 = 30;
+const DEFAULT_ATTACH_OVERLAY_META: bool = true;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -32,6 +33,7 @@ struct Settings {
     anchor: Anchor,
     dwell_interval: f64,
     lost_frames: u32,
+    attach_overlay_meta: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +44,7 @@ impl Default for Settings {
             anchor: Anchor::default(),
             dwell_interval: DEFAULT_DWELL_INTERVAL,
             lost_frames: DEFAULT_LOST_FRAMES,
+            attach_overlay_meta: DEFAULT_ATTACH_OVERLAY_META,
         }
     }
 }
@@ -225,6 +228,15 @@ impl ObjectImpl for OvAnalytics {
                     .default_value(DEFAULT_LOST_FRAMES)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("attach-overlay-meta")
+                    .nick("Attach overlay meta")
+                    .blurb(
+                        "Attach the lines, zones and their counts to every frame \
+                         (OvlvaAnalyticsMeta), for ovoverlay to draw; lvajson ignores it",
+                    )
+                    .default_value(DEFAULT_ATTACH_OVERLAY_META)
+                    .mutable_playing()
+                    .build(),
                 counter("crossings", "Line crossings counted since start, on every line"),
                 counter("events", "Events attached since start"),
             ]
@@ -242,6 +254,9 @@ impl ObjectImpl for OvAnalytics {
                 settings.dwell_interval = value.get().unwrap_or(DEFAULT_DWELL_INTERVAL)
             }
             "lost-frames" => settings.lost_frames = value.get().unwrap_or(DEFAULT_LOST_FRAMES),
+            "attach-overlay-meta" => {
+                settings.attach_overlay_meta = value.get().unwrap_or(DEFAULT_ATTACH_OVERLAY_META)
+            }
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
     }
@@ -254,6 +269,7 @@ impl ObjectImpl for OvAnalytics {
             "anchor" => settings.anchor.to_value(),
             "dwell-interval" => settings.dwell_interval.to_value(),
             "lost-frames" => settings.lost_frames.to_value(),
+            "attach-overlay-meta" => settings.attach_overlay_meta.to_value(),
             "crossings" => self.crossings.load(Ordering::Relaxed).to_value(),
             "events" => self.events.load(Ordering::Relaxed).to_value(),
             other => {
@@ -353,6 +369,7 @@ impl BaseTransformImpl for OvAnalytics {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let attach_overlay_meta = self.settings().attach_overlay_meta;
         let mut state = self.state();
         let (width, height) = (state.width, state.height);
         let analytics = state.analytics.as_mut().ok_or(gst::FlowError::Flushing)?;
@@ -362,6 +379,7 @@ impl BaseTransformImpl for OvAnalytics {
         self.crossings
             .store(analytics.crossings(), Ordering::Relaxed);
         self.events.store(analytics.events(), Ordering::Relaxed);
+        let overlay = attach_overlay_meta.then(|| analytics.overlay_info());
         drop(state);
         for event in &events {
             gst::debug!(
@@ -372,6 +390,9 @@ impl BaseTransformImpl for OvAnalytics {
                 event.properties
             );
             Self::attach(buf, event);
+        }
+        if let Some(info) = overlay {
+            meta::add_analytics(buf, &info);
         }
         Ok(gst::FlowSuccess::Ok)
     }

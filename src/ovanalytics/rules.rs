@@ -28,14 +28,8 @@ impl Point {
     }
 }
 
-/// Which crossings of a line are counted and reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Counted {
-    #[default]
-    Both,
-    Clockwise,
-    Counterclockwise,
-}
+/// Which crossings of a line are counted and reported (also carried by the overlay meta).
+pub use crate::meta::Counted;
 
 /// A counting line: a segment from `a` to `b` (the order defines the direction names).
 #[derive(Debug, Clone, PartialEq)]
@@ -259,15 +253,15 @@ fn line(i: usize, v: &Value) -> Result<Line, RulesError> {
     }
     let counted = match obj.get("direction") {
         None => Counted::Both,
-        Some(Value::String(s)) if s == "both" => Counted::Both,
-        Some(Value::String(s)) if s == "clockwise" => Counted::Clockwise,
-        Some(Value::String(s)) if s == "counterclockwise" => Counted::Counterclockwise,
-        Some(v) => {
-            return err(format!(
-                "{what}: unknown direction {v}; use \"both\", \"clockwise\" or \
-                 \"counterclockwise\""
-            ));
-        }
+        Some(v) => match v.as_str().and_then(Counted::from_name) {
+            Some(counted) => counted,
+            None => {
+                return err(format!(
+                    "{what}: unknown direction {v}; use \"both\", \"clockwise\" or \
+                     \"counterclockwise\""
+                ));
+            }
+        },
     };
     Ok(Line {
         labels: labels(&what, obj)?,

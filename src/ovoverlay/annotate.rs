@@ -1,6 +1,8 @@
-//! What `ovoverlay` draws on a frame: each object's box with its label line (label, confidence,
-//! tracking id) and attribute lines, and the whole-frame classifications as a caption at the top.
-//! Colours, texts and label placement are decided here; the pixels are written by `surface`.
+//! What `ovoverlay` draws on a frame: each object's box (dashed when a tracker predicted it) with
+//! its label line (label, confidence, tracking id) and attribute lines, and the whole-frame
+//! classifications as a caption at the top. Colours, texts and label placement are decided
+//! here; the pixels are written by `surface`. Counting lines and zones are in `analytics`, track
+//! trails in `trails`.
 
 use std::collections::HashMap;
 
@@ -98,14 +100,25 @@ impl Colours {
         if let Some(c) = self.by_label.get(label) {
             return *c;
         }
-        let index = u64::try_from(label_id).unwrap_or_else(|_| {
-            // FNV-1a: stable across runs and platforms.
-            label.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-                (h ^ b as u64).wrapping_mul(0x100000001b3)
-            })
-        });
+        self.pick(u64::try_from(label_id).unwrap_or_else(|_| hash(label)))
+    }
+
+    /// The colour of a track: from the palette by its id (a number; any other id by a hash),
+    /// so that neighbouring tracks differ and a track keeps its colour.
+    pub fn of_track(&self, id: &str) -> Rgb {
+        self.pick(id.parse::<u64>().unwrap_or_else(|_| hash(id)))
+    }
+
+    fn pick(&self, index: u64) -> Rgb {
         self.palette[(index % self.palette.len() as u64) as usize]
     }
+}
+
+/// FNV-1a: stable across runs and platforms.
+fn hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Box line width for a frame height when the property is 0 (auto): 2 px up to 720 lines, then
@@ -117,6 +130,11 @@ pub fn auto_line_width(height: u32) -> u32 {
 /// Text size for a frame height when the property is 0 (auto): 1/40 of the height, 11 to 72 px.
 pub fn auto_font_px(height: u32) -> u32 {
     (height / 40).clamp(11, 72)
+}
+
+/// Dash length of a predicted box's outline for a line width: 3 widths, at least 6 px.
+pub fn dash_length(line_width: u32) -> i64 {
+    (3 * line_width as i64).max(6)
 }
 
 /// How objects are drawn.
@@ -169,14 +187,25 @@ pub fn object_lines(roi: &Roi, show_confidence: bool) -> Vec<String> {
 /// Top-left corner of a `w`x`h` label for an object whose box starts at (x, y): just above the
 /// box, or inside its top when there is no room above; always inside the frame when it fits.
 pub fn place_label(frame: (usize, usize), x: i64, y: i64, w: usize, h: usize) -> (i64, i64) {
+    let ly = if y - h as i64 >= 0 { y - h as i64 } else { y };
+    inside_frame(frame, x, ly, w, h)
+}
+
+/// The top-left corner (x, y) of a `w`x`h` label moved, as little as needed, to be inside the
+/// frame (to its top-left corner when it is bigger than the frame).
+pub fn inside_frame(frame: (usize, usize), x: i64, y: i64, w: usize, h: usize) -> (i64, i64) {
     let (fw, fh) = (frame.0 as i64, frame.1 as i64);
-    let (w, h) = (w as i64, h as i64);
-    let ly = if y - h >= 0 { y - h } else { y };
-    (x.min(fw - w).max(0), ly.min(fh - h).max(0))
+    (x.min(fw - w as i64).max(0), y.min(fh - h as i64).max(0))
 }
 
 /// A rendered text line on a filled background of `colour`, with its top-left corner at (x, y).
-fn draw_line(surface: &mut Surface, text: &TextRenderer, mask: &Mask, at: (i64, i64), colour: Rgb) {
+pub(super) fn draw_line(
+    surface: &mut Surface,
+    text: &TextRenderer,
+    mask: &Mask,
+    at: (i64, i64),
+    colour: Rgb,
+) {
     let (x, y, pad) = (at.0, at.1, padding(text));
     let ink = if colour.luma() > 0.55 {
         Rgb(0, 0, 0)
@@ -201,12 +230,13 @@ fn padding(text: &TextRenderer) -> i64 {
 }
 
 /// Size of a label whose text is `text_width` wide.
-fn label_size(text: &TextRenderer, text_width: usize) -> (usize, usize) {
+pub(super) fn label_size(text: &TextRenderer, text_width: usize) -> (usize, usize) {
     let pad = padding(text) as usize;
     (text_width + 2 * pad, text.line_height() + 2 * pad)
 }
 
-/// Draws every object and the caption of whole-frame classifications.
+/// Draws every object (a predicted one with a dashed outline) and the caption of whole-frame
+/// classifications.
 pub fn draw(
     surface: &mut Surface,
     rois: &[Roi],
@@ -224,24 +254,12 @@ pub fn draw(
         }
         let (label, label_id) = object_label(roi);
         let colour = style.colours.of(label, label_id);
-        for edge in [
-            Rect { x, y, w, h: lw },
-            Rect {
-                x,
-                y: y + h - lw,
-                w,
-                h: lw,
-            },
-            Rect { x, y, w: lw, h },
-            Rect {
-                x: x + w - lw,
-                y,
-                w: lw,
-                h,
-            },
-        ] {
-            surface.fill(edge, colour);
-        }
+        let dash = if roi.predicted() {
+            dash_length(style.line_width)
+        } else {
+            0
+        };
+        surface.outline(Rect { x, y, w, h }, lw, dash, colour);
         if !style.show_labels {
             continue;
         }

@@ -7,9 +7,11 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
+use super::analytics;
 use super::annotate::{self, Colours, Style};
 use super::surface::{Layout, Plane, Surface, YuvMatrix};
 use super::text::{self, TextRenderer};
+use super::trails::{self, Trails};
 use crate::meta;
 use crate::properties::optional_string;
 
@@ -26,6 +28,10 @@ const DEFAULT_LINE_WIDTH: u32 = 0;
 const DEFAULT_FONT_SIZE: u32 = 0;
 const DEFAULT_SHOW_LABELS: bool = true;
 const DEFAULT_SHOW_CONFIDENCE: bool = true;
+const DEFAULT_SHOW_ANALYTICS: bool = true;
+const DEFAULT_TRAIL_LENGTH: u32 = 0;
+const MAX_TRAIL_LENGTH: u32 = 1000;
+const DEFAULT_SHOW_PREDICTED: bool = true;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -34,6 +40,9 @@ struct Settings {
     font_size: u32,
     show_labels: bool,
     show_confidence: bool,
+    show_analytics: bool,
+    trail_length: u32,
+    show_predicted: bool,
     palette: Option<String>,
     label_colors: Option<String>,
 }
@@ -46,6 +55,9 @@ impl Default for Settings {
             font_size: DEFAULT_FONT_SIZE,
             show_labels: DEFAULT_SHOW_LABELS,
             show_confidence: DEFAULT_SHOW_CONFIDENCE,
+            show_analytics: DEFAULT_SHOW_ANALYTICS,
+            trail_length: DEFAULT_TRAIL_LENGTH,
+            show_predicted: DEFAULT_SHOW_PREDICTED,
             palette: None,
             label_colors: None,
         }
@@ -64,6 +76,7 @@ struct State {
     colours: Colours,
     format: Option<Format>,
     text: Option<TextRenderer>,
+    trails: Trails,
 }
 
 #[derive(Default)]
@@ -88,11 +101,13 @@ fn layout_of(info: &gst_video::VideoInfo) -> Layout {
     }
 }
 
-fn has_results(buffer: &gst::BufferRef) -> bool {
+/// Whether a frame has anything to draw (counting lines and zones only with `analytics`).
+fn has_results(buffer: &gst::BufferRef, analytics: bool) -> bool {
     buffer
         .meta::<gst_video::VideoRegionOfInterestMeta>()
         .is_some()
         || !meta::frame_results(buffer).is_empty()
+        || (analytics && meta::has_analytics(buffer))
 }
 
 impl OvOverlay {
@@ -101,10 +116,8 @@ impl OvOverlay {
     }
 
     fn draw(&self, state: &mut State, buf: &mut gst::BufferRef) -> Result<(), String> {
-        let (font_size, line_width, show_labels, show_confidence) = {
-            let s = self.settings();
-            (s.font_size, s.line_width, s.show_labels, s.show_confidence)
-        };
+        let settings = self.settings().clone();
+        let (font_size, line_width) = (settings.font_size, settings.line_width);
         let format = state.format.as_ref().ok_or("no caps negotiated")?;
         let (width, height) = (format.info.width(), format.info.height());
         let px = match font_size {
@@ -120,12 +133,20 @@ impl OvOverlay {
                 0 => annotate::auto_line_width(height),
                 w => w,
             },
-            show_labels,
-            show_confidence,
+            show_labels: settings.show_labels,
+            show_confidence: settings.show_confidence,
             colours: &state.colours,
         };
-        let rois = meta::rois(buf);
+        let mut rois = meta::rois(buf);
+        if !settings.show_predicted {
+            rois.retain(|roi| !roi.predicted());
+        }
         let classes = meta::frame_classifications(buf);
+        let counting = if settings.show_analytics {
+            meta::analytics(buf)
+        } else {
+            Vec::new()
+        };
         let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &format.info)
             .map_err(|e| format!("cannot map the frame: {e}"))?;
         let strides: Vec<usize> = frame.plane_stride().iter().map(|s| *s as usize).collect();
@@ -142,6 +163,10 @@ impl OvOverlay {
             format.matrix,
             planes,
         )?;
+        analytics::draw(&mut surface, &counting, &style, text);
+        if settings.trail_length > 0 {
+            trails::draw(&mut surface, &state.trails, &rois, &style);
+        }
         annotate::draw(&mut surface, &rois, &classes, &style, text);
         Ok(())
     }
@@ -190,6 +215,36 @@ impl ObjectImpl for OvOverlay {
                     .default_value(DEFAULT_SHOW_CONFIDENCE)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("show-analytics")
+                    .nick("Show analytics")
+                    .blurb(
+                        "Draw the counting lines (with an arrow and the count per counted \
+                         direction) and zones (with the objects inside) that ovanalytics \
+                         attaches to the frames",
+                    )
+                    .default_value(DEFAULT_SHOW_ANALYTICS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("trail-length")
+                    .nick("Trail length")
+                    .blurb(
+                        "Draw behind each tracked object (one with an object_id) the path of \
+                         its box's bottom centre over this many frames; 0: no trails",
+                    )
+                    .maximum(MAX_TRAIL_LENGTH)
+                    .default_value(DEFAULT_TRAIL_LENGTH)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("show-predicted")
+                    .nick("Show predicted")
+                    .blurb(
+                        "Draw the boxes a tracker predicted on frames the detector skipped \
+                         (ovtrack's tracking structure with predicted=true), dashed; false \
+                         hides them",
+                    )
+                    .default_value(DEFAULT_SHOW_PREDICTED)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("palette")
                     .nick("Palette")
                     .blurb(
@@ -220,6 +275,13 @@ impl ObjectImpl for OvOverlay {
             "show-confidence" => {
                 settings.show_confidence = value.get().unwrap_or(DEFAULT_SHOW_CONFIDENCE)
             }
+            "show-analytics" => {
+                settings.show_analytics = value.get().unwrap_or(DEFAULT_SHOW_ANALYTICS)
+            }
+            "trail-length" => settings.trail_length = value.get().unwrap_or(DEFAULT_TRAIL_LENGTH),
+            "show-predicted" => {
+                settings.show_predicted = value.get().unwrap_or(DEFAULT_SHOW_PREDICTED)
+            }
             "palette" => settings.palette = optional_string(value),
             "label-colors" => settings.label_colors = optional_string(value),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
@@ -234,6 +296,9 @@ impl ObjectImpl for OvOverlay {
             "font-size" => settings.font_size.to_value(),
             "show-labels" => settings.show_labels.to_value(),
             "show-confidence" => settings.show_confidence.to_value(),
+            "show-analytics" => settings.show_analytics.to_value(),
+            "trail-length" => settings.trail_length.to_value(),
+            "show-predicted" => settings.show_predicted.to_value(),
             "palette" => settings.palette.to_value(),
             "label-colors" => settings.label_colors.to_value(),
             other => {
@@ -252,8 +317,9 @@ impl ElementImpl for OvOverlay {
             gst::subclass::ElementMetadata::new(
                 "Inference overlay",
                 "Filter/Effect/Video",
-                "Draws detected objects (box, label, confidence, attributes, tracking id) and \
-                 whole-frame classifications into the frames",
+                "Draws detected objects (box, label, confidence, attributes, tracking id, \
+                 trail), whole-frame classifications and counting lines and zones with their \
+                 counts into the frames",
                 "ovlva developers",
             )
         });
@@ -303,6 +369,7 @@ impl BaseTransformImpl for OvOverlay {
             colours,
             format: None,
             text: None,
+            trails: Trails::default(),
         });
         Ok(())
     }
@@ -330,12 +397,45 @@ impl BaseTransformImpl for OvOverlay {
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
         state.format = Some(format);
+        // Trails are in pixels of the old size.
+        state.trails.clear();
         Ok(())
     }
 
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::FlushStop(_) = event.view()
+            && let Some(state) = self
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+        {
+            state.trails.clear();
+        }
+        self.parent_sink_event(event)
+    }
+
     fn before_transform(&self, buf: &gst::BufferRef) {
+        let (enabled, show_analytics, trail_length) = {
+            let s = self.settings();
+            (s.enabled, s.show_analytics, s.trail_length)
+        };
+        // Every frame counts for the trails, also one passed through.
+        if let Some(state) = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            if trail_length > 0 {
+                let points = trails::tracked_points(&meta::rois(buf));
+                state.trails.update(trail_length, points);
+            } else if !state.trails.is_empty() {
+                state.trails.clear();
+            }
+        }
         // Frames with nothing to draw pass through: no copy, no mapping.
-        let draw = self.settings().enabled && has_results(buf);
+        let draw = enabled && has_results(buf, show_analytics);
         self.obj().set_passthrough(!draw);
     }
 

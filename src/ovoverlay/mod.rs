@@ -1,9 +1,13 @@
-//! `ovoverlay`: draws the inference meta (see `crate::meta`) into the frames, in place.
+//! `ovoverlay`: draws the inference meta (see `crate::meta`) into the frames, in place: objects
+//! and captions ([`annotate`]), counting lines and zones with their counts ([`analytics`]) and
+//! track trails ([`trails`]).
 
+pub mod analytics;
 pub mod annotate;
 mod imp;
 pub mod surface;
 pub mod text;
+pub mod trails;
 
 use gst::glib;
 use gst::prelude::*;

@@ -1,6 +1,7 @@
-//! Drawing into video frames in place: filled rectangles and alpha masks (text), for packed RGB
-//! formats and for I420 and NV12 (Y and chroma planes written directly, no conversion). Every
-//! operation is clipped to the frame: nothing outside it (nor the stride padding) is written.
+//! Drawing into video frames in place: filled rectangles, box outlines (solid or dashed), convex
+//! polygons, thick lines and polylines, and alpha masks (text), for packed RGB formats and for
+//! I420 and NV12 (Y and chroma planes written directly, no conversion). Every operation is
+//! clipped to the frame: nothing outside it (nor the stride padding) is written.
 
 /// An sRGB colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +54,37 @@ pub struct Rect {
     pub y: i64,
     pub w: i64,
     pub h: i64,
+}
+
+/// A point in frame pixels, continuous: pixel (x, y) covers [x, x + 1) x [y, y + 1), so its
+/// centre is (x + 0.5, y + 0.5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pt {
+    pub x: f64,
+    pub y: f64,
+}
+
+impl Pt {
+    pub fn new(x: f64, y: f64) -> Pt {
+        Pt { x, y }
+    }
+
+    fn plus(self, v: Pt, k: f64) -> Pt {
+        Pt::new(self.x + k * v.x, self.y + k * v.y)
+    }
+}
+
+/// Where the dashes of an edge `len` pixels long go: (offset, length) of each. `dash` 0: one
+/// solid stroke. Otherwise dashes of `dash` pixels with gaps of about as much, spread so that
+/// both ends of the edge are drawn; an edge shorter than 3 dashes is solid.
+pub fn dashes(len: i64, dash: i64) -> Vec<(i64, i64)> {
+    if dash <= 0 || len <= 3 * dash {
+        return vec![(0, len)];
+    }
+    let n = (len + dash) / (2 * dash);
+    (0..n)
+        .map(|i| ((i * (len - dash) + (n - 1) / 2) / (n - 1), dash))
+        .collect()
 }
 
 /// Coverage 0..255 per pixel, row after row (a rendered text).
@@ -203,6 +235,118 @@ impl<'a> Surface<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// The outline of `rect`, `width` pixels wide, inside it; `dash` > 0: dashed (see
+    /// [`dashes`]), 0: solid.
+    pub fn outline(&mut self, rect: Rect, width: i64, dash: i64, colour: Rgb) {
+        let Rect { x, y, w, h } = rect;
+        let lw = width.max(1);
+        for (along_x, edge) in [
+            (true, Rect { x, y, w, h: lw }),
+            (
+                true,
+                Rect {
+                    x,
+                    y: y + h - lw,
+                    w,
+                    h: lw,
+                },
+            ),
+            (false, Rect { x, y, w: lw, h }),
+            (
+                false,
+                Rect {
+                    x: x + w - lw,
+                    y,
+                    w: lw,
+                    h,
+                },
+            ),
+        ] {
+            let len = if along_x { edge.w } else { edge.h };
+            for (offset, n) in dashes(len, dash) {
+                let part = if along_x {
+                    Rect {
+                        x: edge.x + offset,
+                        w: n,
+                        ..edge
+                    }
+                } else {
+                    Rect {
+                        y: edge.y + offset,
+                        h: n,
+                        ..edge
+                    }
+                };
+                self.fill(part, colour);
+            }
+        }
+    }
+
+    /// Fills a convex polygon (corners in order, either way round): every pixel whose centre
+    /// is inside it (half-open: on the top or left edge in, on the bottom or right edge out).
+    /// A polygon with a corner that is not finite is not drawn.
+    pub fn fill_convex(&mut self, corners: &[Pt], colour: Rgb) {
+        if corners.len() < 3 || corners.iter().any(|p| !p.x.is_finite() || !p.y.is_finite()) {
+            return;
+        }
+        let (top, bottom) = corners
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(t, b), p| (t.min(p.y), b.max(p.y)));
+        // Rows whose centre y + 0.5 is in [top, bottom), inside the frame.
+        let first = (top - 0.5).ceil().max(0.0);
+        let end = (bottom - 0.5).ceil().min(self.height as f64);
+        let mut y = first;
+        while y < end {
+            let yc = y + 0.5;
+            let (mut left, mut right) = (f64::MAX, f64::MIN);
+            for (i, p) in corners.iter().enumerate() {
+                let q = corners[(i + 1) % corners.len()];
+                if (p.y <= yc && yc < q.y) || (q.y <= yc && yc < p.y) {
+                    let x = p.x + (yc - p.y) * (q.x - p.x) / (q.y - p.y);
+                    (left, right) = (left.min(x), right.max(x));
+                }
+            }
+            // Columns whose centre x + 0.5 is in [left, right).
+            let (x0, x1) = ((left - 0.5).ceil(), (right - 0.5).ceil());
+            if x0 < x1 {
+                let clamp = |v: f64| v.clamp(-1.0, self.width as f64 + 1.0) as i64;
+                let (x0, x1) = (clamp(x0), clamp(x1));
+                let row = Rect {
+                    x: x0,
+                    y: y as i64,
+                    w: x1 - x0,
+                    h: 1,
+                };
+                self.fill(row, colour);
+            }
+            y += 1.0;
+        }
+    }
+
+    /// A straight line from `a` to `b`, `width` pixels wide, each end extended by half the
+    /// width (square caps, so that the lines of a polyline join without gaps).
+    pub fn line(&mut self, a: Pt, b: Pt, width: f64, colour: Rgb) {
+        let (dx, dy) = (b.x - a.x, b.y - a.y);
+        let len = dx.hypot(dy);
+        let d = if len > 1e-9 {
+            Pt::new(dx / len, dy / len)
+        } else {
+            Pt::new(1.0, 0.0)
+        };
+        let n = Pt::new(-d.y, d.x);
+        let h = width.max(0.0) / 2.0;
+        let (a, b) = (a.plus(d, -h), b.plus(d, h));
+        let corners = [a.plus(n, h), b.plus(n, h), b.plus(n, -h), a.plus(n, -h)];
+        self.fill_convex(&corners, colour);
+    }
+
+    /// Lines through consecutive points.
+    pub fn polyline(&mut self, points: &[Pt], width: f64, colour: Rgb) {
+        for pair in points.windows(2) {
+            self.line(pair[0], pair[1], width, colour);
         }
     }
 
@@ -542,6 +686,142 @@ mod tests {
             // 4 pixels of each mask row have coverage: 4 rows x 4 in the first mask; the
             // clipped ones show 2 rows x 2 each.
             assert_eq!(f.changed_pixels(), 16 + 4 + 4, "{name}");
+        }
+    }
+
+    fn is(f: &Frame, x: usize, y: usize, c: Rgb) -> bool {
+        f.pixel(x, y) == expected(f.layout, c)
+    }
+
+    #[test]
+    fn lines_cover_their_segment_and_nothing_far_from_it() {
+        for (name, layout) in layouts() {
+            let mut f = Frame::new(layout);
+            let mut s = f.surface();
+            // Horizontal, 2 px wide on the boundary between rows 9 and 10, caps of 1 px.
+            s.line(Pt::new(5.0, 10.0), Pt::new(15.0, 10.0), 2.0, RED);
+            drop(s);
+            for y in 0..H {
+                for x in 0..W {
+                    let on = (4..16).contains(&x) && (9..11).contains(&y);
+                    assert_eq!(is(&f, x, y, RED), on, "{name} ({x},{y})");
+                }
+            }
+            // A diagonal 3 px wide: every pixel on the segment, none 3 px beside it.
+            let mut f = Frame::new(layout);
+            f.surface()
+                .line(Pt::new(2.5, 2.5), Pt::new(27.5, 22.5), 3.0, RED);
+            for t in 0..=20 {
+                let (x, y) = (2.5 + 25.0 * t as f64 / 20.0, 2.5 + 20.0 * t as f64 / 20.0);
+                assert!(is(&f, x as usize, y as usize, RED), "{name} on ({x},{y})");
+                let (bx, by) = ((x - 3.0 * 0.62) as usize, (y + 3.0 * 0.78) as usize);
+                assert!(!is(&f, bx, by, RED), "{name} beside ({x},{y}): ({bx},{by})");
+            }
+            assert!(f.pixel(30, 5).iter().all(|&v| v == BG), "{name}");
+            assert!(f.padding_untouched(), "{name}");
+        }
+    }
+
+    #[test]
+    fn one_pixel_lines_have_no_gaps() {
+        let layout = layouts()[0].1;
+        for (x1, y1) in [(35.5, 3.5), (4.5, 28.5), (30.5, 20.5), (20.5, 28.5)] {
+            let mut f = Frame::new(layout);
+            f.surface()
+                .line(Pt::new(2.5, 2.5), Pt::new(x1, y1), 1.0, RED);
+            // Each row (steep) or column (flat) between the ends has a drawn pixel.
+            let steep = (y1 - 2.5f64).abs() > (x1 - 2.5f64).abs();
+            let span = if steep {
+                2..y1 as usize
+            } else {
+                2..x1 as usize
+            };
+            for i in span {
+                let hit = (0..if steep { W } else { H }).any(|j| {
+                    let (x, y) = if steep { (j, i) } else { (i, j) };
+                    is(&f, x, y, RED)
+                });
+                assert!(hit, "to ({x1},{y1}): nothing at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn polygons_lines_outside_or_not_finite_are_clipped_or_skipped() {
+        for (name, layout) in layouts() {
+            let mut f = Frame::new(layout);
+            let mut s = f.surface();
+            s.line(Pt::new(-100.0, -50.0), Pt::new(500.0, 250.0), 4.0, RED);
+            s.line(Pt::new(f64::NAN, 0.0), Pt::new(10.0, 10.0), 4.0, RED);
+            s.line(Pt::new(0.0, 1e300), Pt::new(10.0, -1e300), 4.0, RED);
+            s.fill_convex(&[Pt::new(0.0, 0.0), Pt::new(1.0, 1.0)], RED);
+            s.polyline(&[Pt::new(1e6, 1e6), Pt::new(2e6, 2e6)], 3.0, RED);
+            s.line(Pt::new(7.0, 20.0), Pt::new(7.0, 20.0), 2.0, RED);
+            drop(s);
+            assert!(f.padding_untouched(), "{name}");
+            assert!(is(&f, 20, 10, RED), "{name}: the long line passes (20,10)");
+            assert!(is(&f, 6, 19, RED) && is(&f, 7, 20, RED), "{name}: a dot");
+            assert!(is(&f, 5, 25, RED), "{name}: the steep line passes (5,25)");
+            assert!(f.pixel(30, 25).iter().all(|&v| v == BG), "{name}");
+        }
+    }
+
+    #[test]
+    fn convex_polygons_take_the_pixels_whose_centre_is_inside() {
+        let mut f = Frame::new(layouts()[2].1);
+        // A triangle, corners at pixel corners, listed clockwise.
+        let t = [Pt::new(10.0, 5.0), Pt::new(20.0, 15.0), Pt::new(0.0, 15.0)];
+        f.surface().fill_convex(&t, RED);
+        for y in 0..H {
+            for x in 0..W {
+                let (cx, cy) = (x as f64 + 0.5, y as f64 + 0.5);
+                // The left edge is in, the right one out.
+                let inside = (5.0..15.0).contains(&cy) && cx >= 15.0 - cy && cx < 5.0 + cy;
+                assert_eq!(is(&f, x, y, RED), inside, "({x},{y})");
+            }
+        }
+        // The same corners the other way round draw the same pixels.
+        let mut g = Frame::new(layouts()[2].1);
+        g.surface().fill_convex(&[t[2], t[1], t[0]], RED);
+        assert_eq!(f.planes, g.planes);
+    }
+
+    #[test]
+    fn dashes_start_and_end_on_the_corners() {
+        assert_eq!(dashes(10, 0), [(0, 10)]);
+        assert_eq!(dashes(12, 4), [(0, 12)]);
+        assert_eq!(dashes(20, 4), [(0, 4), (8, 4), (16, 4)]);
+        let d = dashes(100, 6);
+        assert_eq!((d.len(), d[0], d[d.len() - 1]), (8, (0, 6), (94, 6)));
+        assert!(d.windows(2).all(|w| (12..=14).contains(&(w[1].0 - w[0].0))));
+    }
+
+    #[test]
+    fn outlines_solid_or_dashed() {
+        let r = Rect {
+            x: 4,
+            y: 3,
+            w: 30,
+            h: 24,
+        };
+        for (name, layout) in layouts() {
+            let mut solid = Frame::new(layout);
+            solid.surface().outline(r, 2, 0, RED);
+            assert_eq!(solid.changed_pixels(), 2 * 2 * (30 + 24) - 4 * 4, "{name}");
+            let mut dashed = Frame::new(layout);
+            dashed.surface().outline(r, 2, 3, RED);
+            let n = dashed.changed_pixels();
+            assert!(n > 80 && n < 150, "{name}: {n}");
+            // Corners drawn; along the top edge some pixels drawn and some not.
+            for (x, y) in [(4, 3), (33, 3), (4, 26), (33, 26)] {
+                assert!(is(&dashed, x, y, RED), "{name} corner ({x},{y})");
+            }
+            let top: Vec<bool> = (4..34).map(|x| is(&dashed, x, 3, RED)).collect();
+            assert!(
+                top.iter().any(|&d| !d),
+                "{name}: the top edge is not dashed"
+            );
+            assert!(dashed.padding_untouched(), "{name}");
         }
     }
 
