@@ -10,6 +10,7 @@ use gst::glib;
 pub mod lvahttpsink;
 pub mod lvajson;
 pub mod lvakafkasink;
+pub mod lvamqttsink;
 pub mod meta;
 pub mod openvino;
 pub mod ovanalytics;
@@ -27,6 +28,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ovoverlay::register(plugin)?;
     lvahttpsink::register(plugin)?;
     lvakafkasink::register(plugin)?;
+    lvamqttsink::register(plugin)?;
     ovtrack::register(plugin)?;
     ovanalytics::register(plugin)?;
     Ok(())
