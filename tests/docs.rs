@@ -13,11 +13,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ELEMENTS: [&str; 6] = [
+const ELEMENTS: [&str; 7] = [
     "ovinfer",
     "lvajson",
     "ovoverlay",
     "lvahttpsink",
+    "lvamqttsink",
     "ovtrack",
     "ovanalytics",
 ];
