@@ -42,8 +42,8 @@ APT_PACKAGES=(
     gstreamer1.0-rtsp
     # lvakafkasink links Debian's librdkafka 2.0.2 (crate rdkafka, feature dynamic-linking)
     librdkafka-dev
-    # tests only: tests/lvamqttsink.rs starts its own mosquitto (no service is started here) and
-    # reads with mosquitto_sub; mosquitto_passwd makes its password file
+    # tests only: tests/lvamqttsink.rs starts its own mosquitto on free ports (it needs no system
+    # service) and reads with mosquitto_sub; mosquitto_passwd makes its password file
     mosquitto mosquitto-clients
     # tests only: tests/console.rs drives the console in a real (headless) browser
     chromium chromium-driver
