@@ -22,7 +22,7 @@
 //! and EOS is bounded by `flush-timeout`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -55,6 +55,10 @@ const OWN_SETTINGS: [(&str, &str); 9] = [
     ("message.timeout.ms", "message-timeout"),
     ("delivery.timeout.ms", "message-timeout"),
 ];
+
+/// How long one metadata request of a connection attempt may take before librdkafka's errors
+/// are looked at.
+const CONNECT_STEP: Duration = Duration::from_millis(250);
 
 /// Whether a librdkafka setting holds a secret: its value is never logged nor put in a message.
 pub fn is_secret(key: &str) -> bool {
@@ -304,7 +308,9 @@ impl ClientContext for Context {
             None => format!("{error}: {reason}"),
         };
         log_on!(debug, s.cat, s.element, "librdkafka error: {text}");
-        *lock(&s.last_error) = Some(reason.to_string());
+        if code != Some(RDKafkaErrorCode::AllBrokersDown) {
+            *lock(&s.last_error) = Some(reason.to_string());
+        }
         if matches!(
             code,
             Some(
@@ -376,6 +382,8 @@ pub fn create(
 /// The element's librdkafka producer as the worker's [`Transport`].
 pub struct KafkaTransport {
     config: ClientConfig,
+    /// `bootstrap.servers`, for messages.
+    brokers: String,
     element: glib::WeakRef<gst::Element>,
     cat: gst::DebugCategory,
     route: Arc<Mutex<Route>>,
@@ -393,6 +401,10 @@ impl KafkaTransport {
         route: Arc<Mutex<Route>>,
     ) -> KafkaTransport {
         KafkaTransport {
+            brokers: config
+                .get("bootstrap.servers")
+                .unwrap_or_default()
+                .to_string(),
             config,
             element: element.downgrade(),
             cat,
@@ -419,19 +431,44 @@ impl KafkaTransport {
 impl Transport for KafkaTransport {
     fn connect(&mut self, timeout: Duration) -> Result<(), TransportError> {
         let topic = lock(&self.route).topic.clone();
+        let brokers = self.brokers.clone();
         let prepared = self.prepared()?;
-        let why = |e: &dyn std::fmt::Display| {
-            let last = lock(&prepared.shared.last_error).take();
+        let shared = &prepared.shared;
+        let why = |e: String| {
+            // The errors librdkafka reported with the failure say which broker and why.
+            prepared.producer.poll(Duration::ZERO);
+            let last = lock(&shared.last_error).take();
             TransportError(match last {
-                Some(last) => format!("{e} ({last})"),
-                None => e.to_string(),
+                Some(last) if !e.contains(&last) => {
+                    format!("brokers {brokers}: {e} (last: {last})")
+                }
+                _ => format!("brokers {brokers}: {e}"),
             })
         };
-        let metadata = prepared
-            .producer
-            .client()
-            .fetch_metadata(Some(&topic), timeout)
-            .map_err(|e| why(&e))?;
+        // Asks in short steps, serving librdkafka's errors in between: a refused connection
+        // ("all brokers down") ends the attempt at once instead of after the whole timeout.
+        let deadline = Instant::now() + timeout;
+        let metadata = loop {
+            let step = deadline
+                .saturating_duration_since(Instant::now())
+                .min(CONNECT_STEP);
+            match prepared
+                .producer
+                .client()
+                .fetch_metadata(Some(&topic), step)
+            {
+                Ok(metadata) => break metadata,
+                Err(e) => {
+                    prepared.producer.poll(Duration::ZERO);
+                    if let Some(failure) = lock(&shared.failure).take() {
+                        return Err(why(failure));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(why(format!("no answer within {timeout:?}: {e}")));
+                    }
+                }
+            }
+        };
         let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Err(TransportError(format!(
                 "the broker did not answer for topic {topic}"
@@ -442,7 +479,8 @@ impl Transport for KafkaTransport {
             return Err(TransportError(format!("topic {topic}: {code}")));
         }
         // Whatever failed before this connection is over.
-        lock(&prepared.shared.failure).take();
+        lock(&shared.failure).take();
+        lock(&shared.last_error).take();
         log_on!(
             debug,
             self.cat,
