@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ELEMENTS: [&str; 7] = [
+const ELEMENTS: [&str; 8] = [
     "ovinfer",
     "lvajson",
     "ovoverlay",
     "lvahttpsink",
     "lvamqttsink",
+    "lvakafkasink",
     "ovtrack",
     "ovanalytics",
 ];

@@ -147,7 +147,12 @@ pub fn creation_error(e: &KafkaError) -> String {
         KafkaError::ClientCreation(text) => {
             // Names the settings in conflict, e.g. "`acks` must be set to `all` when
             // `enable.idempotence` is true".
-            format!("the Kafka settings do not fit together: {text}")
+            format!(
+                "the Kafka settings do not fit together: {text} (set by the element: \
+                 bootstrap.servers from brokers, acks, enable.idempotence from idempotence, \
+                 compression.type from compression, message.timeout.ms from message-timeout; \
+                 the others from properties)"
+            )
         }
         other => format!("cannot create the Kafka producer: {other}"),
     }
