@@ -64,6 +64,25 @@ fn attach(b: &mut gst::BufferRef, o: &Object) {
     }
 }
 
+/// Attaches `objects(n)` to the n-th frame leaving the pipeline's element named `tag`.
+fn attach_to_frames(
+    pipeline: &gst::Pipeline,
+    objects: impl Fn(usize) -> Vec<Object> + Send + Sync + 'static,
+) {
+    let next = AtomicUsize::new(0);
+    let pad = pipeline.by_name("tag").unwrap().static_pad("src").unwrap();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let n = next.fetch_add(1, Ordering::SeqCst);
+        if let Some(b) = info.buffer_mut() {
+            let b = b.make_mut();
+            for o in objects(n) {
+                attach(b, &o);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// Black `format` frames, with `objects(n)` attached to frame n, through `{middle} ! appsink
 /// name=sink`, converted to RGBx for reading.
 fn run(
@@ -78,20 +97,7 @@ fn run(
          ! identity name=tag ! {middle} ! videoconvert ! video/x-raw,format=RGBx \
          ! appsink name=sink"
     );
-    let next = AtomicUsize::new(0);
-    let outcome = run_prepared(&description, &["sink"], move |pipeline| {
-        let pad = pipeline.by_name("tag").unwrap().static_pad("src").unwrap();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            let n = next.fetch_add(1, Ordering::SeqCst);
-            if let Some(b) = info.buffer_mut() {
-                let b = b.make_mut();
-                for o in objects(n) {
-                    attach(b, &o);
-                }
-            }
-            gst::PadProbeReturn::Ok
-        });
-    });
+    let outcome = run_prepared(&description, &["sink"], |p| attach_to_frames(p, objects));
     assert!(
         outcome.errors.is_empty(),
         "{middle}: {}",
@@ -340,19 +346,8 @@ fn counted(props: &str) -> (Vec<Vec<AnalyticsInfo>>, Vec<String>) {
          t. ! queue ! appsink name=raw t. ! queue ! lvajson ! appsink name=json",
         ovanalytics(DOOR, props)
     );
-    let next = AtomicUsize::new(0);
-    let outcome = run_prepared(&description, &["raw", "json"], move |pipeline| {
-        let pad = pipeline.by_name("tag").unwrap().static_pad("src").unwrap();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            let n = next.fetch_add(1, Ordering::SeqCst);
-            if let Some(b) = info.buffer_mut() {
-                let b = b.make_mut();
-                for o in crosser(n) {
-                    attach(b, &o);
-                }
-            }
-            gst::PadProbeReturn::Ok
-        });
+    let outcome = run_prepared(&description, &["raw", "json"], |p| {
+        attach_to_frames(p, crosser)
     });
     assert!(outcome.errors.is_empty(), "{}", outcome.error_text());
     let metas = outcome

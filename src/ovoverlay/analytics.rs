@@ -10,7 +10,7 @@
 //! its name.
 
 use super::annotate::{Style, draw_line, inside_frame, label_size, place_label};
-use super::surface::{Pt, Surface};
+use super::surface::{Pt, Rgb, Surface};
 use super::text::TextRenderer;
 use crate::meta::{AnalyticsInfo, LineInfo, ZoneInfo};
 
@@ -97,30 +97,28 @@ fn draw_counting_line(
         return;
     }
     for (tip, dir, count) in counts {
-        let mask = text.render(&count.to_string());
-        let (w, h) = label_size(text, mask.width);
-        let (x, y) = beyond(tip, dir, 2.0, w, h);
-        draw_line(
-            surface,
-            text,
-            &mask,
-            inside_frame(frame, x, y, w, h),
-            colour,
-        );
+        label(surface, text, &count.to_string(), colour, |w, h| {
+            let (x, y) = beyond(tip, dir, 2.0, w, h);
+            inside_frame(frame, x, y, w, h)
+        });
     }
-    let mask = text.render(&line_label(line));
+    label(surface, text, &line_label(line), colour, |w, h| {
+        let (x, y) = (a.x.round() as i64, a.y.round() as i64);
+        inside_frame(frame, x - w as i64 / 2, y - h as i64 / 2, w, h)
+    });
+}
+
+/// Draws a one-line label of `colour` where `place` puts a label of its size (top-left corner).
+fn label(
+    surface: &mut Surface,
+    text: &mut TextRenderer,
+    line: &str,
+    colour: Rgb,
+    place: impl FnOnce(usize, usize) -> (i64, i64),
+) {
+    let mask = text.render(line);
     let (w, h) = label_size(text, mask.width);
-    let (x, y) = (
-        a.x.round() as i64 - w as i64 / 2,
-        a.y.round() as i64 - h as i64 / 2,
-    );
-    draw_line(
-        surface,
-        text,
-        &mask,
-        inside_frame(frame, x, y, w, h),
-        colour,
-    );
+    draw_line(surface, text, &mask, place(w, h), colour);
 }
 
 fn draw_zone(surface: &mut Surface, zone: &ZoneInfo, style: &Style<'_>, text: &mut TextRenderer) {
@@ -139,10 +137,9 @@ fn draw_zone(surface: &mut Surface, zone: &ZoneInfo, style: &Style<'_>, text: &m
     let top = outline
         .iter()
         .fold(first, |t, &p| if (p.y, p.x) < (t.y, t.x) { p } else { t });
-    let mask = text.render(&zone_label(zone));
-    let (w, h) = label_size(text, mask.width);
-    let at = place_label(frame, top.x.round() as i64, top.y.round() as i64, w, h);
-    draw_line(surface, text, &mask, at, colour);
+    label(surface, text, &zone_label(zone), colour, |w, h| {
+        place_label(frame, top.x.round() as i64, top.y.round() as i64, w, h)
+    });
 }
 
 /// Draws the zones, then the lines, of every counting element's meta.
