@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""Reference detections from OpenVINO's own Python API fed by OpenCV, decoded independently of
-the Rust code.
+"""Reference detections (and classes) from OpenVINO's own Python API fed by OpenCV, decoded
+independently of the Rust code.
 
 The picture takes the path most users' Python code takes: cv2.imread (BGR), an optional crop,
 cv2.cvtColor(BGR2RGB), cv2.resize(INTER_LINEAR) to the model's size, then the model's own input
 type (u8, or f32 in [-1, 1] for BlazeFace) straight into the model, with no OpenVINO
 pre-processing. The outputs are decoded here in numpy, written separately from the Rust decoders.
 
+Kind "classification" is a classifier of any image input (NCHW or NHWC; f32 inputs get the
+pixels in [0, 1], u8 inputs as they are): the top class of the (cropped) picture, as one entry
+whose box is the whole picture, its confidence the softmax probability (the output as it is when
+it already is a distribution), to 6 decimals (detections: 4).
+
 usage:
-  reference_detect.py {ssd|blazeface} MODEL IMAGE [THRESHOLD]
+  reference_detect.py {ssd|blazeface|classification} MODEL IMAGE [THRESHOLD]
       prints one JSON object per line: {"label_id", "confidence", "x", "y", "w", "h"} in pixels
   reference_detect.py --batch CASES.json
       CASES.json is a list of {"kind", "model", "image", "threshold", "crop": [x, y, w, h] or
@@ -140,11 +145,32 @@ def blazeface(model_path, bgr, threshold):
         yield 0, float(scores[i]), (x0, y0, x1 - x0, y1 - y0)
 
 
-DECODERS = {"ssd": ssd, "blazeface": blazeface}
+def classification(model_path, bgr, threshold):
+    model = compiled(model_path)
+    h, w = bgr.shape[:2]
+    port = model.inputs[0]
+    shape = list(port.shape)
+    nchw = shape[1] == 3
+    mh, mw = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    resized = cv2.resize(rgb, (mw, mh), interpolation=cv2.INTER_LINEAR)
+    x = resized.astype(np.float32) / 255.0 if port.element_type == ov.Type.f32 else resized
+    x = x.transpose(2, 0, 1)[None] if nchw else x[None]
+    scores = model(x)[0].reshape(-1).astype(np.float64)
+    if not (np.all((scores >= 0) & (scores <= 1)) and abs(scores.sum() - 1) < 1e-3):
+        e = np.exp(scores - scores.max())
+        scores = e / e.sum()
+    best = int(np.argmax(scores))
+    if scores[best] >= threshold:
+        yield best, float(scores[best]), (0, 0, w, h)
+
+
+DECODERS = {"ssd": ssd, "blazeface": blazeface, "classification": classification}
 
 
 def detections(kind, model_path, bgr, threshold):
-    return [{"label_id": label_id, "confidence": round(conf, 4),
+    digits = 6 if kind == "classification" else 4
+    return [{"label_id": label_id, "confidence": round(conf, digits),
              "x": round(float(x), 1), "y": round(float(y), 1),
              "w": round(float(bw), 1), "h": round(float(bh), 1)}
             for label_id, conf, (x, y, bw, bh) in DECODERS[kind](model_path, bgr, threshold)]

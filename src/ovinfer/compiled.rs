@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use gst_video::prelude::*;
 
-use super::ModelColorFormat;
 use super::convert::{Converter, Layout, YuvMatrix};
 use super::pool::{Instance, Keep};
 use super::state::State;
+use super::{InferenceRegion, ModelColorFormat};
 use super::{frame, input};
 use crate::openvino::{InferRequest, InputPreprocessing, PixelFormat};
 
@@ -64,34 +64,17 @@ impl Compiled {
         }
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &self.info)
             .map_err(|_| "cannot map the frame for reading".to_string())?;
-        let planes = (0..frame.n_planes())
-            .map(|p| {
-                let data = frame
-                    .plane_data(p)
-                    .map_err(|_| format!("cannot read plane {p}"))?;
-                Ok((data, frame.plane_stride()[p as usize] as usize))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let input = request.input_bytes().map_err(|e| e.to_string())?;
-        let len = input.len() / batch;
-        let dst = input
-            .get_mut(slot * len..(slot + 1) * len)
-            .ok_or_else(|| format!("the input tensor has no slot {slot}"))?;
-        let written = match &self.converter {
-            Some(converter) => converter.convert(&planes, dst),
-            None => frame::pack(&planes, &sizes, dst),
-        };
-        if !written {
-            return Err(format!(
-                "the frame's planes do not match its caps (planes {:?}, expected rows {sizes:?}, tensor {} bytes)",
-                planes
-                    .iter()
-                    .map(|(d, s)| (d.len(), *s))
-                    .collect::<Vec<_>>(),
-                dst.len()
-            ));
+        let planes = planes(&frame)?;
+        match &self.converter {
+            Some(converter) => write_converted(request, slot, batch, converter, &planes),
+            None => {
+                let dst = slot_bytes(request, slot, batch)?;
+                if !frame::pack(&planes, &sizes, dst) {
+                    return Err(mismatch(&planes, &format!("{sizes:?}"), dst.len()));
+                }
+                Ok(None)
+            }
         }
-        Ok(None)
     }
 
     /// How long a live stream's frames may wait inside the element for their turn: one frame
@@ -106,6 +89,61 @@ impl Compiled {
             .mul_div_floor(held * fps.denom() as u64, fps.numer() as u64)
             .unwrap_or(gst::ClockTime::ZERO)
     }
+}
+
+/// The planes of a mapped frame: (data, stride) each.
+pub fn planes<'a>(
+    frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
+) -> Result<Vec<(&'a [u8], usize)>, String> {
+    (0..frame.n_planes())
+        .map(|p| {
+            let data = frame
+                .plane_data(p)
+                .map_err(|_| format!("cannot read plane {p}"))?;
+            let stride = frame.plane_stride()[p as usize];
+            Ok((data, usize::try_from(stride).unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// Slot `slot` of the request's own input tensor (of `batch` slots).
+fn slot_bytes(request: &mut InferRequest, slot: usize, batch: usize) -> Result<&mut [u8], String> {
+    let input = request.input_bytes().map_err(|e| e.to_string())?;
+    let len = input.len() / batch.max(1);
+    input
+        .get_mut(slot * len..(slot + 1) * len)
+        .ok_or_else(|| format!("the input tensor has no slot {slot}"))
+}
+
+/// Converts `planes` (a whole frame, or the window of it `converter` reads) into slot `slot`
+/// of the request's own input tensor.
+pub fn write_converted(
+    request: &mut InferRequest,
+    slot: usize,
+    batch: usize,
+    converter: &Converter,
+    planes: &[(&[u8], usize)],
+) -> Result<Option<Keep>, String> {
+    let dst = slot_bytes(request, slot, batch)?;
+    if !converter.convert(planes, dst) {
+        return Err(mismatch(
+            planes,
+            &format!("{:?}", converter.planes()),
+            dst.len(),
+        ));
+    }
+    Ok(None)
+}
+
+/// The error of planes that do not fit their caps.
+fn mismatch(planes: &[(&[u8], usize)], expected: &str, tensor: usize) -> String {
+    format!(
+        "the frame's planes do not match its caps (planes {:?}, expected rows {expected}, tensor {tensor} bytes)",
+        planes
+            .iter()
+            .map(|(d, s)| (d.len(), *s))
+            .collect::<Vec<_>>()
+    )
 }
 
 /// How the negotiated frames (`info`) reach the model of `state`: their format as the input
@@ -125,7 +163,13 @@ pub fn frames_input(
     } else {
         PixelFormat::Rgb
     };
-    let native = frame::pixel_format(info.format(), w, h);
+    // ROIs are cropped and scaled by ovinfer whatever the backend: OpenVINO's pre-processing is
+    // compiled for one input size, and its C API can neither read a crop in place (no ROI
+    // tensors) nor take inputs of changing sizes to resize.
+    let native = match state.settings.inference_region {
+        InferenceRegion::FullFrame => frame::pixel_format(info.format(), w, h),
+        InferenceRegion::RoiList => None,
+    };
     let feed = input::feed(
         state.settings.pre_process_backend,
         native,

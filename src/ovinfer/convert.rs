@@ -12,6 +12,12 @@
 //!
 //! OpenVINO is then left with the element type, mean/scale and layout, never a colour step: its
 //! 2026.4 build mis-compiles a channel reversal without a resize on quantised models.
+//!
+//! A region of the frame (an ROI, `inference-region=roi-list`) goes the same way, read in place
+//! from the frame's planes: [`Converter::cropped`] gives the converter of a window, whose taps
+//! point into the whole frame, so that a crop is what OpenCV gives for `cv2.resize` of the
+//! converted frame's crop (chroma samples shared by the whole frame's blocks, the crop's edges
+//! replicated as OpenCV replicates the picture's).
 
 use gst_video::VideoFormat;
 
@@ -29,10 +35,11 @@ struct Tap {
     wb: u32,
 }
 
-/// Taps for scaling `src` samples to `dst` samples, pixel centres aligned, computed as
-/// `cv2.resize(INTER_LINEAR)` computes them (single-precision positions, each weight rounded
-/// to 11 bits on its own), so that the two agree to the bit.
-fn taps(src: usize, dst: usize) -> Vec<Tap> {
+/// Taps for scaling `src` samples starting at sample `start` to `dst` samples, pixel centres
+/// aligned, computed as `cv2.resize(INTER_LINEAR)` computes them on those `src` samples alone
+/// (single-precision positions, each weight rounded to 11 bits on its own), so that the two
+/// agree to the bit.
+fn taps(start: usize, src: usize, dst: usize) -> Vec<Tap> {
     let scale = 1.0 / (dst as f64 / src as f64);
     let last = src.saturating_sub(1);
     (0..dst)
@@ -49,8 +56,8 @@ fn taps(src: usize, dst: usize) -> Vec<Tap> {
             let weight = |w: f32| (w * ONE as f32).round_ties_even() as u32;
             let a = a as usize;
             Tap {
-                a,
-                b: (a + 1).min(last),
+                a: start + a,
+                b: start + (a + 1).min(last),
                 wa: weight(1.0 - f),
                 wb: weight(f),
             }
@@ -269,7 +276,9 @@ struct Scratch {
 #[derive(Debug, Clone)]
 pub struct Converter {
     layout: Layout,
-    /// Source bytes per row and rows of each plane.
+    /// The whole frame's width and height (the window converted may be a part of it).
+    size: (usize, usize),
+    /// The frame's bytes per row and rows of each plane.
     planes: Vec<(usize, usize)>,
     columns: Vec<Tap>,
     /// The columns' weights, apart, for whole-row arithmetic.
@@ -294,17 +303,51 @@ impl Converter {
         if [src.0, src.1, dst.0, dst.1].contains(&0) || !layout.fits(src.0) {
             return None;
         }
-        let columns = taps(src.0, dst.0);
-        Some(Converter {
-            layout,
-            planes: layout.planes(src.0, src.1),
+        Some(
+            Converter {
+                layout,
+                size: src,
+                planes: layout.planes(src.0, src.1),
+                weights_a: Vec::new(),
+                weights_b: Vec::new(),
+                columns: Vec::new(),
+                rows: Vec::new(),
+                matrix,
+                order: if bgr { [2, 1, 0] } else { [0, 1, 2] },
+            }
+            .window((0, 0, src.0, src.1), dst),
+        )
+    }
+
+    /// The converter of the window `x, y, w, h` of the same frames, to the same size: it reads
+    /// the window in place from the whole frame's planes. None when the window is empty or not
+    /// inside the frame.
+    pub fn cropped(&self, (x, y, w, h): (usize, usize, usize, usize)) -> Option<Converter> {
+        let inside = |start: usize, len: usize, size: usize| {
+            len > 0 && start.checked_add(len).is_some_and(|end| end <= size)
+        };
+        if !inside(x, w, self.size.0) || !inside(y, h, self.size.1) {
+            return None;
+        }
+        Some(self.window((x, y, w, h), (self.columns.len(), self.rows.len())))
+    }
+
+    /// This converter for the window `x, y, w, h` (inside the frame, not empty) scaled to `dst`.
+    fn window(&self, (x, y, w, h): (usize, usize, usize, usize), dst: (usize, usize)) -> Self {
+        let columns = taps(x, w, dst.0);
+        Converter {
             weights_a: columns.iter().map(|t| t.wa).collect(),
             weights_b: columns.iter().map(|t| t.wb).collect(),
             columns,
-            rows: taps(src.1, dst.1),
-            matrix,
-            order: if bgr { [2, 1, 0] } else { [0, 1, 2] },
-        })
+            rows: taps(y, h, dst.1),
+            planes: self.planes.clone(),
+            ..*self
+        }
+    }
+
+    /// The frame's bytes per row and rows of each plane, as `convert` expects them.
+    pub fn planes(&self) -> &[(usize, usize)] {
+        &self.planes
     }
 
     /// Bytes of a converted frame.
@@ -609,17 +652,17 @@ mod tests {
             wb,
         };
         // Halving: each output centre falls between two inputs.
-        assert_eq!(taps(4, 2), vec![tap(0, 1, ONE / 2), tap(2, 3, ONE / 2)]);
+        assert_eq!(taps(0, 4, 2), vec![tap(0, 1, ONE / 2), tap(2, 3, ONE / 2)]);
         // Same size: every output is one input.
         assert!(
-            taps(5, 5)
+            taps(0, 5, 5)
                 .iter()
                 .enumerate()
                 .all(|(i, t)| t.a == i && t.wb == 0)
         );
         // Doubling: edges clamp, inner outputs are 1/4 and 3/4 between inputs.
         assert_eq!(
-            taps(2, 4),
+            taps(0, 2, 4),
             vec![
                 tap(0, 1, 0),
                 tap(0, 1, ONE / 4),
@@ -842,6 +885,96 @@ mod tests {
                 assert_eq!(portable, chosen, "{format:?} bgr {bgr}");
             }
         }
+    }
+
+    /// Planes of pseudo-random bytes for a `size` frame of `layout`, packed (stride = row).
+    fn random_planes(layout: Layout, size: (usize, usize), seed: &mut u32) -> Vec<Vec<u8>> {
+        layout
+            .planes(size.0, size.1)
+            .into_iter()
+            .map(|(row, rows)| {
+                (0..row * rows)
+                    .map(|_| {
+                        *seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        (*seed >> 16) as u8
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// A window is what the resize gives on the crop of the whole frame converted at its own
+    /// size (the path OpenCV takes: cvtColor of the frame, crop, resize), for every layout, odd
+    /// window origins and sizes (chroma blocks cut in two) included, shrinking and enlarging.
+    #[test]
+    fn a_window_is_the_crop_of_the_converted_frame_scaled() {
+        use VideoFormat as F;
+        let frame = (37, 29);
+        let mut seed = 7u32;
+        for format in [
+            F::Rgb,
+            F::Bgrx,
+            F::Xbgr,
+            F::Gray8,
+            F::I420,
+            F::Yv12,
+            F::Nv12,
+            F::Nv21,
+            F::Yuy2,
+            F::Uyvy,
+        ] {
+            let layout = Layout::of(format).unwrap();
+            let planes = random_planes(layout, frame, &mut seed);
+            let views: Vec<(&[u8], usize)> = planes
+                .iter()
+                .zip(layout.planes(frame.0, frame.1))
+                .map(|(p, (row, _))| (p.as_slice(), row))
+                .collect();
+            // The whole frame in RGB at its own size: a copy per pixel, no resize.
+            let converted = {
+                let c = Converter::new(layout, frame, frame, bt601(), false).unwrap();
+                let mut out = vec![0; c.dst_len()];
+                assert!(c.convert(&views, &mut out));
+                out
+            };
+            let whole = Converter::new(layout, frame, (16, 12), bt601(), false).unwrap();
+            for window in [(0, 0, 37, 29), (3, 5, 20, 11), (1, 1, 7, 5), (36, 28, 1, 1)] {
+                let (x, y, w, h) = window;
+                let crop: Vec<u8> = (y..y + h)
+                    .flat_map(|r| {
+                        converted[(r * frame.0 + x) * 3..(r * frame.0 + x + w) * 3].to_vec()
+                    })
+                    .collect();
+                let want = convert(rgb(), (w, h), (16, 12), &[(&crop, w * 3)], false);
+                let c = whole.cropped(window).expect("inside");
+                let mut got = vec![0; c.dst_len()];
+                assert!(c.convert(&views, &mut got));
+                assert_eq!(got, want, "{format:?} window {window:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn windows_outside_the_frame_or_empty_are_refused() {
+        let c = Converter::new(rgb(), (10, 8), (4, 4), bt601(), false).unwrap();
+        for window in [
+            (0, 0, 0, 4),
+            (0, 0, 4, 0),
+            (8, 0, 3, 4),
+            (0, 6, 4, 3),
+            (10, 0, 1, 1),
+            (usize::MAX, 0, 2, 2),
+            (0, 1, 2, usize::MAX),
+        ] {
+            assert!(c.cropped(window).is_none(), "{window:?}");
+        }
+        let inside = c.cropped((9, 7, 1, 1)).expect("the last pixel");
+        assert_eq!(inside.dst_len(), 4 * 4 * 3);
+        // A window of a window is a window of the frame.
+        let twice = inside
+            .cropped((2, 2, 3, 3))
+            .expect("still inside the frame");
+        assert_eq!(twice.columns[0].a, 2);
     }
 
     #[test]

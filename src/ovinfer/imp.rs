@@ -18,17 +18,21 @@ use gst_video::prelude::*;
 
 use super::batch::BatchLayout;
 use super::compiled::{self, Compiled};
-use super::decode::{Decoded, DecoderKind, ModelShape, Tensor};
+use super::decode::{Decoded, DecoderKind, Detection, ModelShape, Tensor};
 use super::input;
-use super::pool::Instance;
+use super::pool::{Instance, Keep, Slot};
+use super::reclassify::{Decision, Tracks};
+use super::roi::{self, Choice, RoiCounts};
 use super::settings::{
-    DEFAULT_DEVICE, DEFAULT_INPUT_RANGE, DEFAULT_INTERVAL, DEFAULT_THRESHOLD, MAX_BATCH, MAX_NIREQ,
-    Settings,
+    DEFAULT_DEVICE, DEFAULT_INPUT_RANGE, DEFAULT_INTERVAL, DEFAULT_RECLASSIFY_INTERVAL,
+    DEFAULT_THRESHOLD, MAX_BATCH, MAX_NIREQ, Settings,
 };
 use super::shared::{COMPILED, INSTANCES, core};
-use super::state::{Pending, State};
+use super::state::{self, Pending, RoiJob, RoiWork, State, Work};
 use super::stats::{Snapshot, Stats};
-use super::{DecoderChoice, ModelColorFormat, PerformanceHint, PreProcessBackend, model};
+use super::{
+    DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend, model,
+};
 use crate::meta::{self, DetectionInfo, FrameClassification};
 use crate::openvino::{self, InferRequest};
 use crate::properties::optional_string;
@@ -40,6 +44,11 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("OpenVINO inference on video frames"),
     )
 });
+
+/// Writes an input into slot `slot` of a request, given what is compiled for the caps (see
+/// `pool::Write`).
+type WriteWith<'a> =
+    dyn FnMut(&Compiled, &mut InferRequest, usize) -> Result<Option<Keep>, String> + 'a;
 
 #[derive(Default)]
 pub struct OvInfer {
@@ -68,6 +77,7 @@ impl OvInfer {
         let range = settings.range()?;
         let ov_config = settings.ov_properties()?;
         let labels = settings.read_labels()?;
+        let attribute = settings.attribute(&model::model_stem(&path))?;
         let core = core().map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         let mut model = core.read_model(&path).map_err(|e| {
             gst::error_msg!(
@@ -133,6 +143,29 @@ impl OvInfer {
                 )
             })?
         };
+        if settings.inference_region == InferenceRegion::RoiList {
+            gst::info!(
+                CAT,
+                imp = self,
+                "inference-region=roi-list: ROIs of {} (min-roi-size {}), {}, reclassify-interval {}{}",
+                match settings.object_class.trim() {
+                    "" => "every class".to_string(),
+                    classes => format!("class {classes}"),
+                },
+                settings.min_roi_size,
+                if decoder == DecoderKind::Classification {
+                    format!("classes as attribute '{attribute}'")
+                } else {
+                    "detections as new ROIs".to_string()
+                },
+                settings.reclassify_interval,
+                if settings.pre_process_backend == PreProcessBackend::Openvino {
+                    "; pre-process-backend=openvino does not apply: ovinfer crops and scales each ROI"
+                } else {
+                    ""
+                }
+            );
+        }
         gst::info!(
             CAT,
             imp = self,
@@ -163,6 +196,9 @@ impl OvInfer {
             pending: VecDeque::new(),
             ready: VecDeque::new(),
             in_place: None,
+            selection: settings.selection(),
+            attribute,
+            tracks: Tracks::new(settings.reclassify_interval),
         })
     }
 
@@ -259,54 +295,18 @@ impl OvInfer {
         })
     }
 
-    /// Takes a frame in: starts its inference, or queues it untouched when `interval` skips it.
-    /// Frames whose inference is over move to `ready`.
+    /// Takes a frame in: starts its inferences (of the whole frame, or of its ROIs), or queues
+    /// it untouched when `interval` skips it. Frames whose inferences are over move to `ready`.
     fn submit(&self, state: &mut State, buffer: gst::Buffer) -> Result<(), String> {
         let n = state.frames;
         state.frames += 1;
-        let slot = if !n.is_multiple_of(u64::from(state.settings.interval.max(1))) {
-            None
+        let work = if !n.is_multiple_of(u64::from(state.settings.interval.max(1))) {
+            Work::Skipped
         } else {
-            let compiled = state
-                .compiled
-                .as_ref()
-                .ok_or("no caps negotiated before the first frame")?;
-            let instance = compiled.instance.clone();
-            let converted = compiled.converter.is_some();
-            let mut in_place = false;
-            // A free slot; with every request in flight, this element's oldest frames finish
-            // first, and when it has none, the instance's oldest inference is harvested.
-            let slot = loop {
-                let compiled = state.compiled.as_ref().ok_or("caps went away")?;
-                let mut write = |request: &mut InferRequest, slot: usize| {
-                    let keep = compiled.feed(request, slot, &buffer)?;
-                    in_place = keep.is_some();
-                    Ok(keep)
-                };
-                if let Some(added) = instance.try_add(&mut write) {
-                    break added?;
-                }
-                if state.pending.is_empty() {
-                    break instance.add(&mut write)?;
-                }
-                self.finish_oldest(state)?;
-            };
-            if state.in_place != Some(in_place) {
-                state.in_place = Some(in_place);
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "frame {n}: {}",
-                    if in_place {
-                        "the input tensor reads the frame in place (no copy)"
-                    } else if converted {
-                        "ovinfer converts the frame into the input tensor"
-                    } else {
-                        "the frame is copied into the input tensor (its rows or planes are padded, or it is batched)"
-                    }
-                );
+            match state.settings.inference_region {
+                InferenceRegion::FullFrame => Work::Frame(self.start_frame(state, &buffer, n)?),
+                InferenceRegion::RoiList => Work::Rois(self.start_rois(state, &buffer, n)?),
             }
-            Some(slot)
         };
         let arrived = Instant::now();
         self.stats
@@ -315,17 +315,13 @@ impl OvInfer {
             .arrived(arrived);
         state.pending.push_back(Pending {
             buffer,
-            slot,
+            work,
             frame: n,
             arrived,
         });
         // Frames already done leave now, so a live stream is not held back by the pool.
-        while let Some(front) = state.pending.front_mut() {
-            let done = match &front.slot {
-                None => true,
-                Some(slot) => slot.is_done()?,
-            };
-            if !done {
+        while let Some(front) = state.pending.front() {
+            if !front.work.is_done()? {
                 break;
             }
             self.finish_oldest(state)?;
@@ -343,6 +339,170 @@ impl OvInfer {
             }
         }
         Ok(())
+    }
+
+    /// A slot of the instance with `write`'s input in it. With every request in flight, this
+    /// element's oldest frames finish first, and when it has none in flight, the instance's
+    /// oldest inference is harvested (which may be one of the ROIs of the frame coming in).
+    fn add_job(&self, state: &mut State, write: &mut WriteWith<'_>) -> Result<Slot, String> {
+        let instance = state
+            .compiled
+            .as_ref()
+            .ok_or("no caps negotiated before the first frame")?
+            .instance
+            .clone();
+        loop {
+            {
+                let compiled = state.compiled.as_ref().ok_or("caps went away")?;
+                let mut write =
+                    |request: &mut InferRequest, slot: usize| write(compiled, request, slot);
+                if let Some(added) = instance.try_add(&mut write) {
+                    return added;
+                }
+                if state.pending.is_empty() {
+                    return instance.add(&mut write);
+                }
+            }
+            self.finish_oldest(state)?;
+        }
+    }
+
+    /// Starts the inference of the whole frame.
+    fn start_frame(&self, state: &mut State, buffer: &gst::Buffer, n: u64) -> Result<Slot, String> {
+        let converted = state
+            .compiled
+            .as_ref()
+            .is_some_and(|c| c.converter.is_some());
+        let mut in_place = false;
+        let slot = self.add_job(state, &mut |compiled, request, slot| {
+            let keep = compiled.feed(request, slot, buffer)?;
+            in_place = keep.is_some();
+            Ok(keep)
+        })?;
+        if state.in_place != Some(in_place) {
+            state.in_place = Some(in_place);
+            gst::debug!(
+                CAT,
+                imp = self,
+                "frame {n}: {}",
+                if in_place {
+                    "the input tensor reads the frame in place (no copy)"
+                } else if converted {
+                    "ovinfer converts the frame into the input tensor"
+                } else {
+                    "the frame is copied into the input tensor (its rows or planes are padded, or it is batched)"
+                }
+            );
+        }
+        Ok(slot)
+    }
+
+    /// Starts the inferences of the frame's ROIs (`inference-region=roi-list`): each ROI chosen
+    /// (by `object-class` and `min-roi-size`, clipped to the frame) is cropped and scaled from
+    /// the frame in place into its own slot, unless its track reuses its last result
+    /// (`reclassify-interval`). The slots go through the pool like frames: in parallel on its
+    /// requests, and into batches with `batch-size`.
+    fn start_rois(
+        &self,
+        state: &mut State,
+        buffer: &gst::Buffer,
+        n: u64,
+    ) -> Result<RoiWork, String> {
+        let compiled = state
+            .compiled
+            .as_ref()
+            .ok_or("no caps negotiated before the first frame")?;
+        let info = compiled.info.clone();
+        let instance = compiled.instance.clone();
+        let whole = compiled
+            .converter
+            .clone()
+            .ok_or("ROIs need ovinfer's converter, and the frames have none")?;
+        let frame_size = (info.width(), info.height());
+        state.tracks.begin_frame();
+        let mut counts = RoiCounts::default();
+        let mut plan = Vec::new();
+        for (index, roi) in meta::rois(buffer).iter().enumerate() {
+            let detection_label = roi.detection.as_ref().map_or("", |d| d.label.as_str());
+            let labels = [roi.roi_type.as_str(), detection_label];
+            match state.selection.choose(&labels, roi.rect, frame_size) {
+                Choice::Infer(rect) => {
+                    let decision = state.tracks.decide(roi.tracking_id().as_deref());
+                    plan.push((index, rect, decision));
+                }
+                skipped => {
+                    gst::log!(
+                        CAT,
+                        imp = self,
+                        "frame {n}: ROI {index} ({}) at {:?} skipped: {skipped:?}",
+                        roi.roi_type,
+                        roi.rect
+                    );
+                    counts.skipped(skipped);
+                }
+            }
+        }
+        let mut jobs: Vec<RoiJob> = Vec::with_capacity(plan.len());
+        let mapped = if plan.iter().any(|p| matches!(p.2, Decision::Infer(_))) {
+            Some(
+                gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
+                    .map_err(|_| "cannot map the frame for reading".to_string())?,
+            )
+        } else {
+            None
+        };
+        let planes = match &mapped {
+            Some(frame) => compiled::planes(frame)?,
+            None => Vec::new(),
+        };
+        let batch = instance.batch;
+        for (index, rect, decision) in plan {
+            let (slot, result) = match decision {
+                Decision::Reuse(result) => {
+                    counts.reused += 1;
+                    (None, result)
+                }
+                Decision::Infer(result) => {
+                    let (x, y, w, h) = rect;
+                    let window = (x as usize, y as usize, w as usize, h as usize);
+                    let added = whole
+                        .cropped(window)
+                        .ok_or_else(|| format!("ROI {index} {rect:?} is not inside the frame"))
+                        .and_then(|crop| {
+                            self.add_job(state, &mut |_, request, slot| {
+                                compiled::write_converted(request, slot, batch, &crop, &planes)
+                            })
+                        });
+                    match added {
+                        Ok(slot) => {
+                            counts.inferred += 1;
+                            (Some(slot), result)
+                        }
+                        Err(e) => {
+                            state::discard_jobs(jobs, &instance);
+                            return Err(format!("ROI {index} at {rect:?}: {e}"));
+                        }
+                    }
+                }
+            };
+            jobs.push(RoiJob {
+                index,
+                rect,
+                slot,
+                result,
+            });
+        }
+        gst::log!(
+            CAT,
+            imp = self,
+            "frame {n}: ROIs {} inferred, {} reused, {} of other classes, {} empty, {} too small",
+            counts.inferred,
+            counts.reused,
+            counts.other_class,
+            counts.empty,
+            counts.too_small
+        );
+        Ok(RoiWork { jobs, counts })
     }
 
     /// How long a live stream's frames may wait inside the element for their turn: one frame
@@ -395,27 +555,39 @@ impl OvInfer {
     fn finish_oldest(&self, state: &mut State) -> Result<(), String> {
         let Some(Pending {
             mut buffer,
-            slot,
+            work,
             frame,
             arrived,
         }) = state.pending.pop_front()
         else {
             return Ok(());
         };
-        let inferred = slot.is_some();
-        if let Some(slot) = slot {
-            let instance = &state.compiled.as_ref().ok_or("caps went away")?.instance;
-            instance
-                .read(slot, |outputs| {
-                    self.attach(state, outputs, buffer.make_mut(), frame)
-                })
-                .and_then(|attached| attached)
-                .map_err(|e| format!("frame {frame}: {e}"))?;
+        let inferred = !matches!(work, Work::Skipped);
+        let mut counts = None;
+        match work {
+            Work::Skipped => {}
+            Work::Frame(slot) => {
+                let instance = &state.compiled.as_ref().ok_or("caps went away")?.instance;
+                instance
+                    .read(slot, |outputs| {
+                        self.attach(state, outputs, buffer.make_mut(), frame)
+                    })
+                    .and_then(|attached| attached)
+                    .map_err(|e| format!("frame {frame}: {e}"))?;
+            }
+            Work::Rois(rois) => {
+                counts = Some(rois.counts);
+                self.attach_rois(state, rois.jobs, buffer.make_mut(), frame)
+                    .map_err(|e| format!("frame {frame}: {e}"))?;
+            }
         }
         state.ready.push_back(buffer);
         let inferences = {
             let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             stats.left(inferred.then(|| arrived.elapsed()));
+            if let Some(counts) = &counts {
+                stats.rois(counts);
+            }
             stats.inferences()
         };
         if inferred {
@@ -500,44 +672,12 @@ impl OvInfer {
         buffer: &mut gst::BufferRef,
         n: u64,
     ) -> Result<(), String> {
-        let compiled = state.compiled.as_ref().ok_or("caps went away")?;
         let threshold = state.settings.threshold as f32;
         let decoded = state
             .decoder
             .decode(tensors, &state.model_shape, threshold)?;
-        let (width, height) = (compiled.info.width(), compiled.info.height());
         match decoded {
-            Decoded::Detections(found) => {
-                let mut attached = 0;
-                for d in found.iter().filter_map(|d| d.clipped()) {
-                    let info = DetectionInfo {
-                        label: state.label(d.label_id),
-                        label_id: d.label_id,
-                        confidence: d.confidence as f64,
-                        bbox: [d.x_min, d.y_min, d.x_max, d.y_max].map(f64::from),
-                        model: state.model_name.clone(),
-                    };
-                    let rect = meta::pixel_rect(info.bbox, width, height);
-                    if rect.2 == 0 || rect.3 == 0 {
-                        continue;
-                    }
-                    gst::debug!(
-                        CAT,
-                        imp = self,
-                        "frame {n}: {} ({}) {:.3} at x={} y={} w={} h={}",
-                        info.label,
-                        info.label_id,
-                        info.confidence,
-                        rect.0,
-                        rect.1,
-                        rect.2,
-                        rect.3
-                    );
-                    meta::add_detection(buffer, width, height, &info);
-                    attached += 1;
-                }
-                gst::log!(CAT, imp = self, "frame {n}: {attached} detections");
-            }
+            Decoded::Detections(found) => self.add_detections(state, buffer, &found, n),
             Decoded::Classification(Some(c)) => {
                 let result = FrameClassification {
                     label: state.label(c.label_id),
@@ -560,6 +700,135 @@ impl OvInfer {
             }
         }
         Ok(())
+    }
+
+    /// Reads the results of a frame's ROIs (each decoded into its cell, which frames reusing
+    /// it read later) and attaches them: a class as an attribute structure on its ROI,
+    /// detections as new ROIs in the frame's coordinates.
+    fn attach_rois(
+        &self,
+        state: &State,
+        jobs: Vec<RoiJob>,
+        buffer: &mut gst::BufferRef,
+        n: u64,
+    ) -> Result<(), String> {
+        let compiled = state.compiled.as_ref().ok_or("caps went away")?;
+        let threshold = state.settings.threshold as f32;
+        let mut jobs = jobs.into_iter();
+        // Each job, and whether it was inferred here (rather than given its track's result).
+        let mut read = Vec::new();
+        while let Some(mut job) = jobs.next() {
+            let inferred = job.slot.is_some();
+            if let Some(slot) = job.slot.take() {
+                let decoded = compiled
+                    .instance
+                    .read(slot, |outputs| {
+                        state.decoder.decode(outputs, &state.model_shape, threshold)
+                    })
+                    .and_then(|decoded| decoded);
+                match decoded {
+                    // Set once: this frame owns the cell of its inference.
+                    Ok(decoded) => drop(job.result.set(decoded)),
+                    Err(e) => {
+                        state::discard_jobs(jobs, &compiled.instance);
+                        return Err(format!("ROI {} at {:?}: {e}", job.index, job.rect));
+                    }
+                }
+            }
+            read.push((job, inferred));
+        }
+        let frame = (compiled.info.width(), compiled.info.height());
+        let mut attributes = Vec::new();
+        let mut found = Vec::new();
+        for (job, inferred) in &read {
+            match job.result.get() {
+                Some(Decoded::Classification(Some(c))) => {
+                    let label = state.label(c.label_id);
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "frame {n}: ROI {} at {:?}: {} {label} ({}) {:.3}{}",
+                        job.index,
+                        job.rect,
+                        state.attribute,
+                        c.label_id,
+                        c.confidence,
+                        if *inferred {
+                            ""
+                        } else {
+                            " (its track's last result)"
+                        }
+                    );
+                    attributes.push((job.index, roi::attribute(&state.attribute, &label, c)));
+                }
+                // Clipped to the ROI (what the model saw), then moved into the frame.
+                Some(Decoded::Detections(inside)) => found.extend(
+                    inside
+                        .iter()
+                        .filter_map(Detection::clipped)
+                        .map(|d| roi::to_frame(&d, job.rect, frame)),
+                ),
+                // No class above the threshold; or (never, as frames leave in order) a track's
+                // result not there yet.
+                Some(Decoded::Classification(None)) | None => {}
+            }
+        }
+        let mut attributes = attributes.into_iter().peekable();
+        for (index, mut roi) in buffer
+            .iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>()
+            .enumerate()
+        {
+            while let Some((_, attribute)) = attributes.next_if(|(i, _)| *i == index) {
+                roi.add_param(attribute);
+            }
+        }
+        self.add_detections(state, buffer, &found, n);
+        Ok(())
+    }
+
+    /// Attaches detections (normalised to the frame, not yet clipped) as ROIs with their
+    /// `detection` structure; boxes with nothing inside the frame, or less than a pixel wide or
+    /// high, are left out.
+    fn add_detections(
+        &self,
+        state: &State,
+        buffer: &mut gst::BufferRef,
+        found: &[Detection],
+        n: u64,
+    ) {
+        let Some(compiled) = state.compiled.as_ref() else {
+            return;
+        };
+        let (width, height) = (compiled.info.width(), compiled.info.height());
+        let mut attached = 0;
+        for d in found.iter().filter_map(|d| d.clipped()) {
+            let info = DetectionInfo {
+                label: state.label(d.label_id),
+                label_id: d.label_id,
+                confidence: d.confidence as f64,
+                bbox: [d.x_min, d.y_min, d.x_max, d.y_max].map(f64::from),
+                model: state.model_name.clone(),
+            };
+            let rect = meta::pixel_rect(info.bbox, width, height);
+            if rect.2 == 0 || rect.3 == 0 {
+                continue;
+            }
+            gst::debug!(
+                CAT,
+                imp = self,
+                "frame {n}: {} ({}) {:.3} at x={} y={} w={} h={}",
+                info.label,
+                info.label_id,
+                info.confidence,
+                rect.0,
+                rect.1,
+                rect.2,
+                rect.3
+            );
+            meta::add_detection(buffer, width, height, &info);
+            attached += 1;
+        }
+        gst::log!(CAT, imp = self, "frame {n}: {attached} detections");
     }
 }
 
@@ -692,6 +961,59 @@ impl ObjectImpl for OvInfer {
                     .blurb("OpenVINO performance hint the model is compiled with: latency (one stream, every core on each frame: the shortest delay per frame) or throughput (several streams working on different frames at once)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("inference-region", InferenceRegion::FullFrame)
+                    .nick("Inference region")
+                    .blurb("What the model runs on: full-frame (the whole frame) or roi-list (each region of interest of the frame, GstVideoRegionOfInterestMeta from any element: cropped and scaled from the frame in place, in parallel on the infer requests and batched with batch-size; a class becomes an attribute structure on its ROI, detections new ROIs in the frame's coordinates)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("object-class")
+                    .nick("Object class")
+                    .blurb("With roi-list: comma-separated labels of the ROIs to infer on (an ROI's type or its detection's label, e.g. \"car,truck\"); ROIs of other labels are left untouched. Empty: every ROI")
+                    .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-roi-size")
+                    .nick("Minimum ROI size")
+                    .blurb("With roi-list: ROIs whose smaller side inside the frame is below this many pixels are skipped (counted in rois-skipped-size); 0 = no minimum. ROIs partly outside the frame are clipped to it; empty ones are skipped (rois-skipped-empty)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("reclassify-interval")
+                    .nick("Reclassify interval")
+                    .blurb("With roi-list: an ROI with a tracking id (object_id, e.g. from ovtrack) is inferred again only every this many frames (of those interval selects), and gets its track's last result in between; ROIs without an id are inferred every time. 1 = every frame, 0 = once per track")
+                    .default_value(DEFAULT_RECLASSIFY_INTERVAL)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("attribute-name")
+                    .nick("Attribute name")
+                    .blurb("With roi-list and a classification model: the name of the attribute structure a class becomes on its ROI (LVA's entity.attributes name); a letter, then letters, digits and / - _ . : +. Unset: the model file's name without extension")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("rois-inferred")
+                    .nick("ROIs inferred")
+                    .blurb("ROIs the model ran on since the element started (roi-list)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("rois-reused")
+                    .nick("ROIs reused")
+                    .blurb("ROIs given their track's last result instead of an inference, by reclassify-interval (roi-list)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("rois-skipped-class")
+                    .nick("ROIs of other classes")
+                    .blurb("ROIs left untouched because their label is not in object-class (roi-list)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("rois-skipped-size")
+                    .nick("ROIs too small")
+                    .blurb("ROIs skipped because their smaller side is below min-roi-size (roi-list)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("rois-skipped-empty")
+                    .nick("Empty ROIs")
+                    .blurb("ROIs skipped because nothing of them lies inside the frame: zero width or height, or outside it (roi-list)")
+                    .read_only()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -732,6 +1054,13 @@ impl ObjectImpl for OvInfer {
             "model-instance-id" => settings.model_instance_id = optional_string(value),
             "ov-config" => settings.ov_config = optional_string(value).unwrap_or_default(),
             "stats-interval" => settings.stats_interval = value.get().unwrap_or(0),
+            "inference-region" => settings.inference_region = value.get().unwrap_or_default(),
+            "object-class" => settings.object_class = optional_string(value).unwrap_or_default(),
+            "min-roi-size" => settings.min_roi_size = value.get().unwrap_or(0),
+            "reclassify-interval" => {
+                settings.reclassify_interval = value.get().unwrap_or(DEFAULT_RECLASSIFY_INTERVAL)
+            }
+            "attribute-name" => settings.attribute_name = optional_string(value),
             _ => unreachable!("unknown property {name}"),
         }
         if let Some(state) = state.as_mut() {
@@ -760,6 +1089,16 @@ impl ObjectImpl for OvInfer {
             "model-instance-id" => s.model_instance_id.to_value(),
             "ov-config" => s.ov_config.to_value(),
             "stats-interval" => s.stats_interval.to_value(),
+            "inference-region" => s.inference_region.to_value(),
+            "object-class" => s.object_class.to_value(),
+            "min-roi-size" => s.min_roi_size.to_value(),
+            "reclassify-interval" => s.reclassify_interval.to_value(),
+            "attribute-name" => s.attribute_name.to_value(),
+            "rois-inferred" => self.snapshot().rois.inferred.to_value(),
+            "rois-reused" => self.snapshot().rois.reused.to_value(),
+            "rois-skipped-class" => self.snapshot().rois.other_class.to_value(),
+            "rois-skipped-size" => self.snapshot().rois.too_small.to_value(),
+            "rois-skipped-empty" => self.snapshot().rois.empty.to_value(),
             "frames" => self.snapshot().frames.to_value(),
             "inferences" => self.snapshot().inferences.to_value(),
             "fps" => self.snapshot().fps.to_value(),

@@ -5,8 +5,10 @@
 //! `input` (how frames become the model's input), `frame` and `convert` (the frames written into
 //! the input tensor), `compiled` (what is held for the negotiated caps), `pool` (a model instance
 //! and its infer requests), `batch` (each frame's results in a batch's outputs), `decode` (the
-//! outputs read as detections or classes), `shared` (what the whole process shares), `state`
-//! (one run's state) and `stats` (counters and timings).
+//! outputs read as detections or classes), `roi` (which ROIs `inference-region=roi-list` infers
+//! on and how their results come back), `reclassify` (results of tracked objects reused,
+//! `reclassify-interval`), `shared` (what the whole process shares), `state` (one run's state
+//! and the frames in flight) and `stats` (counters and timings).
 
 pub mod batch;
 mod compiled;
@@ -19,6 +21,8 @@ pub mod input;
 pub mod labels;
 mod model;
 pub mod pool;
+pub mod reclassify;
+pub mod roi;
 mod settings;
 pub mod shared;
 mod state;
@@ -60,6 +64,21 @@ impl DecoderChoice {
             DecoderChoice::Classification => Some(K::Classification),
         }
     }
+}
+
+/// What the model runs on (`inference-region` property).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstOvInferRegion")]
+pub enum InferenceRegion {
+    #[default]
+    #[enum_value(name = "The whole frame", nick = "full-frame")]
+    FullFrame,
+    #[enum_value(
+        name = "Each region of interest (GstVideoRegionOfInterestMeta) of the frame",
+        nick = "roi-list"
+    )]
+    RoiList,
 }
 
 /// Channel order the model was trained on (`model-color-format` property).

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use super::input::InputRange;
 use super::labels::Labels;
-use super::{DecoderChoice, ModelColorFormat, PerformanceHint, PreProcessBackend, config};
+use super::roi::{self, ObjectClasses, Selection};
+use super::{
+    DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend, config,
+};
 
 pub const DEFAULT_DEVICE: &str = "CPU";
 pub const DEFAULT_THRESHOLD: f64 = 0.5;
@@ -13,6 +16,7 @@ pub const DEFAULT_INTERVAL: u32 = 1;
 pub const DEFAULT_INPUT_RANGE: &str = "auto";
 pub const MAX_NIREQ: u32 = 64;
 pub const MAX_BATCH: u32 = 32;
+pub const DEFAULT_RECLASSIFY_INTERVAL: u32 = 1;
 
 /// The element's properties as set: read when it starts (threshold, interval and stats-interval
 /// also while it runs).
@@ -33,6 +37,12 @@ pub struct Settings {
     pub stats_interval: u32,
     pub model_instance_id: Option<String>,
     pub ov_config: String,
+    pub inference_region: InferenceRegion,
+    /// `object-class`, as set.
+    pub object_class: String,
+    pub min_roi_size: u32,
+    pub reclassify_interval: u32,
+    pub attribute_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -53,6 +63,11 @@ impl Default for Settings {
             stats_interval: 0,
             model_instance_id: None,
             ov_config: String::new(),
+            inference_region: InferenceRegion::FullFrame,
+            object_class: String::new(),
+            min_roi_size: 0,
+            reclassify_interval: DEFAULT_RECLASSIFY_INTERVAL,
+            attribute_name: None,
         }
     }
 }
@@ -89,6 +104,32 @@ impl Settings {
         config::parse(&self.ov_config)
             .map(|pairs| config::with_defaults(&self.device, pairs))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))
+    }
+
+    /// Which ROIs are inferred (`object-class`, `min-roi-size`).
+    pub fn selection(&self) -> Selection {
+        Selection {
+            classes: ObjectClasses::parse(&self.object_class),
+            min_size: self.min_roi_size,
+        }
+    }
+
+    /// The name of the attribute a class becomes on an ROI: `attribute-name`, else made from
+    /// the model file's stem `stem`.
+    pub fn attribute(&self, stem: &str) -> Result<String, gst::ErrorMessage> {
+        let name = match &self.attribute_name {
+            Some(name) => name.clone(),
+            None => roi::default_attribute_name(stem),
+        };
+        roi::valid_attribute_name(&name).map_err(|e| {
+            let hint = if self.attribute_name.is_none() {
+                " (made from the model file's name): set attribute-name"
+            } else {
+                ""
+            };
+            gst::error_msg!(gst::ResourceError::Settings, ("{e}{hint}"))
+        })?;
+        Ok(name)
     }
 
     /// The `labels` file read (no labels without one).

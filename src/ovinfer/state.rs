@@ -7,19 +7,86 @@ use std::time::Instant;
 
 use super::batch::BatchLayout;
 use super::compiled::Compiled;
-use super::decode::{DecoderKind, ModelShape};
+use super::decode::{Decoded, DecoderKind, ModelShape};
 use super::input::{InputRange, ModelInput};
 use super::labels::Labels;
-use super::pool::Slot;
+use super::pool::{Instance, Slot};
+use super::reclassify::{ResultCell, Tracks};
+use super::roi::{Rect, RoiCounts, Selection};
 use super::settings::Settings;
 
-/// A frame inside the element: waiting for its inference, or (`slot` None) skipped by
-/// `interval` and only waiting for its turn to leave, so that frames never change order.
+/// A frame inside the element, waiting for its inferences or only for its turn to leave, so
+/// that frames never change order.
 pub struct Pending {
     pub buffer: gst::Buffer,
-    pub slot: Option<Slot>,
+    pub work: Work,
     pub frame: u64,
     pub arrived: Instant,
+}
+
+/// What a frame inside the element waits for.
+pub enum Work {
+    /// Nothing: `interval` skipped it.
+    Skipped,
+    /// The inference of the whole frame.
+    Frame(Slot),
+    /// The inferences of its ROIs (`inference-region=roi-list`), one slot each: the frame
+    /// leaves when every one is read.
+    Rois(RoiWork),
+}
+
+/// A frame's ROIs inferred or given their track's last result.
+pub struct RoiWork {
+    /// In the order of the frame's ROIs.
+    pub jobs: Vec<RoiJob>,
+    /// What became of each of the frame's ROIs.
+    pub counts: RoiCounts,
+}
+
+/// One ROI's result to come.
+pub struct RoiJob {
+    /// The ROI's place among the frame's ROI metas.
+    pub index: usize,
+    /// What was inferred: the ROI clipped to the frame.
+    pub rect: Rect,
+    /// Its inference, when it is inferred in this frame (else it reuses `result`).
+    pub slot: Option<Slot>,
+    /// The result: filled from `slot`, or by the earlier frame that inferred its track.
+    pub result: ResultCell<Decoded>,
+}
+
+impl Work {
+    /// Whether every result can be read without waiting.
+    pub fn is_done(&self) -> Result<bool, String> {
+        match self {
+            Work::Skipped => Ok(true),
+            Work::Frame(slot) => slot.is_done(),
+            Work::Rois(rois) => {
+                for slot in rois.jobs.iter().filter_map(|j| j.slot.as_ref()) {
+                    if !slot.is_done()? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Ends the inferences whose results are not wanted (flush, stop, an error).
+    pub fn discard(self, instance: &Instance) {
+        match self {
+            Work::Skipped => {}
+            Work::Frame(slot) => instance.discard(slot),
+            Work::Rois(rois) => discard_jobs(rois.jobs, instance),
+        }
+    }
+}
+
+/// Ends the inferences of ROI jobs whose results are not wanted.
+pub fn discard_jobs(jobs: impl IntoIterator<Item = RoiJob>, instance: &Instance) {
+    for slot in jobs.into_iter().filter_map(|j| j.slot) {
+        instance.discard(slot);
+    }
 }
 
 /// Per-run state: from `start` to `stop`.
@@ -49,6 +116,12 @@ pub struct State {
     pub ready: VecDeque<gst::Buffer>,
     /// Whether the last frame was read in place rather than copied (logged when it changes).
     pub in_place: Option<bool>,
+    /// Which ROIs are inferred (`inference-region=roi-list`).
+    pub selection: Selection,
+    /// The name of the attribute a class becomes on an ROI.
+    pub attribute: String,
+    /// The tracks' last results (`reclassify-interval`).
+    pub tracks: Tracks<Decoded>,
 }
 
 impl State {
@@ -63,10 +136,12 @@ impl State {
     /// Frames in flight and done are dropped (flush, stop); the requests return to the pool.
     pub fn discard(&mut self) {
         for pending in std::mem::take(&mut self.pending) {
-            if let (Some(slot), Some(compiled)) = (pending.slot, self.compiled.as_ref()) {
-                compiled.instance.discard(slot);
+            if let Some(compiled) = self.compiled.as_ref() {
+                pending.work.discard(&compiled.instance);
             }
         }
         self.ready.clear();
+        // Frames that would have filled the results of tracks are gone.
+        self.tracks.clear();
     }
 }

@@ -1,9 +1,11 @@
-//! Counters and timings of one `ovinfer`: frames, inferences, frame rate, and the time frames
-//! spend inside the element (from arrival to results attached); the `ovinfer-stats` message's
-//! structure made of them.
+//! Counters and timings of one `ovinfer`: frames, inferences, frame rate, the time frames
+//! spend inside the element (from arrival to results attached) and what became of ROIs with
+//! `inference-region=roi-list`; the `ovinfer-stats` message's structure made of them.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use super::roi::RoiCounts;
 
 /// How many recent frame latencies the percentiles are taken over.
 const WINDOW: usize = 1024;
@@ -15,6 +17,7 @@ pub struct Stats {
     inferences: u64,
     recent: VecDeque<Duration>,
     total: Duration,
+    rois: RoiCounts,
 }
 
 /// What the read-only properties and the `ovinfer-stats` message report.
@@ -29,6 +32,8 @@ pub struct Snapshot {
     pub latency_mean: Duration,
     pub latency_p50: Duration,
     pub latency_p99: Duration,
+    /// ROIs inferred, reused and skipped (`inference-region=roi-list`).
+    pub rois: RoiCounts,
 }
 
 impl Snapshot {
@@ -47,6 +52,11 @@ impl Snapshot {
             .field("latency-mean-ms", ms(s.latency_mean))
             .field("latency-p50-ms", ms(s.latency_p50))
             .field("latency-p99-ms", ms(s.latency_p99))
+            .field("rois-inferred", s.rois.inferred)
+            .field("rois-reused", s.rois.reused)
+            .field("rois-skipped-class", s.rois.other_class)
+            .field("rois-skipped-size", s.rois.too_small)
+            .field("rois-skipped-empty", s.rois.empty)
             .field("eos", eos)
             .build()
     }
@@ -69,6 +79,11 @@ impl Stats {
             }
             self.recent.push_back(l);
         }
+    }
+
+    /// What became of a frame's ROIs (counted when it leaves).
+    pub fn rois(&mut self, counts: &RoiCounts) {
+        self.rois.add(counts);
     }
 
     /// Frames inferred so far.
@@ -103,6 +118,7 @@ impl Stats {
             },
             latency_p50: pick(0.5),
             latency_p99: pick(0.99),
+            rois: self.rois,
         }
     }
 }
@@ -128,6 +144,30 @@ mod tests {
         assert_eq!(snap.latency_mean, Duration::from_micros(50_500));
         assert_eq!(snap.latency_p50, Duration::from_millis(51));
         assert_eq!(snap.latency_p99, Duration::from_millis(99));
+        assert_eq!(snap.rois, RoiCounts::default());
+    }
+
+    #[test]
+    fn roi_counts_add_up_and_reach_the_message() {
+        gst::init().unwrap();
+        let mut s = Stats::default();
+        let frame = RoiCounts {
+            inferred: 3,
+            reused: 2,
+            other_class: 1,
+            empty: 1,
+            too_small: 4,
+        };
+        s.rois(&frame);
+        s.rois(&frame);
+        let snap = s.snapshot(Instant::now());
+        assert_eq!(snap.rois.inferred, 6);
+        let m = snap.structure(false);
+        assert_eq!(m.get::<u64>("rois-inferred"), Ok(6));
+        assert_eq!(m.get::<u64>("rois-reused"), Ok(4));
+        assert_eq!(m.get::<u64>("rois-skipped-class"), Ok(2));
+        assert_eq!(m.get::<u64>("rois-skipped-size"), Ok(8));
+        assert_eq!(m.get::<u64>("rois-skipped-empty"), Ok(2));
     }
 
     #[test]
