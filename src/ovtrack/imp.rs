@@ -7,10 +7,10 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 
+use super::TrackingType;
 use super::geometry::BBox;
 use super::tracker::{Config, Detection, Predicted, Tracker};
-use super::{TRACKING_STATE, TrackingType};
-use crate::meta::{self, DETECTION, TRACKING};
+use crate::meta::{self, DETECTION, TRACKING, TRACKING_STATE};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(

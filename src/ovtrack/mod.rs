@@ -60,9 +60,6 @@ impl From<TrackingType> for tracker::Kind {
     }
 }
 
-/// Name of the ROI param structure `ovtrack` adds to the objects it predicted (`predicted=true`).
-pub const TRACKING_STATE: &str = "tracking";
-
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
