@@ -440,7 +440,8 @@ fn an_unreachable_broker_at_eos_ends_within_flush_timeout_and_counts_the_rest() 
     let took = start.elapsed();
     assert!(said.eos, "{said:?}");
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        // flush-timeout, plus slack for a loaded machine (the point: bounded, not 10 s).
+        took >= Duration::from_millis(900) && took < Duration::from_millis(4000),
         "EOS after {took:?} with flush-timeout=1000"
     );
     assert_eq!(sink.property::<u64>("undelivered"), 25);
