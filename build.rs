@@ -10,7 +10,28 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=Cargo.toml");
     hls_js();
+    kserve_proto();
     gst_plugin_version_helper::info()
+}
+
+/// The KServe v2 gRPC messages and service (`proto/grpc_predict_v2.proto`) as Rust, in
+/// `OUT_DIR/inference.rs`: server and client, for lva-server and the plugin library alike
+/// (`tonic::include_proto!("inference")`). protoc is Debian's (`protobuf-compiler`, installed by
+/// scripts/setup.sh), or the one `PROTOC` names.
+fn kserve_proto() {
+    const PROTO: &str = "proto/grpc_predict_v2.proto";
+    println!("cargo:rerun-if-changed={PROTO}");
+    println!("cargo:rerun-if-env-changed=PROTOC");
+    if let Err(e) = tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_protos(&[PROTO], &["proto"])
+    {
+        panic!(
+            "cannot compile {PROTO}: {e}\n(protoc comes with Debian's protobuf-compiler: run \
+             scripts/setup.sh, or set PROTOC to a protoc binary)"
+        );
+    }
 }
 
 /// `OUT_DIR/hls.min.js`, embedded by lva-server's console: hls.js when setup installed it, else

@@ -47,6 +47,8 @@ APT_PACKAGES=(
     mosquitto mosquitto-clients
     # tests only: tests/console.rs drives the console in a real (headless) browser
     chromium chromium-driver
+    # protoc: build.rs compiles the KServe v2 gRPC API (proto/grpc_predict_v2.proto) with it
+    protobuf-compiler
 )
 
 install_apt() {

@@ -8,7 +8,9 @@
 //! - `library`: finding and loading the shared library, and its version;
 //! - `core`: the runtime core, models read from files and their ports;
 //! - `preprocess`: the pre/post-processing built into a model for the frames it takes;
-//! - `request`: compiled models, inference requests and their tensors.
+//! - `request`: compiled models, inference requests and their tensors;
+//! - `tensor`: element types of any kind and requests fed whole tensors as bytes (a model served
+//!   as it is).
 //!
 //! This file holds what they share: the error type, status checks, C strings, and the owning
 //! wrappers of OpenVINO handles.
@@ -38,11 +40,13 @@ mod core;
 mod library;
 mod preprocess;
 mod request;
+mod tensor;
 
 pub use self::core::{Core, ElementType, Model, PortInfo};
 pub use library::{LIBRARY_ENV, ensure_loaded, version};
 pub use preprocess::{InputPreprocessing, PixelFormat};
 pub use request::{CompiledModel, InferRequest};
+pub use tensor::{DataType, TensorRequest};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(pub String);

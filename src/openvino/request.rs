@@ -71,7 +71,7 @@ impl CompiledModel {
 
 handle!(
     /// An inference request's handle.
-    RequestHandle(sys::ov_infer_request_t), sys::ov_infer_request_free
+    pub(super) RequestHandle(sys::ov_infer_request_t), sys::ov_infer_request_free
 );
 
 handle!(

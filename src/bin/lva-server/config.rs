@@ -9,8 +9,8 @@ use serde::Deserialize;
 /// Model-entry keys the server keeps for itself; every other key is an `ovinfer` property.
 const SERVER_KEYS: [&str; 4] = ["workers", "max-queue", "subtype", "description"];
 
-/// Names a model cannot have: the server's own routes (`/streams`, `/models`, `/console`, ...)
-/// and the ones it keeps for later (`/v2`: KServe's protocol).
+/// Names a model cannot have: the server's own routes (`/streams`, `/models`, `/console`,
+/// `/v2`: KServe's protocol, ...).
 pub const RESERVED_NAMES: [&str; 6] = [
     "streams",
     "models",
@@ -30,6 +30,9 @@ pub struct Config {
     /// Address and port to listen on.
     #[serde(default = "defaults::listen")]
     pub listen: String,
+    /// Address and port of the KServe v2 gRPC API (docs/kserve.md); none: no gRPC.
+    #[serde(default)]
+    pub grpc_listen: Option<String>,
     /// Largest request body accepted, in bytes (413 above).
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: u64,
@@ -396,6 +399,7 @@ mod tests {
         let (config, models) = Config::parse(
             r#"{
               "listen": "0.0.0.0:8080",
+              "grpc-listen": "0.0.0.0:9000",
               "max-body-bytes": 1000,
               "tls": {"cert": "c.pem", "key": "k.pem"},
               "auth": {"basic": [{"user": "lva", "password": "pw"}], "bearer": ["t0k"]},
@@ -409,6 +413,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.listen, "0.0.0.0:8080");
+        assert_eq!(config.grpc_listen.as_deref(), Some("0.0.0.0:9000"));
         assert_eq!(config.max_body_bytes, 1000);
         assert_eq!(config.retry_after_s, 1);
         assert_eq!(

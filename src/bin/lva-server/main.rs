@@ -1,11 +1,12 @@
 //! `lva-server`: the Live Video Analytics HTTP extension contract served by ovlva's elements.
 //!
 //! `POST /<model>` with a JPEG, PNG, BMP or raw image → `{"inferences":[...]}` (200), or 204 when
-//! nothing is found; `/streams` runs models over videos and cameras (the streams API). Every
-//! route: `GET /openapi.json`. Configuration: docs/lva-server.md.
+//! nothing is found; `/streams` runs models over videos and cameras (the streams API); `/v2` and,
+//! on `grpc-listen`, gRPC serve the same models' raw tensors over KServe v2 (docs/kserve.md).
+//! Every route: `GET /openapi.json`. Configuration: docs/lva-server.md.
 //!
-//! HTTP is hyper's (HTTP/1.1) on tokio, routed by axum; the GStreamer work runs on tokio's
-//! blocking pool.
+//! HTTP is hyper's (HTTP/1.1) on tokio, routed by axum; gRPC is tonic's on the same runtime; the
+//! GStreamer and OpenVINO work runs on tokio's blocking pool.
 
 // `Result<_, Response>` (the answer to give instead, 128 bytes) is axum's idiom for refusals,
 // built once per request: boxing it would buy nothing.
@@ -19,6 +20,7 @@ mod console;
 mod engine;
 mod http;
 mod image;
+mod kserve;
 mod reply;
 mod routes;
 mod rtsp;
@@ -68,6 +70,7 @@ fn run(args: Args) -> Result<(), String> {
     alloc::install(alloc::ceiling(config.max_pixels, config.max_body_bytes))?;
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let service = Service::new(&config, models.clone())?;
+    let kserve = Arc::new(kserve::Kserve::new(&config, &models)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,12 +90,45 @@ fn run(args: Args) -> Result<(), String> {
     let app = Arc::new(App {
         service,
         registry,
+        kserve: kserve.clone(),
         body_timeout: config.body_timeout(),
         busy_delay: config.busy_delay(),
         shutdown: tokio::sync::watch::Sender::new(false),
     });
     let routes = routes::routes(app.clone());
+    let grpc = match &config.grpc_listen {
+        Some(listen) => {
+            let options = kserve::grpc::Options {
+                listen: listen.clone(),
+                max_connections: config.max_connections,
+                handshake_timeout: config.header_timeout(),
+                busy_delay: config.busy_delay(),
+            };
+            let auth = app.service.auth().cloned();
+            let started = runtime.block_on(kserve::grpc::start(
+                options,
+                kserve,
+                auth,
+                tls.clone(),
+                app.shutdown.subscribe(),
+            ))?;
+            eprintln!(
+                "lva-server: KServe gRPC on {}://{}",
+                if tls.is_some() { "grpcs" } else { "grpc" },
+                started.0
+            );
+            Some(started.1)
+        }
+        None => None,
+    };
     let served = runtime.block_on(server::run(&config, app, routes, tls));
+    if let Some(grpc) = grpc {
+        // server::run has set the shutdown flag: calls in flight finish within the grace time.
+        let grace = config.shutdown_timeout();
+        if runtime.block_on(tokio::time::timeout(grace, grpc)).is_err() {
+            eprintln!("lva-server: gRPC calls still open after {grace:?}; exiting anyway");
+        }
+    }
     // Inferences still running after shutdown-timeout-ms are not waited for.
     runtime.shutdown_timeout(Duration::from_millis(100));
     served

@@ -8,6 +8,8 @@
 //! - `GET /console`, `GET /console/{file}` → the web console ([`crate::console`]), open to all;
 //! - `GET /healthz` → 200 while the server runs (never needs credentials);
 //! - `/streams...`: the streams API ([`crate::streams_api`]);
+//! - `/v2...`: the KServe v2 REST API ([`crate::kserve::rest`]; `/v2/health/*` needs no
+//!   credentials, as `/healthz`);
 //! - `GET /openapi.json` → the OpenAPI 3.1 description of all of them (`openapi.json`).
 
 use std::any::Any;
@@ -21,7 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, get, put};
+use axum::routing::{any, get, post, put};
 use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -30,6 +32,7 @@ use tower_http::normalize_path::NormalizePath;
 use crate::conn::{FramingConflict, Peer};
 use crate::console;
 use crate::http::{self, Framing};
+use crate::kserve::{self, Kserve};
 use crate::reply::{error, json, with_header};
 use crate::service::{Service, not_allowed};
 use crate::streams::Registry;
@@ -43,6 +46,8 @@ pub struct App {
     pub service: Service,
     /// The streams of `/streams`.
     pub registry: Registry,
+    /// The KServe v2 API (`/v2`, and gRPC).
+    pub kserve: Arc<Kserve>,
     pub body_timeout: Duration,
     pub busy_delay: Duration,
     /// Turns true on SIGTERM/SIGINT.
@@ -58,7 +63,7 @@ pub struct BodyRead;
 
 /// The model an admitted request went to, for the access log.
 #[derive(Clone)]
-struct ModelName(String);
+pub struct ModelName(pub String);
 
 pub fn routes(app: Arc<App>) -> Routes {
     let router = Router::new()
@@ -90,6 +95,42 @@ pub fn routes(app: Arc<App>) -> Routes {
         .route(
             "/streams/{id}/hls/{file}",
             get(streams_api::hls).fallback(not_allowed_get),
+        )
+        .route(
+            "/v2",
+            get(kserve::rest::server_metadata).fallback(not_allowed_get),
+        )
+        .route(
+            "/v2/health/live",
+            get(kserve::rest::live).fallback(not_allowed_get),
+        )
+        .route(
+            "/v2/health/ready",
+            get(kserve::rest::ready).fallback(not_allowed_get),
+        )
+        .route(
+            "/v2/models/{model}",
+            get(kserve::rest::model_metadata).fallback(not_allowed_get),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(kserve::rest::model_metadata).fallback(not_allowed_get),
+        )
+        .route(
+            "/v2/models/{model}/ready",
+            get(kserve::rest::model_ready).fallback(not_allowed_get),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(kserve::rest::model_ready).fallback(not_allowed_get),
+        )
+        .route(
+            "/v2/models/{model}/infer",
+            post(kserve::rest::infer).fallback(|| async { not_allowed("POST") }),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(kserve::rest::infer).fallback(|| async { not_allowed("POST") }),
         )
         .route("/{model}", any(model))
         .fallback(no_route)
@@ -133,6 +174,9 @@ async fn no_route(State(app): State<Arc<App>>, req: Request) -> Response {
             StatusCode::NOT_FOUND,
             "no such route: GET /openapi.json lists the routes",
         );
+    }
+    if path.starts_with("/v2/") {
+        return kserve::rest::no_route(&path);
     }
     app.service
         .no_model(path.strip_prefix('/').unwrap_or(&path))
@@ -253,11 +297,14 @@ async fn refuse_conflicting_framing(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// 401 unless the request carries configured credentials; `/healthz` and the console's files
-/// (which hold no data) need none.
+/// Paths open to all: the health checks, which container probes call without credentials.
+const OPEN: [&str; 3] = ["/healthz", "/v2/health/live", "/v2/health/ready"];
+
+/// 401 unless the request carries configured credentials; the health checks and the console's
+/// files (which hold no data) need none.
 async fn authenticate(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if let Some(auth) = app.service.auth()
-        && req.uri().path() != "/healthz"
+        && !OPEN.contains(&req.uri().path())
         && !console::is_public(req.method(), req.uri().path(), req.headers())
     {
         let credentials = req
