@@ -1354,3 +1354,139 @@ fn a_stream_tracks_objects_and_counts_them_crossing_a_line() {
     );
     eprintln!("track and count over HTTP: {:?}", t0.elapsed());
 }
+
+/// Results onto message buses: bikes.mp4 (not realtime) with a JSON Lines file, an MQTT output
+/// to a real mosquitto and a Kafka output to a real Kafka-protocol broker (noida-db), each read
+/// back by an independent client (`mosquitto_sub`, kafka-python). Every document of the file
+/// arrives once, in order, on the stream's MQTT topic (the default `lva/{stream}`) and in the
+/// Kafka topic `lva.{stream}`, keyed by the stream's id; the status counts them as sent; the
+/// password is hidden when the definition is shown. Then a camera whose broker cannot be
+/// reached is deleted: the stop takes the MQTT output's `flush-timeout`, not more, and counts
+/// what it could not deliver.
+#[test]
+fn a_stream_publishes_every_document_to_mqtt_and_kafka_and_a_stop_flushes_within_flush_timeout() {
+    common::init();
+    let t0 = Instant::now();
+    let dir = scratch("brokers");
+    let out = dir.join("bikes.jsonl");
+    let mosquitto = common::mqtt::Broker::start();
+    let kafka = common::kafka::Broker::start();
+    let sub = common::mqtt::Subscriber::start(&mosquitto, "lva/bikes", &[]);
+    let server = Server::start(&dir, &json!({"models": models()}));
+
+    let refused = reasons(
+        &server.put(
+            "bikes",
+            &json!({"source": {"uri": bikes_uri()}, "model": "ssd",
+                "outputs": {"mqtt": {"port": mosquitto.port, "spool-dir": "spool"},
+                            "kafka": {"brokers": kafka.bootstrap(), "acks": "some"}}})
+            .to_string(),
+        ),
+    );
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    for expected in [
+        "outputs.mqtt needs a \"host\"",
+        "outputs.mqtt.spool-dir 'spool' is not an absolute path",
+        "outputs.kafka needs a \"topic\"",
+        "outputs.kafka.acks: 'some' is not a valid value for lvakafkasink's acks",
+    ] {
+        assert!(
+            refused.iter().any(|r| r.contains(expected)),
+            "{expected}: {refused:?}"
+        );
+    }
+
+    let definition = json!({
+        "source": {"uri": bikes_uri()},
+        "model": "ssd",
+        "outputs": {
+            "jsonl": {"path": out},
+            "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "username": "bikes",
+                     "password": "mqtt-s3cret"},
+            "kafka": {"brokers": kafka.bootstrap(), "topic": "lva.{stream}",
+                      "properties": {"linger.ms": 5}},
+        },
+    });
+    let created = server.put("bikes", &definition.to_string());
+    assert_eq!(created.status, 201, "{created:?}");
+    let spec = &created.json()["spec"];
+    assert_eq!(spec["outputs"]["mqtt"]["password"], "***", "{spec}");
+    assert_eq!(spec["outputs"]["kafka"]["properties"]["linger.ms"], 5);
+    let status = server.wait("bikes", "finished", Duration::from_secs(120), |s| {
+        s["state"] != "starting" && s["state"] != "running"
+    });
+    assert_eq!(status["state"], "finished", "{status:#}");
+    let written = lines(&out);
+    assert!(written.len() > 100, "{} documents", written.len());
+    assert_eq!(status["documents"], written.len());
+    let outputs = &status["outputs"];
+    eprintln!("outputs: {outputs}");
+    for (output, broker) in [
+        ("mqtt", format!("127.0.0.1:{}", mosquitto.port)),
+        ("kafka", kafka.bootstrap()),
+    ] {
+        let counters = &outputs[output];
+        assert_eq!(counters["broker"], broker.as_str(), "{outputs}");
+        assert_eq!(counters["sent"], written.len(), "{output}: {outputs}");
+        for zero in [
+            "failed",
+            "dropped",
+            "queued",
+            "undelivered",
+            "waited",
+            "disconnects",
+        ] {
+            assert_eq!(counters[zero], 0, "{output}.{zero}: {outputs}");
+        }
+    }
+    assert_eq!(outputs["mqtt"]["topic"], "lva/{stream}");
+    assert_eq!(outputs["kafka"]["topic"], "lva.{stream}");
+
+    // MQTT: the file's documents, once each, in order, on the stream's own topic.
+    let received = sub.wait_lines(written.len(), Duration::from_secs(10));
+    assert_eq!(received, written, "mosquitto_sub got the file's documents");
+    // Kafka: the same, keyed by the stream's id.
+    let records = kafka.wait_records("lva.bikes", written.len(), Duration::from_secs(20));
+    let values: Vec<String> = records
+        .iter()
+        .map(|r| r.value.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(values, written, "kafka-python got the file's documents");
+    assert!(
+        records.iter().all(|r| r.key.as_deref() == Some("bikes")),
+        "{:?}",
+        records.first()
+    );
+
+    // A camera publishing to a broker that is not there: the documents wait; DELETE stops it
+    // after the MQTT output's flush-timeout (1 s) and counts what was left.
+    let nobody = common::free_port();
+    let camera = json!({
+        "source": {"pipeline": "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1"},
+        "model": "tiny",
+        "outputs": {"mqtt": {"host": "127.0.0.1", "port": nobody, "flush-timeout": 1000,
+                             "retry-delay": 100}},
+    });
+    assert_eq!(server.put("cam", &camera.to_string()).status, 201);
+    server.wait("cam", "documents", Duration::from_secs(30), |s| {
+        s["outputs"]["mqtt"]["queued"].as_u64() >= Some(5)
+    });
+    let asked = Instant::now();
+    let deleted = server.delete("cam");
+    let took = asked.elapsed();
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    let status = &deleted.json()["status"];
+    assert_eq!(status["state"], "stopped", "{status:#}");
+    assert!(status.get("error").is_none(), "flushed in time: {status:#}");
+    let mqtt = &status["outputs"]["mqtt"];
+    let documents = status["documents"].as_u64().expect("documents");
+    assert_eq!(mqtt["sent"], 0, "{mqtt}");
+    assert_eq!(mqtt["undelivered"], documents, "{status:#}");
+    assert_eq!(mqtt["dropped"], documents, "no spool: {status:#}");
+    assert!(mqtt["disconnects"].as_u64() >= Some(1), "{mqtt}");
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(4),
+        "the stop took {took:?}"
+    );
+    eprintln!("brokers over HTTP: {:?} (the stop: {took:?})", t0.elapsed());
+}

@@ -3,8 +3,9 @@
 //!
 //! A stream reads a video source, runs a configured model on every frame (`ovinfer`), turns each
 //! frame's results into an LVA document (`lvajson`) and sends the documents with results to its
-//! outputs (a JSON Lines file, an HTTP receiver through `lvahttpsink`) and to the API (the
-//! latest document; every document to subscribers). It reports its state and counters at any
+//! outputs (a JSON Lines file, an HTTP receiver through `lvahttpsink`, an MQTT broker through
+//! `lvamqttsink`, a Kafka topic through `lvakafkasink`) and to the API (the latest document;
+//! every document to subscribers). It reports its state and counters at any
 //! time, survives the loss of its source (reconnecting with back-off), and stops cleanly
 //! (outputs flushed).
 //!
@@ -21,7 +22,8 @@
 //!   "ovinfer": {"threshold": 0.6, "interval": 2},
 //!   "outputs": {
 //!     "jsonl": {"path": "/var/lib/lva/door.jsonl"},
-//!     "http": {"location": "http://127.0.0.1:8080/events", "max-queue": 100}
+//!     "http": {"location": "http://127.0.0.1:8080/events", "max-queue": 100},
+//!     "mqtt": {"host": "broker.local", "qos": 1}
 //!   }
 //! }
 //! ```
@@ -63,7 +65,19 @@
 //!   - `jsonl`: `{"path": ABSOLUTE PATH}`: each document with results as one line, appended
 //!     (the folder must exist);
 //!   - `http`: `lvahttpsink` properties, `location` (http:// or https://) required, e.g.
-//!     `max-queue`, `bearer-token`, `flush-timeout`: each document with results POSTed.
+//!     `max-queue`, `bearer-token`, `flush-timeout`: each document with results POSTed;
+//!   - `mqtt`: `lvamqttsink` properties, `host` required, e.g. `port`, `qos`, `username`,
+//!     `password`, `spool-dir` (absolute): each document published; `stream-id` defaults to the
+//!     stream's id and `topic` to `lva/{stream}`;
+//!   - `kafka`: `lvakafkasink` properties, `brokers` and `topic` required, e.g. `properties`
+//!     (librdkafka settings, as an object or the element's structure text), `spool-dir`
+//!     (absolute): each document a record, keyed by `stream-id`, which defaults to the stream's
+//!     id.
+//!
+//!   The three document sinks are checked on real elements (an unknown or read-only property,
+//!   a bad value: refused with the reason), their secrets are hidden when the definition is
+//!   shown, a stop waits for the longest of their `flush-timeout`s, and the status shows their
+//!   counters ([`status::OutputsStatus`]).
 //!
 //! Streams of one model with the same start-time `ovinfer` settings share one compiled model
 //! and its infer requests (`model-instance-id`), so N cameras do not compile N models nor run

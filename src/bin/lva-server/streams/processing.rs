@@ -4,8 +4,15 @@
 //! appsrc ! ovinfer [! ovtrack [! ovanalytics]] ! lvajson skip-empty=true ! tee
 //!     ─ queue ! appsink (results: latest + subscribers)
 //!     ├ queue ! appsink (jsonl: one line per document)
-//!     └ queue ! lvahttpsink (http)
+//!     ├ queue ! lvahttpsink (http)
+//!     ├ queue ! lvamqttsink (mqtt)
+//!     └ queue ! lvakafkasink (kafka)
 //! ```
+//!
+//! The document sinks (`http`, `mqtt`, `kafka`: [`Sink`]) are named after their output and get
+//! the stream's defaults before the definition's properties ([`super::spec::SinkOutput`]); each
+//! flushes at EOS within its own `flush-timeout`. Their counters are read from their properties
+//! ([`sinks_status`]).
 //!
 //! `ovtrack` (with `track`) gives the objects their ids, `ovanalytics` (with `analytics`) adds
 //! the line and zone events. With video outputs a `tee` after the last of them also sends the
@@ -29,8 +36,10 @@ use gst::prelude::*;
 use super::gate::Gate;
 use super::results::{Document, Hub};
 use super::source::error_text;
-use super::spec::{Checked, set_own};
-use super::status::{AnalyticsStatus, HttpStatus, JsonlStatus, TrackStatus};
+use super::spec::{Checked, Sink, set_own};
+use super::status::{
+    AnalyticsStatus, HttpStatus, JsonlStatus, PublishStatus, SinksStatus, TrackStatus,
+};
 use super::stream::{Counters, Event};
 use super::video::{Video, VideoEnv};
 
@@ -107,7 +116,8 @@ pub struct Processing {
     pub ovinfer: gst::Element,
     pub track: Option<gst::Element>,
     pub analytics: Option<gst::Element>,
-    pub http: Option<gst::Element>,
+    /// The document sinks, by output.
+    pub sinks: Vec<(Sink, gst::Element)>,
     pub jsonl: Option<Arc<Jsonl>>,
     pub video: Option<Arc<Video>>,
 }
@@ -300,17 +310,16 @@ impl Processing {
             }
             None => None,
         };
-        let http = match &checked.http {
-            Some(properties) => {
-                let sink = make("lvahttpsink", "http")?;
-                for (key, value) in properties {
-                    set_own(&sink, key, value).map_err(|e| format!("outputs.http.{key}: {e}"))?;
-                }
-                branches.push(sink.clone());
-                Some(sink)
+        let mut sinks = Vec::new();
+        for output in &checked.sinks {
+            let (kind, at) = (output.sink, output.sink.at());
+            let sink = make(kind.factory(), kind.key())?;
+            for (key, value) in output.properties(id) {
+                set_own(&sink, &key, &value).map_err(|e| format!("{at}.{key}: {e}"))?;
             }
-            None => None,
-        };
+            branches.push(sink.clone());
+            sinks.push((kind, sink));
+        }
         for sink in &branches {
             let queue = branch_queue(&sink.name())?;
             pipeline
@@ -350,7 +359,7 @@ impl Processing {
             ovinfer,
             track,
             analytics,
-            http,
+            sinks,
             jsonl,
             video,
         })
@@ -405,8 +414,21 @@ pub fn analytics_status(ovanalytics: &gst::Element) -> AnalyticsStatus {
     }
 }
 
+/// The document sinks' counters, read from their properties.
+pub fn sinks_status(sinks: &[(Sink, gst::Element)]) -> SinksStatus {
+    let mut status = SinksStatus::default();
+    for (kind, sink) in sinks {
+        match kind {
+            Sink::Http => status.http = Some(http_status(sink)),
+            Sink::Mqtt => status.mqtt = Some(publish_status(sink, *kind)),
+            Sink::Kafka => status.kafka = Some(publish_status(sink, *kind)),
+        }
+    }
+    status
+}
+
 /// `lvahttpsink`'s counters, read from its properties.
-pub fn http_status(sink: &gst::Element) -> HttpStatus {
+fn http_status(sink: &gst::Element) -> HttpStatus {
     let count = |name: &str| counter(sink, name);
     HttpStatus {
         location: sink
@@ -419,6 +441,34 @@ pub fn http_status(sink: &gst::Element) -> HttpStatus {
         queued: count("queued"),
         retried: count("retried"),
         timeouts: count("timeouts"),
+    }
+}
+
+/// `lvamqttsink`'s or `lvakafkasink`'s counters (src/publish/settings.rs's `COUNTERS`), read
+/// from their properties, and where it publishes.
+fn publish_status(sink: &gst::Element, kind: Sink) -> PublishStatus {
+    let count = |name: &str| counter(sink, name);
+    let text = |name: &str| {
+        sink.find_property(name)
+            .and_then(|_| sink.property::<Option<String>>(name))
+            .unwrap_or_default()
+    };
+    PublishStatus {
+        broker: match kind {
+            Sink::Mqtt => format!("{}:{}", text("host"), count("port")),
+            _ => text("brokers"),
+        },
+        topic: text("topic"),
+        sent: count("sent"),
+        failed: count("failed"),
+        resent: count("resent"),
+        dropped: count("dropped"),
+        waited: count("waited"),
+        queued: count("queued"),
+        undelivered: count("undelivered"),
+        recovered: count("recovered"),
+        discarded: count("discarded"),
+        disconnects: count("disconnects"),
     }
 }
 

@@ -14,6 +14,8 @@
 //! | `ovinfer` | object | `{}` | `ovinfer` properties for this stream (`threshold`, `interval`, ...); not `model`, `model-instance-id` |
 //! | `outputs.jsonl.path` | string | | absolute path of a JSON Lines file, appended to |
 //! | `outputs.http` | object | | `location` (required) and any other `lvahttpsink` property |
+//! | `outputs.mqtt` | object | | `host` (required) and any other `lvamqttsink` property; `stream-id` defaults to the stream's id, `topic` to `lva/{stream}`; `spool-dir` absolute |
+//! | `outputs.kafka` | object | | `brokers`, `topic` (required) and any other `lvakafkasink` property (`properties`: librdkafka settings as an object or the element's structure text); `stream-id` (so the records' key) defaults to the stream's id; `spool-dir` absolute |
 //! | `track` | bool or object | `false` | follow the objects (`ovtrack` after `ovinfer`): `true`, or an object of `ovtrack` properties (`tracking-type`, `max-age`, ...); `predict-on-empty` defaults to `ovinfer`'s `interval` > 1 |
 //! | `analytics` | object | | line crossings and zones (`ovanalytics` after `ovtrack`; needs `track`): `ovanalytics` properties, `rules` as the rules' JSON (an object, or its text) or `rules-file` (an absolute path); the rules are checked here |
 //! | `outputs.video` | object | | the annotated video: see [`super::video`] |
@@ -43,8 +45,12 @@ const MIN_SOURCE_TIMEOUT_MS: u64 = 100;
 const RESERVED_OVINFER: [&str; 2] = ["model", "model-instance-id"];
 /// `ovinfer` properties that may change while playing: they do not split the shared instance.
 const LIVE_OVINFER: [&str; 3] = ["threshold", "interval", "stats-interval"];
-/// lvahttpsink's default `flush-timeout`, ms.
-const DEFAULT_FLUSH_TIMEOUT_MS: u64 = 5_000;
+/// What a stop may take beyond the longest `flush-timeout` of the outputs: the rest of the
+/// pipeline draining, the sinks stopping.
+const STOP_MARGIN: Duration = Duration::from_secs(5);
+/// The MQTT output's topic unless given: one topic per stream (the element's own default,
+/// `lva/{element}`, would be the same for every stream).
+pub const DEFAULT_MQTT_TOPIC: &str = "lva/{stream}";
 
 /// A stream as the client defines it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +105,12 @@ pub struct OutputsSpec {
     /// `location` and other `lvahttpsink` properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<BTreeMap<String, Value>>,
+    /// `host` and other `lvamqttsink` properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<BTreeMap<String, Value>>,
+    /// `brokers`, `topic` and other `lvakafkasink` properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<BTreeMap<String, Value>>,
     /// The annotated video ([`super::video`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoSpec>,
@@ -180,8 +192,8 @@ pub struct Checked {
     /// (`pre-process-backend=openvino`).
     pub instance_id: Option<String>,
     pub jsonl: Option<PathBuf>,
-    /// `lvahttpsink` properties, `location` included.
-    pub http: Option<Vec<(String, String)>>,
+    /// The document sinks (`http`, `mqtt`, `kafka`), in that order.
+    pub sinks: Vec<SinkOutput>,
     /// `ovtrack` properties when tracking.
     pub track: Option<Vec<(String, String)>>,
     /// `ovanalytics` properties (the rules as text), with `track` only.
@@ -190,20 +202,128 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// How long a stop may wait for the outputs to be flushed: the HTTP output's
-    /// `flush-timeout` and a margin for the rest of the pipeline.
+    /// How long a stop may wait for the outputs to be flushed: the longest `flush-timeout` of
+    /// the document sinks (they flush at once, each on its own branch) and a margin for the
+    /// rest of the pipeline.
     pub fn stop_timeout(&self) -> Duration {
-        let flush = self
-            .http
-            .as_ref()
-            .and_then(|p| p.iter().find(|(k, _)| k == "flush-timeout"))
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-            .unwrap_or(if self.http.is_some() {
-                DEFAULT_FLUSH_TIMEOUT_MS
-            } else {
-                0
-            });
-        Duration::from_millis(flush) + Duration::from_secs(5)
+        let flush = self.sinks.iter().map(|s| s.flush_timeout).max();
+        flush.unwrap_or(Duration::ZERO) + STOP_MARGIN
+    }
+}
+
+/// The outputs that are a document sink element fed by the outputs' `tee`: the same checks
+/// (properties set on a real element), the same place in the pipeline, the same way of stopping
+/// (EOS, flushed within the element's `flush-timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    Http,
+    Mqtt,
+    Kafka,
+}
+
+impl Sink {
+    pub const ALL: [Sink; 3] = [Sink::Http, Sink::Mqtt, Sink::Kafka];
+
+    /// Its key under `outputs`, also its element's name in the pipeline.
+    pub fn key(self) -> &'static str {
+        match self {
+            Sink::Http => "http",
+            Sink::Mqtt => "mqtt",
+            Sink::Kafka => "kafka",
+        }
+    }
+
+    pub fn factory(self) -> &'static str {
+        match self {
+            Sink::Http => "lvahttpsink",
+            Sink::Mqtt => "lvamqttsink",
+            Sink::Kafka => "lvakafkasink",
+        }
+    }
+
+    /// Where its reasons point: `outputs.mqtt`.
+    pub fn at(self) -> String {
+        format!("outputs.{}", self.key())
+    }
+
+    /// The properties a definition must give, each with what it is.
+    fn required(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Sink::Http => &[("location", "a \"location\" (the receiver's URL)")],
+            Sink::Mqtt => &[("host", "a \"host\" (the MQTT broker's name or address)")],
+            Sink::Kafka => &[
+                (
+                    "brokers",
+                    "\"brokers\" (the Kafka bootstrap servers, host:port[,host:port...])",
+                ),
+                ("topic", "a \"topic\" (the Kafka topic the documents go to)"),
+            ],
+        }
+    }
+
+    /// Properties whose value is a secret, shown as `***`.
+    fn is_secret(self, key: &str) -> bool {
+        match self {
+            Sink::Http => matches!(key, "user-pw" | "bearer-token"),
+            Sink::Mqtt => key == "password",
+            Sink::Kafka => false,
+        }
+    }
+
+    /// Properties a stream sets unless the definition does: the stream's id as `stream-id`
+    /// (`{stream}` in topics, Kafka's record key), and one MQTT topic per stream.
+    fn stream_defaults(self, id: &str) -> Vec<(&'static str, String)> {
+        match self {
+            Sink::Http => Vec::new(),
+            Sink::Mqtt => vec![
+                ("stream-id", id.to_string()),
+                ("topic", DEFAULT_MQTT_TOPIC.to_string()),
+            ],
+            Sink::Kafka => vec![("stream-id", id.to_string())],
+        }
+    }
+
+    fn given(self, outputs: &OutputsSpec) -> Option<&BTreeMap<String, Value>> {
+        match self {
+            Sink::Http => outputs.http.as_ref(),
+            Sink::Mqtt => outputs.mqtt.as_ref(),
+            Sink::Kafka => outputs.kafka.as_ref(),
+        }
+    }
+
+    fn given_mut(self, outputs: &mut OutputsSpec) -> Option<&mut BTreeMap<String, Value>> {
+        match self {
+            Sink::Http => outputs.http.as_mut(),
+            Sink::Mqtt => outputs.mqtt.as_mut(),
+            Sink::Kafka => outputs.kafka.as_mut(),
+        }
+    }
+}
+
+/// A checked document sink output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkOutput {
+    pub sink: Sink,
+    /// The properties as given, as texts (checked on a real element).
+    pub properties: Vec<(String, String)>,
+    /// Its `flush-timeout` (given or the element's default).
+    pub flush_timeout: Duration,
+}
+
+impl SinkOutput {
+    /// The properties to set on the element of stream `id`: the stream's defaults for those
+    /// not given ([`Sink::stream_defaults`]), then those given.
+    pub fn properties(&self, id: &str) -> Vec<(String, String)> {
+        let given = |key: &str| self.properties.iter().any(|(k, _)| k == key);
+        let mut all: Vec<(String, String)> = self
+            .sink
+            .stream_defaults(id)
+            .into_iter()
+            .filter(|(k, _)| !given(k))
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        all.extend(self.properties.iter().cloned());
+        all
     }
 }
 
@@ -220,15 +340,19 @@ impl StreamSpec {
         if let Some(uri) = spec.source.uri.as_mut() {
             *uri = super::processing::without_credentials(uri);
         }
-        if let Some(http) = spec.outputs.http.as_mut() {
-            for (key, value) in http.iter_mut() {
-                match key.as_str() {
-                    "user-pw" | "bearer-token" => *value = Value::String("***".into()),
-                    "location" => {
+        for sink in Sink::ALL {
+            let Some(props) = sink.given_mut(&mut spec.outputs) else {
+                continue;
+            };
+            for (key, value) in props.iter_mut() {
+                match (sink, key.as_str()) {
+                    (_, key) if sink.is_secret(key) => *value = Value::String("***".into()),
+                    (Sink::Http, "location") => {
                         if let Value::String(l) = value {
                             *l = super::processing::without_credentials(l);
                         }
                     }
+                    (Sink::Kafka, "properties") => *value = kafka_properties_redacted(value),
                     _ => {}
                 }
             }
@@ -293,11 +417,15 @@ impl StreamSpec {
                 .map_err(|e| reasons.push(format!("outputs.jsonl.path: {e}")))
                 .ok()
         });
-        let http = self
-            .outputs
-            .http
-            .as_ref()
-            .and_then(|h| check_http(h).map_err(|mut r| reasons.append(&mut r)).ok());
+        let sinks: Vec<SinkOutput> = Sink::ALL
+            .into_iter()
+            .filter_map(|sink| {
+                let props = sink.given(&self.outputs)?;
+                check_sink(sink, props)
+                    .map_err(|mut r| reasons.append(&mut r))
+                    .ok()
+            })
+            .collect();
         let video = self
             .outputs
             .video
@@ -312,7 +440,7 @@ impl StreamSpec {
                 instance_id: instance_id(&self.model, &ovinfer),
                 ovinfer,
                 jsonl,
-                http,
+                sinks,
                 track,
                 analytics,
                 video,
@@ -552,11 +680,22 @@ pub fn element_properties(
     props: &BTreeMap<String, Value>,
     reasons: &mut Vec<String>,
 ) -> Vec<(String, String)> {
+    checked_element(factory, at, props, reasons).map_or_else(Vec::new, |(_, checked)| checked)
+}
+
+/// [`element_properties`], and the element they were set on (to read what follows from them,
+/// defaults included); `None` when there is no such element.
+fn checked_element(
+    factory: &str,
+    at: &str,
+    props: &BTreeMap<String, Value>,
+    reasons: &mut Vec<String>,
+) -> Option<(gst::Element, Vec<(String, String)>)> {
     let element = match element(factory) {
         Ok(e) => e,
         Err(e) => {
             reasons.push(e);
-            return Vec::new();
+            return None;
         }
     };
     let mut checked = Vec::new();
@@ -569,7 +708,7 @@ pub fn element_properties(
             None => reasons.push(format!("{at}.{key} must be a string, number or boolean")),
         }
     }
-    checked
+    Some((element, checked))
 }
 
 /// Whether `location` is a URL of one of `schemes` with a host.
@@ -580,20 +719,112 @@ pub fn is_url(location: &str, schemes: &[&str]) -> bool {
     })
 }
 
-fn check_http(props: &BTreeMap<String, Value>) -> Result<Vec<(String, String)>, Vec<String>> {
+/// A document sink output: its required properties, what only it checks (the HTTP
+/// receiver's URL, an absolute `spool-dir`), then every property set on a real element.
+fn check_sink(sink: Sink, props: &BTreeMap<String, Value>) -> Result<SinkOutput, Vec<String>> {
+    let at = sink.at();
     let mut reasons = Vec::new();
-    match props.get("location").and_then(scalar) {
-        Some(location) if is_url(&location, &["http", "https"]) => {}
-        Some(location) => reasons.push(format!(
-            "outputs.http.location '{location}' must be an http:// or https:// URL with a host"
-        )),
-        None => reasons.push("outputs.http needs a \"location\" (the receiver's URL)".into()),
+    for (key, what) in sink.required() {
+        if props
+            .get(*key)
+            .and_then(scalar)
+            .is_none_or(|v| v.is_empty())
+        {
+            reasons.push(format!("{at} needs {what}"));
+        }
     }
-    let checked = element_properties("lvahttpsink", "outputs.http", props, &mut reasons);
-    if reasons.is_empty() {
-        Ok(checked)
-    } else {
-        Err(reasons)
+    if let (Sink::Http, Some(location)) = (sink, props.get("location").and_then(scalar))
+        && !is_url(&location, &["http", "https"])
+    {
+        reasons.push(format!(
+            "{at}.location '{location}' must be an http:// or https:// URL with a host"
+        ));
+    }
+    // lvahttpsink has no spool: its element says so.
+    if let Some(dir) = props.get("spool-dir").and_then(scalar)
+        && sink != Sink::Http
+        && !Path::new(&dir).is_absolute()
+    {
+        reasons.push(format!(
+            "{at}.spool-dir '{dir}' is not an absolute path: give the absolute path of a folder \
+             for this output alone (created if missing)"
+        ));
+    }
+    let mut texts = props.clone();
+    if let (Sink::Kafka, Some(Value::Object(settings))) = (sink, props.get("properties")) {
+        match kafka_properties_text(settings) {
+            Ok(text) => {
+                texts.insert("properties".into(), Value::String(text));
+            }
+            Err(e) => {
+                reasons.push(format!("{at}.properties: {e}"));
+                texts.remove("properties");
+            }
+        }
+    }
+    let checked = checked_element(sink.factory(), &at, &texts, &mut reasons);
+    match checked {
+        Some((element, properties)) if reasons.is_empty() => {
+            let flush_timeout = element
+                .find_property("flush-timeout")
+                .and_then(|_| element.property_value("flush-timeout").get::<u32>().ok())
+                .map_or(Duration::ZERO, |ms| Duration::from_millis(u64::from(ms)));
+            Ok(SinkOutput {
+                sink,
+                properties,
+                flush_timeout,
+            })
+        }
+        _ => Err(reasons),
+    }
+}
+
+/// The Kafka output's librdkafka settings given as a JSON object (`{"security.protocol":
+/// "SASL_SSL", ...}`), as the text of the element's `properties` structure.
+fn kafka_properties_text(settings: &serde_json::Map<String, Value>) -> Result<String, String> {
+    let mut structure = gst::Structure::new_empty("kafka");
+    for (key, value) in settings {
+        let text =
+            scalar(value).ok_or_else(|| format!("{key} must be a string, number or boolean"))?;
+        structure.set(key.as_str(), text);
+    }
+    Ok(structure.to_string())
+}
+
+/// The Kafka output's `properties` with the values of its secret settings (`sasl.password`,
+/// `ssl.key.password`, ...: lvakafkasink's own list) as `***`; a text that does not read as a
+/// structure is hidden whole.
+fn kafka_properties_redacted(value: &Value) -> Value {
+    use gstovlva::lvakafkasink::transport::is_secret;
+    match value {
+        Value::Object(settings) => Value::Object(
+            settings
+                .iter()
+                .map(|(k, v)| {
+                    let v = if is_secret(k) {
+                        "***".into()
+                    } else {
+                        v.clone()
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::String(text) => match text.parse::<gst::Structure>() {
+            Ok(mut structure) => {
+                let secrets: Vec<String> = structure
+                    .fields()
+                    .map(|f| f.to_string())
+                    .filter(|f| is_secret(f))
+                    .collect();
+                for key in secrets {
+                    structure.set(key.as_str(), "***");
+                }
+                Value::String(structure.to_string())
+            }
+            Err(_) => Value::String("***".into()),
+        },
+        _ => Value::String("***".into()),
     }
 }
 
@@ -716,8 +947,8 @@ mod tests {
         assert!(e.to_string().contains("unknown field `lop`"), "{e}");
         let e = spec(r#"{"source": {"uri": 3}, "model": "m"}"#).unwrap_err();
         assert!(e.to_string().contains("invalid type"), "{e}");
-        let e = spec(r#"{"source": {}, "model": "m", "outputs": {"kafka": {}}}"#).unwrap_err();
-        assert!(e.to_string().contains("unknown field `kafka`"), "{e}");
+        let e = spec(r#"{"source": {}, "model": "m", "outputs": {"amqp": {}}}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `amqp`"), "{e}");
         let e = spec(r#"{"model": "m"}"#).unwrap_err();
         assert!(e.to_string().contains("missing field `source`"), "{e}");
     }

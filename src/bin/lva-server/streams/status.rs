@@ -146,10 +146,22 @@ pub struct GapsStatus {
 pub struct OutputsStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jsonl: Option<JsonlStatus>,
+    /// `http`, `mqtt`, `kafka`.
+    #[serde(flatten)]
+    pub sinks: SinksStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<super::video::VideoStatus>,
+}
+
+/// The document sinks' counters (shown inside `outputs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SinksStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub video: Option<super::video::VideoStatus>,
+    pub mqtt: Option<PublishStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<PublishStatus>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -174,6 +186,38 @@ pub struct HttpStatus {
     pub queued: u64,
     pub retried: u64,
     pub timeouts: u64,
+}
+
+/// `lvamqttsink`'s or `lvakafkasink`'s counters: the publishing core's (see
+/// `gstovlva::publish::settings::COUNTERS`, whose texts these are).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PublishStatus {
+    /// MQTT: `host:port`; Kafka: the bootstrap brokers.
+    pub broker: String,
+    /// The `topic` property as set (`{stream}` is the stream's id).
+    pub topic: String,
+    /// Documents the broker confirmed (qos 0: written to the connection).
+    pub sent: u64,
+    /// Documents the broker refused for good (not sent again).
+    pub failed: u64,
+    /// Documents sent again after a connection failure (they may arrive twice).
+    pub resent: u64,
+    /// Documents lost: queue or spool full (drop-oldest), not written to the spool, or
+    /// undelivered at EOS or stop without a spool.
+    pub dropped: u64,
+    /// Documents held while the broker was unreachable and sent once it was back.
+    pub waited: u64,
+    /// Documents not yet delivered: waiting and in flight, in memory or in the spool.
+    pub queued: u64,
+    /// Documents left when the EOS flush ran out or at a stop: dropped without a spool, kept in
+    /// the spool with one.
+    pub undelivered: u64,
+    /// Documents found in `spool-dir` at start, left by an earlier run, delivered first.
+    pub recovered: u64,
+    /// Damaged spool records cut off at start.
+    pub discarded: u64,
+    /// Connections lost and connection attempts that failed.
+    pub disconnects: u64,
 }
 
 /// A rate over a sliding window of samples (count, time).
@@ -304,6 +348,16 @@ pub fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_publishing_sinks_counters_are_all_shown() {
+        let shown = serde_json::to_value(PublishStatus::default()).expect("serialises");
+        for (name, _) in gstovlva::publish::settings::COUNTERS {
+            assert!(shown.get(name).is_some(), "{name} is not in PublishStatus");
+        }
+        let keys = shown.as_object().map_or(0, |o| o.len());
+        assert_eq!(keys, gstovlva::publish::settings::COUNTERS.len() + 2);
+    }
 
     #[test]
     fn the_rate_covers_the_window_only() {

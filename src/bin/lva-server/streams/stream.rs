@@ -35,13 +35,13 @@ use gst::prelude::*;
 use gstovlva::lvahttpsink::retry::{Backoff, random_u64};
 
 use super::gate::{Gate, Mode};
-use super::processing::{Jsonl, Processing, analytics_status, http_status, track_status};
+use super::processing::{Jsonl, Processing, analytics_status, sinks_status, track_status};
 use super::results::{Document, Hub};
 use super::retime::Retimer;
 use super::source::{Feed, Run, caps_video};
-use super::spec::{Checked, StreamSpec};
+use super::spec::{Checked, Sink, StreamSpec};
 use super::status::{
-    AnalyticsStatus, Gaps, HttpStatus, Latency, OutputsStatus, RateMeter, State, Status,
+    AnalyticsStatus, Gaps, Latency, OutputsStatus, RateMeter, SinksStatus, State, Status,
     TrackStatus, millis,
 };
 use super::video::{Video, VideoEnv};
@@ -103,13 +103,13 @@ struct Report {
     ovinfer: Option<gst::Element>,
     track: Option<gst::Element>,
     analytics: Option<gst::Element>,
-    http: Option<gst::Element>,
+    sinks: Vec<(Sink, gst::Element)>,
     /// Once over: their last values.
     inferred: u64,
     latency: Latency,
     track_final: Option<TrackStatus>,
     analytics_final: Option<AnalyticsStatus>,
-    http_final: Option<HttpStatus>,
+    sinks_final: SinksStatus,
 }
 
 /// Everything a status is made of; shared by the stream and its supervisor.
@@ -149,12 +149,12 @@ impl Shared {
                 ovinfer: None,
                 track: None,
                 analytics: None,
-                http: None,
+                sinks: Vec::new(),
                 inferred: 0,
                 latency: Latency::default(),
                 track_final: None,
                 analytics_final: None,
-                http_final: None,
+                sinks_final: SinksStatus::default(),
             }),
         }
     }
@@ -195,18 +195,18 @@ impl Shared {
                 analytics: r.analytics_final.clone(),
                 outputs: OutputsStatus {
                     jsonl: None,
-                    http: r.http_final.clone(),
+                    sinks: r.sinks_final.clone(),
                     video: None,
                 },
             }
         };
-        let (ovinfer, track, analytics, http, duration) = {
+        let (ovinfer, track, analytics, sinks, duration) = {
             let r = self.report();
             (
                 r.ovinfer.clone(),
                 r.track.clone(),
                 r.analytics.clone(),
-                r.http.clone(),
+                r.sinks.clone(),
                 r.duration,
             )
         };
@@ -221,8 +221,8 @@ impl Shared {
         if let Some(analytics) = analytics {
             status.analytics = Some(analytics_status(&analytics));
         }
-        if let Some(http) = http {
-            status.outputs.http = Some(http_status(&http));
+        if !sinks.is_empty() {
+            status.outputs.sinks = sinks_status(&sinks);
         }
         status.outputs.jsonl = self.jsonl.as_ref().map(|j| j.status());
         status.outputs.video = self.video.as_ref().map(|v| v.status());
@@ -504,7 +504,7 @@ impl Supervisor {
         let track_final = self.processing.track.as_ref().map(track_status);
         let analytics_final = self.processing.analytics.as_ref().map(analytics_status);
         self.processing.stop();
-        let http_final = self.processing.http.as_ref().map(http_status);
+        let sinks_final = sinks_status(&self.processing.sinks);
         let c = &self.shared.counters;
         let (produced, processed) = (
             c.produced.load(Ordering::SeqCst),
@@ -523,11 +523,11 @@ impl Supervisor {
         r.latency = last_latency;
         r.track_final = track_final;
         r.analytics_final = analytics_final;
-        r.http_final = http_final;
+        r.sinks_final = sinks_final;
         r.ovinfer = None;
         r.track = None;
         r.analytics = None;
-        r.http = None;
+        r.sinks.clear();
         r.gaps.close(SystemTime::now(), now);
         let running = now.duration_since(self.shared.started).as_secs_f64();
         r.fps = if running > 0.0 {
@@ -583,7 +583,7 @@ impl Stream {
             r.ovinfer = Some(processing.ovinfer.clone());
             r.track = processing.track.clone();
             r.analytics = processing.analytics.clone();
-            r.http = processing.http.clone();
+            r.sinks = processing.sinks.clone();
         }
         let feed = Arc::new(Feed {
             appsrc: processing.appsrc.clone(),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::registry::{Options, Put, Refused, Registry};
-use super::spec::StreamSpec;
+use super::spec::{Sink, StreamSpec};
 use super::status::{State, Status};
 use super::stream::Stream;
 use super::video::VideoEnv;
@@ -527,7 +527,7 @@ fn deleting_a_stream_mid_way_flushes_its_outputs() {
     );
     let jsonl = s.outputs.jsonl.clone().expect("jsonl");
     assert_eq!((jsonl.written, jsonl.failed), (s.documents, 0));
-    let http = s.outputs.http.clone().expect("http");
+    let http = s.outputs.sinks.http.clone().expect("http");
     assert_eq!(
         (http.sent, http.failed, http.dropped, http.queued),
         (s.documents, 0, 0, 0)
@@ -770,6 +770,70 @@ fn bad_definitions_are_refused_with_their_reasons() {
             r#"{"source": {"uri": "BIKES"}, "model": "ssd", "track": true, "analytics": {"rules": {"lines": [{"name": "door", "points": [[0.5, 0], [0.5, 1]]}]}, "crossings": 1}}"#,
             "analytics.crossings: ovanalytics's 'crossings' is read-only",
         ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"port": 1883}}}"#,
+            "outputs.mqtt needs a \"host\" (the MQTT broker's name or address)",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": ""}}}"#,
+            "outputs.mqtt needs a \"host\"",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": "h", "qso": 1}}}"#,
+            "outputs.mqtt.qso: lvamqttsink has no property 'qso' to set; it has host, port, topic",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": "h", "sent": 0}}}"#,
+            "outputs.mqtt.sent: lvamqttsink's 'sent' is read-only",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": "h", "queue-full": "wait"}}}"#,
+            "outputs.mqtt.queue-full: 'wait' is not a valid value for lvamqttsink's queue-full",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": "h", "spool-dir": "spool"}}}"#,
+            "outputs.mqtt.spool-dir 'spool' is not an absolute path",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": "h", "retain": [true]}}}"#,
+            "outputs.mqtt.retain must be a string, number or boolean",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": "h", "qos": 3}}}"#,
+            "the stream cannot start: mqtt: qos 3",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": "h", "topic": "lva/#"}}}"#,
+            "the stream cannot start: mqtt: topic 'lva/#' holds '+', '#' or NUL",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"kafka": {"topic": "lva"}}}"#,
+            "outputs.kafka needs \"brokers\" (the Kafka bootstrap servers, host:port[,host:port...])",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"kafka": {"brokers": "127.0.0.1:9092"}}}"#,
+            "outputs.kafka needs a \"topic\" (the Kafka topic the documents go to)",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"kafka": {"brokers": "b:9092", "topic": "t", "acks": "some"}}}"#,
+            "outputs.kafka.acks: 'some' is not a valid value for lvakafkasink's acks",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"kafka": {"brokers": "b:9092", "topic": "t", "spool-dir": "./spool"}}}"#,
+            "outputs.kafka.spool-dir './spool' is not an absolute path",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"kafka": {"brokers": "b:9092", "topic": "t", "properties": {"linger.ms": [20]}}}}"#,
+            "outputs.kafka.properties: linger.ms must be a string, number or boolean",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"kafka": {"brokers": "b:9092", "topic": "t", "properties": "linger.ms=20,"}}}"#,
+            "outputs.kafka.properties: 'linger.ms=20,' is not a valid value for lvakafkasink's properties",
+        ),
+        (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"kafka": {"brokers": "b:9092", "topic": "t", "properties": {"no.such.setting": 1}}}}"#,
+            "the stream cannot start: kafka: ",
+        ),
     ];
     for (json, reason) in cases {
         let json = json.replace("BIKES", &bikes);
@@ -938,15 +1002,212 @@ fn the_registry_can_be_shared_by_an_async_server() {
 
 #[test]
 fn credentials_are_hidden_when_a_definition_is_shown() {
+    init();
     let s = spec(
         r#"{"source": {"uri": "rtsp://admin:secret@cam/1"}, "model": "ssd",
-            "outputs": {"http": {"location": "https://u:p@h/x", "bearer-token": "t0k"}}}"#,
+            "outputs": {"http": {"location": "https://u:p@h/x", "bearer-token": "t0k"},
+                        "mqtt": {"host": "h", "username": "cam", "password": "mqtt-pw"},
+                        "kafka": {"brokers": "b:9092", "topic": "t",
+                                  "properties": "kafka,sasl.username=svc,sasl.password=\"k,pw\",ssl.key.password=kp,linger.ms=5"}}}"#,
     );
-    let shown = serde_json::to_string(&s.redacted()).unwrap();
-    for secret in ["secret", "admin", "u:p", "t0k"] {
+    let redacted = s.redacted();
+    let shown = serde_json::to_string(&redacted).unwrap();
+    for secret in ["secret", "admin", "u:p", "t0k", "mqtt-pw", "k,pw", "=kp"] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
     assert!(shown.contains("rtsp://***@cam/1"), "{shown}");
+    let outputs = serde_json::to_value(&redacted.outputs).unwrap();
+    assert_eq!(outputs["mqtt"]["password"], "***");
+    assert_eq!(outputs["mqtt"]["username"], "cam", "not a secret");
+    // The structure text still reads, with the secrets' values replaced and the rest kept.
+    let properties: gst::Structure = outputs["kafka"]["properties"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{outputs}"));
+    assert_eq!(
+        properties.get::<String>("sasl.password").ok().as_deref(),
+        Some("***")
+    );
+    assert_eq!(
+        properties.get::<String>("ssl.key.password").ok().as_deref(),
+        Some("***")
+    );
+    assert_eq!(
+        properties.get::<String>("sasl.username").ok().as_deref(),
+        Some("svc")
+    );
+    assert_eq!(properties.get::<i32>("linger.ms").ok(), Some(5));
+    assert_eq!(
+        s.outputs.mqtt.as_ref().map(|m| m["password"].clone()),
+        Some("mqtt-pw".into()),
+        "the definition itself keeps them (it is saved as given)"
+    );
+
+    // Given as an object: the secret keys' values hidden; a text that does not read, hidden whole.
+    let s = spec(
+        r#"{"source": {"uri": "file:///a"}, "model": "ssd",
+            "outputs": {"kafka": {"brokers": "b:9092", "topic": "t",
+                                  "properties": {"sasl.password": "pw1", "sasl.oauthbearer.client.secret": "cs", "acks.extra": 1}}}}"#,
+    );
+    let outputs = serde_json::to_value(s.redacted().outputs).unwrap();
+    assert_eq!(
+        outputs["kafka"]["properties"],
+        serde_json::json!({"sasl.password": "***", "sasl.oauthbearer.client.secret": "***", "acks.extra": 1})
+    );
+    let s = spec(
+        r#"{"source": {"uri": "file:///a"}, "model": "ssd",
+            "outputs": {"kafka": {"brokers": "b:9092", "topic": "t", "properties": "sasl.password=pw1,,"}}}"#,
+    );
+    let outputs = serde_json::to_value(s.redacted().outputs).unwrap();
+    assert_eq!(outputs["kafka"]["properties"], "***");
+}
+
+#[test]
+fn mqtt_and_kafka_outputs_check_into_element_settings_with_the_streams_defaults() {
+    init();
+    let bikes = file_uri(&asset("media/bikes.mp4"));
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let check = |outputs: &str| {
+        spec(&format!(
+            r#"{{"source": {{"uri": "{bikes}"}}, "model": "tiny", "outputs": {outputs}}}"#
+        ))
+        .check(&model_map())
+        .unwrap_or_else(|e| panic!("{outputs}: {e}"))
+    };
+    // Nothing to flush: the margin only.
+    assert_eq!(check("{}").stop_timeout(), Duration::from_secs(5));
+
+    let checked = check(
+        r#"{"mqtt": {"host": "127.0.0.1", "qos": 2},
+            "kafka": {"brokers": "127.0.0.1:9092", "topic": "lva.{stream}", "flush-timeout": 12000,
+                      "properties": {"linger.ms": 20, "security.protocol": "plaintext"}},
+            "http": {"location": "http://127.0.0.1:1/x", "flush-timeout": 3000}}"#,
+    );
+    let kinds: Vec<Sink> = checked.sinks.iter().map(|s| s.sink).collect();
+    assert_eq!(kinds, Sink::ALL, "http, mqtt, kafka");
+    let [http, mqtt, kafka] = &checked.sinks[..] else {
+        panic!("{:?}", checked.sinks)
+    };
+    // The stream's defaults first, then what was given (a given one is not defaulted).
+    assert_eq!(
+        mqtt.properties("door"),
+        pairs(&[
+            ("stream-id", "door"),
+            ("topic", "lva/{stream}"),
+            ("host", "127.0.0.1"),
+            ("qos", "2"),
+        ])
+    );
+    assert_eq!(http.properties("door"), http.properties);
+    let set = kafka.properties("door");
+    assert_eq!(set[0], ("stream-id".to_string(), "door".to_string()));
+    // The librdkafka settings object became the element's structure text.
+    let (_, text) = set
+        .iter()
+        .find(|(k, _)| k == "properties")
+        .expect("properties");
+    let structure: gst::Structure = text.parse().expect("a structure");
+    assert_eq!(
+        structure.get::<String>("linger.ms").ok().as_deref(),
+        Some("20")
+    );
+    assert_eq!(
+        structure.get::<String>("security.protocol").ok().as_deref(),
+        Some("plaintext")
+    );
+    // flush-timeouts: given (kafka 12 s, http 3 s) or the element's default (mqtt 5 s); a stop
+    // waits for the longest.
+    let flush: Vec<u64> = checked
+        .sinks
+        .iter()
+        .map(|s| s.flush_timeout.as_millis() as u64)
+        .collect();
+    assert_eq!(flush, [3000, 5000, 12000]);
+    assert_eq!(checked.stop_timeout(), Duration::from_secs(17));
+
+    let checked = check(
+        r#"{"mqtt": {"host": "h", "stream-id": "cam-7", "topic": "site/{stream}/lva", "flush-timeout": 0}}"#,
+    );
+    assert_eq!(
+        checked.sinks[0].properties("door"),
+        pairs(&[
+            ("flush-timeout", "0"),
+            ("host", "h"),
+            ("stream-id", "cam-7"),
+            ("topic", "site/{stream}/lva"),
+        ])
+    );
+    assert_eq!(checked.stop_timeout(), Duration::from_secs(5));
+    let spool = scratch("spool-dir");
+    let checked = check(&format!(
+        r#"{{"kafka": {{"brokers": "b:9092", "topic": "t", "spool-dir": "{}"}}}}"#,
+        spool.display()
+    ));
+    assert_eq!(checked.sinks[0].sink, Sink::Kafka);
+}
+
+/// An MQTT output whose broker is not there, with a spool: the spool is one stream's (a second
+/// stream on the folder is refused with the element's reason), a stop keeps what it could not
+/// deliver there (undelivered, not dropped) within the short `flush-timeout`, and the stream
+/// that replaces it finds those documents to send first (recovered).
+#[test]
+fn a_spool_dir_is_one_streams_and_what_a_stop_left_in_it_is_recovered_by_the_next_start() {
+    init();
+    let (registry, _) = Registry::open(models(), Options::default(), video_env()).expect("opens");
+    let spool = scratch("stream-spool").join("mqtt");
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let definition = spec(&format!(
+        r#"{{"source": {{"pipeline": "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1"}},
+            "model": "tiny",
+            "outputs": {{"mqtt": {{"host": "127.0.0.1", "port": {nobody}, "spool-dir": "{}",
+                                   "flush-timeout": 200, "retry-delay": 100}}}}}}"#,
+        spool.display()
+    ));
+    registry.put("a", definition.clone()).expect("created");
+    let first = registry.stream("a").expect("a");
+    let queued = |s: &Status| s.outputs.sinks.mqtt.as_ref().map_or(0, |m| m.queued);
+    wait(&first, "documents waiting", Duration::from_secs(30), |s| {
+        queued(s) >= 5
+    });
+    let refused = registry
+        .put("b", definition.clone())
+        .expect_err("the folder is taken")
+        .to_string();
+    assert!(
+        refused.contains("the stream cannot start: mqtt: spool-dir")
+            && refused.contains("is in use by another element"),
+        "{refused}"
+    );
+
+    let t0 = Instant::now();
+    let (put, _) = registry.put("a", definition).expect("replaced");
+    assert_eq!(put, Put::Replaced);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let old = first.status();
+    assert_eq!(old.state, State::Stopped);
+    assert_eq!(old.error, None, "flushed (into the spool) in time");
+    let left = old.outputs.sinks.mqtt.clone().expect("mqtt");
+    eprintln!("stopped with {left:?}");
+    assert_eq!((left.sent, left.dropped), (0, 0), "nothing lost");
+    assert_eq!(left.undelivered, old.documents, "kept in the spool");
+    assert!(left.disconnects >= 1);
+    let second = registry.stream("a").expect("the new a");
+    let recovered = second
+        .status()
+        .outputs
+        .sinks
+        .mqtt
+        .map(|m| m.recovered)
+        .expect("mqtt");
+    assert_eq!(recovered, left.undelivered, "found in the spool at start");
+    registry.delete("a").expect("deleted");
 }
 
 /// VmRSS and Threads of this process.
