@@ -352,7 +352,13 @@ impl StreamSpec {
                             *l = super::processing::without_credentials(l);
                         }
                     }
-                    (Sink::Kafka, "properties") => *value = kafka_properties_redacted(value),
+                    (Sink::Kafka, "properties") => {
+                        *value =
+                            structure_redacted(value, gstovlva::lvakafkasink::transport::is_secret)
+                    }
+                    (Sink::Http, "extra-headers") => {
+                        *value = structure_redacted(value, is_secret_header)
+                    }
                     _ => {}
                 }
             }
@@ -791,11 +797,9 @@ fn kafka_properties_text(settings: &serde_json::Map<String, Value>) -> Result<St
     Ok(structure.to_string())
 }
 
-/// The Kafka output's `properties` with the values of its secret settings (`sasl.password`,
-/// `ssl.key.password`, ...: lvakafkasink's own list) as `***`; a text that does not read as a
-/// structure is hidden whole.
-fn kafka_properties_redacted(value: &Value) -> Value {
-    use gstovlva::lvakafkasink::transport::is_secret;
+/// A settings value with the secret fields hidden: a JSON object, or a GstStructure's text
+/// (what cannot be read is hidden whole). `is_secret` says which field names hold secrets.
+fn structure_redacted(value: &Value, is_secret: impl Fn(&str) -> bool) -> Value {
     match value {
         Value::Object(settings) => Value::Object(
             settings
@@ -826,6 +830,22 @@ fn kafka_properties_redacted(value: &Value) -> Value {
         },
         _ => Value::String("***".into()),
     }
+}
+
+/// Whether an HTTP header (of lvahttpsink's `extra-headers`) may carry a credential.
+fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "auth",
+        "token",
+        "key",
+        "secret",
+        "password",
+        "cookie",
+        "signature",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 /// `track`: the `ovtrack` properties when tracking is on. Unless given, `predict-on-empty`

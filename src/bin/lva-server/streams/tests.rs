@@ -1060,6 +1060,30 @@ fn credentials_are_hidden_when_a_definition_is_shown() {
     );
     let outputs = serde_json::to_value(s.redacted().outputs).unwrap();
     assert_eq!(outputs["kafka"]["properties"], "***");
+
+    // lvahttpsink's extra headers: credentials hidden, the other headers kept.
+    let s = spec(
+        r#"{"source": {"uri": "file:///a"}, "model": "ssd",
+            "outputs": {"http": {"location": "http://h/x",
+                                 "extra-headers": "headers, Authorization=\"Basic dTpw\", x-api-key=k3y, x-camera=door"}}}"#,
+    );
+    let outputs = serde_json::to_value(s.redacted().outputs).unwrap();
+    let headers: gst::Structure = outputs["http"]["extra-headers"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{outputs}"));
+    assert_eq!(
+        headers.get::<String>("Authorization").ok().as_deref(),
+        Some("***")
+    );
+    assert_eq!(
+        headers.get::<String>("x-api-key").ok().as_deref(),
+        Some("***")
+    );
+    assert_eq!(
+        headers.get::<String>("x-camera").ok().as_deref(),
+        Some("door")
+    );
 }
 
 #[test]
