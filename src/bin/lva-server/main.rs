@@ -125,7 +125,8 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(grpc) = grpc {
         // server::run has set the shutdown flag: calls in flight finish within the grace time.
         let grace = config.shutdown_timeout();
-        if runtime.block_on(tokio::time::timeout(grace, grpc)).is_err() {
+        let finished = runtime.block_on(async { tokio::time::timeout(grace, grpc).await });
+        if finished.is_err() {
             eprintln!("lva-server: gRPC calls still open after {grace:?}; exiting anyway");
         }
     }
