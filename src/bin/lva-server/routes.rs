@@ -441,7 +441,7 @@ mod tests {
         use crate::streams::{StreamInfo, StreamSpec, stream::Stream};
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
         assert_eq!(doc["openapi"], "3.1.0");
-        let routes: [(&str, &[&str]); 11] = [
+        let routes: [(&str, &[&str]); 20] = [
             ("/{model}", &["post"]),
             ("/models", &["get"]),
             ("/healthz", &["get"]),
@@ -453,6 +453,15 @@ mod tests {
             ("/streams/{id}/results", &["get"]),
             ("/streams/{id}/events", &["get"]),
             ("/streams/{id}/hls/{file}", &["get"]),
+            ("/v2", &["get"]),
+            ("/v2/health/live", &["get"]),
+            ("/v2/health/ready", &["get"]),
+            ("/v2/models/{model}", &["get"]),
+            ("/v2/models/{model}/versions/{version}", &["get"]),
+            ("/v2/models/{model}/ready", &["get"]),
+            ("/v2/models/{model}/versions/{version}/ready", &["get"]),
+            ("/v2/models/{model}/infer", &["post"]),
+            ("/v2/models/{model}/versions/{version}/infer", &["post"]),
         ];
         for (path, methods) in routes {
             for method in methods {
