@@ -18,8 +18,16 @@
 //! point into the whole frame, so that a crop is what OpenCV gives for `cv2.resize` of the
 //! converted frame's crop (chroma samples shared by the whole frame's blocks, the crop's edges
 //! replicated as OpenCV replicates the picture's).
+//!
+//! The picture (the frame, or the window) fills the model's whole input, or with
+//! [`Converter::with_resize`] a letterbox mode its place in it (see `resize`): scaled to that
+//! rectangle as above, the rest of the input written with [`PAD_LEVEL`], as OpenCV's
+//! `cv2.resize` to the rectangle's size and `cv2.copyMakeBorder(BORDER_CONSTANT)` give.
 
 use gst_video::VideoFormat;
+
+use super::ResizeMode;
+use super::resize::{PAD_LEVEL, Placement};
 
 /// Fixed-point weight of one: weights are in 1/2048, as OpenCV's.
 const BITS: u32 = 11;
@@ -278,6 +286,11 @@ pub struct Converter {
     layout: Layout,
     /// The whole frame's width and height (the window converted may be a part of it).
     size: (usize, usize),
+    /// The window of the frame converted: x, y, width, height.
+    source: (usize, usize, usize, usize),
+    /// How the window is fitted into the model's picture, and where it lies in it.
+    mode: ResizeMode,
+    placement: Placement,
     /// The frame's bytes per row and rows of each plane.
     planes: Vec<(usize, usize)>,
     columns: Vec<Tap>,
@@ -307,6 +320,9 @@ impl Converter {
             Converter {
                 layout,
                 size: src,
+                source: (0, 0, src.0, src.1),
+                mode: ResizeMode::Stretch,
+                placement: Placement::new(ResizeMode::Stretch, src, dst),
                 planes: layout.planes(src.0, src.1),
                 weights_a: Vec::new(),
                 weights_b: Vec::new(),
@@ -315,8 +331,19 @@ impl Converter {
                 matrix,
                 order: if bgr { [2, 1, 0] } else { [0, 1, 2] },
             }
-            .window((0, 0, src.0, src.1), dst),
+            .window((0, 0, src.0, src.1), dst, ResizeMode::Stretch),
         )
+    }
+
+    /// This converter with the window fitted into the model's picture by `mode`
+    /// (`pre-process-resize`); the windows [`Converter::cropped`] gives keep it.
+    pub fn with_resize(&self, mode: ResizeMode) -> Converter {
+        self.window(self.source, self.placement.input, mode)
+    }
+
+    /// Where the window lies in the model's picture.
+    pub fn placement(&self) -> Placement {
+        self.placement
     }
 
     /// The converter of the window `x, y, w, h` of the same frames, to the same size: it reads
@@ -329,18 +356,30 @@ impl Converter {
         if !inside(x, w, self.size.0) || !inside(y, h, self.size.1) {
             return None;
         }
-        Some(self.window((x, y, w, h), (self.columns.len(), self.rows.len())))
+        Some(self.window((x, y, w, h), self.placement.input, self.mode))
     }
 
-    /// This converter for the window `x, y, w, h` (inside the frame, not empty) scaled to `dst`.
-    fn window(&self, (x, y, w, h): (usize, usize, usize, usize), dst: (usize, usize)) -> Self {
-        let columns = taps(x, w, dst.0);
+    /// This converter for the window `x, y, w, h` (inside the frame, not empty) fitted into a
+    /// `dst`-sized picture by `mode`.
+    fn window(
+        &self,
+        source: (usize, usize, usize, usize),
+        dst: (usize, usize),
+        mode: ResizeMode,
+    ) -> Self {
+        let (x, y, w, h) = source;
+        let placement = Placement::new(mode, (w, h), dst);
+        let (_, _, to_w, to_h) = placement.rect;
+        let columns = taps(x, w, to_w);
         Converter {
             weights_a: columns.iter().map(|t| t.wa).collect(),
             weights_b: columns.iter().map(|t| t.wb).collect(),
             columns,
-            rows: taps(y, h, dst.1),
+            rows: taps(y, h, to_h),
             planes: self.planes.clone(),
+            source,
+            mode,
+            placement,
             ..*self
         }
     }
@@ -352,7 +391,8 @@ impl Converter {
 
     /// Bytes of a converted frame.
     pub fn dst_len(&self) -> usize {
-        self.columns.len() * 3 * self.rows.len()
+        let (w, h) = self.placement.input;
+        w * 3 * h
     }
 
     /// Gathers `sample(x)` (the first N channels of the row's pixel x) at each tap's two
@@ -550,7 +590,18 @@ impl Converter {
         let mut upper = (usize::MAX, channels::<u32>(n));
         let mut lower = (usize::MAX, channels::<u32>(n));
         let mut vertical = vec![0u8; n];
-        for (tap, out) in self.rows.iter().zip(dst.chunks_exact_mut(3 * n)) {
+        // The padding around the picture's rectangle (none when it fills the picture).
+        let row_bytes = 3 * self.placement.input.0;
+        let (x0, y0, _, h) = self.placement.rect;
+        let (above, rest) = dst.split_at_mut(y0 * row_bytes);
+        let (inside, below) = rest.split_at_mut(h * row_bytes);
+        above.fill(PAD_LEVEL);
+        below.fill(PAD_LEVEL);
+        for (tap, line) in self.rows.iter().zip(inside.chunks_exact_mut(row_bytes)) {
+            let (left, rest) = line.split_at_mut(3 * x0);
+            let (out, right) = rest.split_at_mut(3 * n);
+            left.fill(PAD_LEVEL);
+            right.fill(PAD_LEVEL);
             if upper.0 != tap.a {
                 if lower.0 == tap.a {
                     std::mem::swap(&mut upper, &mut lower);
@@ -975,6 +1026,116 @@ mod tests {
             .cropped((2, 2, 3, 3))
             .expect("still inside the frame");
         assert_eq!(twice.columns[0].a, 2);
+    }
+
+    /// The model's picture `input` wide, row `y`, as pixels.
+    fn pixels_of_row(out: &[u8], input: (usize, usize), y: usize) -> Vec<[u8; 3]> {
+        out[y * input.0 * 3..(y + 1) * input.0 * 3]
+            .chunks(3)
+            .map(|p| [p[0], p[1], p[2]])
+            .collect()
+    }
+
+    /// Letterbox: the picture scaled into its rectangle exactly as a stretch to that
+    /// rectangle's size gives it (cv2.resize to the rectangle), everything else grey 114
+    /// (cv2.copyMakeBorder), centred or in the top-left corner.
+    #[test]
+    fn letterbox_writes_the_picture_in_its_rectangle_and_pads_the_rest() {
+        let (src, input) = ((8usize, 4usize), (6usize, 6usize));
+        let mut seed = 3u32;
+        let planes = random_planes(rgb(), src, &mut seed);
+        let views = [(planes[0].as_slice(), src.0 * 3)];
+        let stretch = Converter::new(rgb(), src, input, bt601(), false).unwrap();
+        assert!(stretch.placement().is_whole());
+        for (mode, rect) in [
+            (ResizeMode::Letterbox, (0, 1, 6, 3)),
+            (ResizeMode::LetterboxTopLeft, (0, 0, 6, 3)),
+        ] {
+            let c = stretch.with_resize(mode);
+            assert_eq!(c.placement().rect, rect, "{mode:?}");
+            assert_eq!(c.dst_len(), 6 * 6 * 3);
+            // Garbage in the tensor beforehand: every byte is written.
+            let mut out = vec![7u8; c.dst_len()];
+            assert!(c.convert(&views, &mut out));
+            let picture = convert(rgb(), src, (6, 3), &views, false);
+            for y in 0..6 {
+                let row = pixels_of_row(&out, input, y);
+                if (rect.1..rect.1 + 3).contains(&y) {
+                    assert_eq!(
+                        row.concat(),
+                        picture[(y - rect.1) * 18..(y - rect.1 + 1) * 18],
+                        "{mode:?} row {y}"
+                    );
+                } else {
+                    assert!(row.iter().all(|p| *p == [PAD_LEVEL; 3]), "{mode:?} row {y}");
+                }
+            }
+        }
+        // A tall picture: padding left and right of each row (odd padding: 1 left, 2 right).
+        let tall = Converter::new(rgb(), (4, 8), (5, 4), bt601(), false)
+            .unwrap()
+            .with_resize(ResizeMode::Letterbox);
+        assert_eq!(tall.placement().rect, (1, 0, 2, 4));
+        let planes = random_planes(rgb(), (4, 8), &mut seed);
+        let mut out = vec![0u8; tall.dst_len()];
+        assert!(tall.convert(&[(&planes[0], 12)], &mut out));
+        let picture = convert(rgb(), (4, 8), (2, 4), &[(&planes[0], 12)], false);
+        for y in 0..4 {
+            let row = pixels_of_row(&out, (5, 4), y);
+            assert_eq!(row[0], [PAD_LEVEL; 3]);
+            assert_eq!(row[1..3].concat(), picture[y * 6..(y + 1) * 6]);
+            assert_eq!(row[3..], [[PAD_LEVEL; 3]; 2]);
+        }
+        // Back to stretch: the whole input again.
+        assert!(tall.with_resize(ResizeMode::Stretch).placement().is_whole());
+    }
+
+    /// A window of a letterboxing converter is letterboxed by its own size: the crop scaled
+    /// into its rectangle as a stretch of the crop to that size, the rest padded.
+    #[test]
+    fn windows_keep_the_resize_mode() {
+        let frame = (37, 29);
+        let mut seed = 11u32;
+        let i420 = Layout::of(VideoFormat::I420).unwrap();
+        let planes = random_planes(i420, frame, &mut seed);
+        let views: Vec<(&[u8], usize)> = planes
+            .iter()
+            .zip(i420.planes(frame.0, frame.1))
+            .map(|(p, (row, _))| (p.as_slice(), row))
+            .collect();
+        let whole = Converter::new(i420, frame, (16, 16), bt601(), false).unwrap();
+        let letterbox = whole.with_resize(ResizeMode::Letterbox);
+        for window in [(3, 5, 20, 11), (1, 1, 7, 15), (0, 0, 37, 29)] {
+            let c = letterbox.cropped(window).expect("inside");
+            let p = c.placement();
+            assert_eq!(
+                p,
+                Placement::new(ResizeMode::Letterbox, (window.2, window.3), (16, 16))
+            );
+            let (x, y, w, h) = p.rect;
+            let mut got = vec![0; c.dst_len()];
+            assert!(c.convert(&views, &mut got));
+            // The same window stretched to the rectangle's size.
+            let scaled = Converter::new(i420, frame, (w, h), bt601(), false)
+                .unwrap()
+                .cropped(window)
+                .unwrap();
+            let mut want = vec![0; scaled.dst_len()];
+            assert!(scaled.convert(&views, &mut want));
+            for row in 0..16 {
+                let pixels = pixels_of_row(&got, (16, 16), row);
+                for (col, px) in pixels.iter().enumerate() {
+                    let inside = (x..x + w).contains(&col) && (y..y + h).contains(&row);
+                    let expected = if inside {
+                        let at = ((row - y) * w + col - x) * 3;
+                        [want[at], want[at + 1], want[at + 2]]
+                    } else {
+                        [PAD_LEVEL; 3]
+                    };
+                    assert_eq!(*px, expected, "window {window:?} at {col},{row}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::decode::{Decoded, DecoderKind, Detection, ModelShape, Tensor};
 use super::input;
 use super::pool::{Instance, Keep, Slot};
 use super::reclassify::{Decision, Tracks};
+use super::resize::Placement;
 use super::roi::{self, Choice, RoiCounts};
 use super::settings::{
     DEFAULT_DEVICE, DEFAULT_INPUT_RANGE, DEFAULT_INTERVAL, DEFAULT_RECLASSIFY_INTERVAL,
@@ -31,7 +32,8 @@ use super::shared::{COMPILED, INSTANCES, core};
 use super::state::{self, Pending, RoiJob, RoiWork, State, Work};
 use super::stats::{Snapshot, Stats};
 use super::{
-    DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend, model,
+    DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend,
+    ResizeMode, model,
 };
 use crate::meta::{self, DetectionInfo, FrameClassification};
 use crate::openvino::{self, InferRequest};
@@ -78,6 +80,7 @@ impl OvInfer {
         let ov_config = settings.ov_properties()?;
         let labels = settings.read_labels()?;
         let attribute = settings.attribute(&model::model_stem(&path))?;
+        settings.check_resize()?;
         let core = core().map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         let mut model = core.read_model(&path).map_err(|e| {
             gst::error_msg!(
@@ -206,6 +209,7 @@ impl OvInfer {
     fn compile(&self, state: &State, info: &gst_video::VideoInfo) -> Result<Compiled, String> {
         let (w, h) = (info.width() as usize, info.height() as usize);
         let (format, converter, pre) = compiled::frames_input(state, info)?;
+        let converter = converter.map(|c| c.with_resize(state.settings.pre_process_resize));
         let hint = state.settings.performance_hint.openvino_name();
         let batch = state.layout.batch();
         let key = format!(
@@ -673,9 +677,14 @@ impl OvInfer {
         n: u64,
     ) -> Result<(), String> {
         let threshold = state.settings.threshold as f32;
-        let decoded = state
-            .decoder
-            .decode(tensors, &state.model_shape, threshold)?;
+        let compiled = state.compiled.as_ref().ok_or("caps went away")?;
+        let frame = (compiled.info.width(), compiled.info.height());
+        let decoded = state.decoder.decode_picture(
+            tensors,
+            &state.model_shape,
+            threshold,
+            &placement(state, frame),
+        )?;
         match decoded {
             Decoded::Detections(found) => self.add_detections(state, buffer, &found, n),
             Decoded::Classification(Some(c)) => {
@@ -723,7 +732,11 @@ impl OvInfer {
                 let decoded = compiled
                     .instance
                     .read(slot, |outputs| {
-                        state.decoder.decode(outputs, &state.model_shape, threshold)
+                        let crop = placement(state, (job.rect.2, job.rect.3));
+                        let model = &state.model_shape;
+                        state
+                            .decoder
+                            .decode_picture(outputs, model, threshold, &crop)
                     })
                     .and_then(|decoded| decoded);
                 match decoded {
@@ -830,6 +843,17 @@ impl OvInfer {
         }
         gst::log!(CAT, imp = self, "frame {n}: {attached} detections");
     }
+}
+
+/// Where `pre-process-resize` puts a `picture`-sized picture (a frame, or an ROI's crop) in the
+/// model's input: whoever pre-processes it (ovinfer's converter places it so; OpenVINO only
+/// stretches, refused with a letterbox at start), the same rectangle.
+fn placement(state: &State, picture: (u32, u32)) -> Placement {
+    Placement::new(
+        state.settings.pre_process_resize,
+        (picture.0 as usize, picture.1 as usize),
+        (state.model_input.width, state.model_input.height),
+    )
 }
 
 #[glib::object_subclass]
@@ -951,6 +975,11 @@ impl ObjectImpl for OvInfer {
                     .blurb("Who turns frames into the model's picture: ovinfer (colour conversion and bilinear resize in one pass while writing the input tensor, the pixels of OpenCV's cvtColor + resize) or openvino (OpenVINO's pre-processing converts and resizes RGB/BGR/RGBx/BGRx and even-sized NV12/I420 frames of another size than the model's, read in place; ovinfer converts the others). Frames already in the model's channel order and size are read in place either way")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("pre-process-resize", ResizeMode::Stretch)
+                    .nick("Pre-processing resize")
+                    .blurb("How a frame (or an ROI's crop) is fitted into the model's input: stretch (scaled to the input's width and height) or keeping its aspect ratio, scaled to fit and padded with grey 114: letterbox (centred, as Ultralytics' YOLO pre-processing), letterbox-top-left (padded right and bottom). Boxes are mapped back to the frame. The letterbox modes need pre-process-backend=ovinfer")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("ov-config")
                     .nick("OpenVINO config")
                     .blurb("More OpenVINO properties to compile the model with, as \"KEY=VALUE,KEY=VALUE\" (e.g. \"ENABLE_CPU_PINNING=NO\" or \"NUM_STREAMS=3\"); OpenVINO rejects keys and values the device does not know. Elements sharing a model-instance-id must give the same. Empty: OpenVINO's defaults for the device and performance-hint, except that on CPU inference threads are not pinned to cores, as the cores are shared with the rest of the pipeline (ENABLE_CPU_PINNING=NO; give ENABLE_CPU_PINNING=YES to pin)")
@@ -1049,6 +1078,7 @@ impl ObjectImpl for OvInfer {
             "model-color-format" => settings.model_color_format = value.get().unwrap_or_default(),
             "performance-hint" => settings.performance_hint = value.get().unwrap_or_default(),
             "pre-process-backend" => settings.pre_process_backend = value.get().unwrap_or_default(),
+            "pre-process-resize" => settings.pre_process_resize = value.get().unwrap_or_default(),
             "nireq" => settings.nireq = value.get().unwrap_or(0),
             "batch-size" => settings.batch_size = value.get().unwrap_or(1),
             "model-instance-id" => settings.model_instance_id = optional_string(value),
@@ -1084,6 +1114,7 @@ impl ObjectImpl for OvInfer {
             "model-color-format" => s.model_color_format.to_value(),
             "performance-hint" => s.performance_hint.to_value(),
             "pre-process-backend" => s.pre_process_backend.to_value(),
+            "pre-process-resize" => s.pre_process_resize.to_value(),
             "nireq" => s.nireq.to_value(),
             "batch-size" => s.batch_size.to_value(),
             "model-instance-id" => s.model_instance_id.to_value(),

@@ -2,7 +2,8 @@
 //!
 //! The element itself (GStreamer glue) is in `imp`. Beside it: `settings` (the properties as
 //! set and their checks), `config` (`ov-config`), `labels`, `model` (reading the model file),
-//! `input` (how frames become the model's input), `frame` and `convert` (the frames written into
+//! `input` (how frames become the model's input), `resize` (where a picture lies in the input,
+//! `pre-process-resize`, and boxes mapped back), `frame` and `convert` (the frames written into
 //! the input tensor), `compiled` (what is held for the negotiated caps), `pool` (a model instance
 //! and its infer requests), `batch` (each frame's results in a batch's outputs), `decode` (the
 //! outputs read as detections or classes), `roi` (which ROIs `inference-region=roi-list` infers
@@ -22,6 +23,7 @@ pub mod labels;
 mod model;
 pub mod pool;
 pub mod reclassify;
+pub mod resize;
 pub mod roi;
 mod settings;
 pub mod shared;
@@ -152,6 +154,41 @@ pub enum PreProcessBackend {
     Openvino,
 }
 
+/// How a picture (a frame, or an ROI's crop) is fitted into the model's input
+/// (`pre-process-resize` property); see `resize`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstOvInferResize")]
+pub enum ResizeMode {
+    #[default]
+    #[enum_value(
+        name = "Scaled to the input's width and height, the aspect ratio not kept",
+        nick = "stretch"
+    )]
+    Stretch,
+    #[enum_value(
+        name = "Aspect ratio kept, scaled to fit, centred, padded with grey 114 (Ultralytics' LetterBox)",
+        nick = "letterbox"
+    )]
+    Letterbox,
+    #[enum_value(
+        name = "Aspect ratio kept, scaled to fit, in the top-left corner, padded right and bottom with grey 114",
+        nick = "letterbox-top-left"
+    )]
+    LetterboxTopLeft,
+}
+
+impl ResizeMode {
+    /// The property value's name.
+    pub fn nick(self) -> &'static str {
+        match self {
+            ResizeMode::Stretch => "stretch",
+            ResizeMode::Letterbox => "letterbox",
+            ResizeMode::LetterboxTopLeft => "letterbox-top-left",
+        }
+    }
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
@@ -163,7 +200,22 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
 
 #[cfg(test)]
 mod tests {
-    use super::PerformanceHint;
+    use super::{PerformanceHint, ResizeMode};
+    use gst::glib;
+    use gst::prelude::*;
+
+    #[test]
+    fn resize_nicks_are_the_property_values() {
+        for mode in [
+            ResizeMode::Stretch,
+            ResizeMode::Letterbox,
+            ResizeMode::LetterboxTopLeft,
+        ] {
+            let value = mode.to_value();
+            let (_, value) = glib::EnumValue::from_value(&value).expect("enum value");
+            assert_eq!(mode.nick(), value.nick());
+        }
+    }
 
     #[test]
     fn throughput_keeps_a_second_request_per_stream() {

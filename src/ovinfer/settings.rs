@@ -7,7 +7,8 @@ use super::input::InputRange;
 use super::labels::Labels;
 use super::roi::{self, ObjectClasses, Selection};
 use super::{
-    DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend, config,
+    DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend,
+    ResizeMode, config,
 };
 
 pub const DEFAULT_DEVICE: &str = "CPU";
@@ -32,6 +33,7 @@ pub struct Settings {
     pub model_color_format: ModelColorFormat,
     pub performance_hint: PerformanceHint,
     pub pre_process_backend: PreProcessBackend,
+    pub pre_process_resize: ResizeMode,
     pub nireq: u32,
     pub batch_size: u32,
     pub stats_interval: u32,
@@ -58,6 +60,7 @@ impl Default for Settings {
             model_color_format: ModelColorFormat::Rgb,
             performance_hint: PerformanceHint::Latency,
             pre_process_backend: PreProcessBackend::Ovinfer,
+            pre_process_resize: ResizeMode::Stretch,
             nireq: 0,
             batch_size: 1,
             stats_interval: 0,
@@ -97,6 +100,27 @@ impl Settings {
     pub fn range(&self) -> Result<InputRange, gst::ErrorMessage> {
         InputRange::parse(&self.input_range)
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))
+    }
+
+    /// `pre-process-resize` with `pre-process-backend`: a letterbox of whole frames is
+    /// ovinfer's only. OpenVINO's pre-processing resizes to the model's whole input (its C API's
+    /// resize takes no size, and a pad after it would change the input's size), so it cannot
+    /// place the picture in a part of it. ROIs are always ovinfer's.
+    pub fn check_resize(&self) -> Result<(), gst::ErrorMessage> {
+        if self.pre_process_resize == ResizeMode::Stretch
+            || self.pre_process_backend == PreProcessBackend::Ovinfer
+            || self.inference_region == InferenceRegion::RoiList
+        {
+            return Ok(());
+        }
+        Err(gst::error_msg!(
+            gst::ResourceError::Settings,
+            (
+                "pre-process-resize={} needs pre-process-backend=ovinfer: OpenVINO's \
+                 pre-processing only stretches frames to the model's whole input",
+                self.pre_process_resize.nick()
+            )
+        ))
     }
 
     /// `ov-config`, parsed, with ovinfer's defaults for the device.

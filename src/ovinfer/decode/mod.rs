@@ -1,7 +1,10 @@
 //! Output decoders: pure functions from output tensors to detections or a classification.
 //!
-//! Boxes are normalised to the model input (0..1, may lie outside before clipping); because the
-//! frame is stretched to the input, they are normalised to the frame too.
+//! The decoders give boxes normalised to the model input (0..1, may lie outside before
+//! clipping). [`DecoderKind::decode_picture`], which every inference of `ovinfer` goes through,
+//! maps them onto the picture (the frame, or an ROI's crop) by where `pre-process-resize` put it
+//! in the input (`resize::Placement`): with `stretch` they are the same; a letterbox's padding and
+//! scale are undone.
 
 pub mod blazeface;
 pub mod classification;
@@ -11,7 +14,10 @@ pub mod yolo;
 
 use std::fmt;
 
-/// One detected object, box normalised to the frame (not yet clipped).
+use super::resize::Placement;
+
+/// One detected object, box normalised to the model's input as a decoder gives it, or to the
+/// picture after [`DecoderKind::decode_picture`] (not yet clipped).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
     pub label_id: i32,
@@ -193,6 +199,23 @@ impl DecoderKind {
         })
     }
 
+    /// Decodes one inference of a picture that `placement` put in the model's input: boxes
+    /// come back normalised to the picture (see the module's documentation).
+    pub fn decode_picture(
+        self,
+        outputs: &[Tensor<'_>],
+        model: &ModelShape,
+        threshold: f32,
+        placement: &Placement,
+    ) -> Result<Decoded, String> {
+        Ok(match self.decode(outputs, model, threshold)? {
+            Decoded::Detections(found) => {
+                Decoded::Detections(found.iter().map(|d| placement.unmap(d)).collect())
+            }
+            classification => classification,
+        })
+    }
+
     /// A label for class ids when no labels file is given.
     pub fn default_label(self, label_id: i32) -> String {
         match self {
@@ -258,6 +281,60 @@ mod tests {
             "{err}"
         );
         assert!(DecoderKind::Classification.check(&m).is_ok());
+    }
+
+    /// Every decoder's boxes go through the placement: a letterboxed YOLO box comes back in
+    /// the picture's terms, a classification as it is.
+    #[test]
+    fn decoded_boxes_are_mapped_onto_the_picture() {
+        use crate::ovinfer::ResizeMode;
+        // One YOLO candidate [1, 4+1, 8] at input pixels (100..200, 100..150) of 320x320.
+        let n = 8;
+        let mut data = vec![0.0f32; 5 * n];
+        for (ch, v) in [150.0, 125.0, 100.0, 50.0, 0.9].into_iter().enumerate() {
+            data[ch * n] = v;
+        }
+        let shape = [1, 5, n];
+        let outputs = [Tensor {
+            shape: &shape,
+            data: &data,
+        }];
+        let m = model(vec![shape.to_vec()], 320, 320);
+        // A 640x424 frame letterboxed: rows 54..266 of the input.
+        let placement = Placement::new(ResizeMode::Letterbox, (640, 424), (320, 320));
+        let Ok(Decoded::Detections(found)) =
+            DecoderKind::Yolo.decode_picture(&outputs, &m, 0.5, &placement)
+        else {
+            panic!("detections");
+        };
+        let d = found[0];
+        let px = [
+            d.x_min * 640.0,
+            d.y_min * 424.0,
+            d.x_max * 640.0,
+            d.y_max * 424.0,
+        ];
+        let want = [200.0, 92.0, 400.0, 192.0];
+        assert!(
+            px.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-3),
+            "{px:?}"
+        );
+        let stretch = Placement::new(ResizeMode::Stretch, (640, 424), (320, 320));
+        assert_eq!(
+            DecoderKind::Yolo.decode_picture(&outputs, &m, 0.5, &stretch),
+            DecoderKind::Yolo.decode(&outputs, &m, 0.5)
+        );
+        let scores = [0.2f32, 0.8];
+        let class_shape = [1, 2];
+        let classes = [Tensor {
+            shape: &class_shape,
+            data: &scores,
+        }];
+        let c = model(vec![vec![1, 2]], 320, 320);
+        assert_eq!(
+            DecoderKind::Classification.decode_picture(&classes, &c, 0.5, &placement),
+            DecoderKind::Classification.decode(&classes, &c, 0.5)
+        );
     }
 
     #[test]
