@@ -17,7 +17,8 @@ usage:
   kserve_client.py bench --url HOST:PORT --protocol {http,grpc} --model NAME --image IMAGE
                          --seconds S --threads T
       ModelInfer requests from T threads for S seconds (one client per thread, binary tensors);
-      prints {"requests", "seconds", "rate", "errors", "p50_ms", "p99_ms"}
+      prints {"requests", "seconds", "rate", "errors", "client_cpu_s", "p50_ms", "p99_ms"}
+      (client_cpu_s: this client's own CPU time over the run, all threads)
 """
 import argparse
 import json
@@ -290,14 +291,17 @@ def bench(args):
     stop_at[0] = time.perf_counter() + 1e9
     start.wait(timeout=60)
     began = time.perf_counter()
+    cpu = time.process_time()
     stop_at[0] = began + args.seconds
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
+    cpu = time.process_time() - cpu
     lat = np.array(latencies) * 1000 if latencies else np.array([0.0])
     print(json.dumps({
         "protocol": args.protocol, "threads": args.threads, "requests": len(latencies),
         "seconds": elapsed, "rate": len(latencies) / elapsed, "errors": len(errors),
+        "client_cpu_s": cpu,
         "first_error": errors[0] if errors else None,
         "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
     }))

@@ -4,12 +4,17 @@
 //! and a bound on open connections (`max-connections`, counted apart from HTTP's).
 //!
 //! Every method but ServerLive and ServerReady needs the configured credentials in the
-//! `authorization` metadata (`Bearer TOKEN` or `Basic BASE64`), else UNAUTHENTICATED. Unknown
-//! model or version: NOT_FOUND; a wrong request: INVALID_ARGUMENT with the reason; busy:
-//! UNAVAILABLE; a model failing: INTERNAL. Requests are at most `max-body-bytes` (larger ones:
-//! RESOURCE_EXHAUSTED from tonic). Inference runs on tokio's blocking pool, admitted as the REST
-//! side's. ModelStreamInfer (Triton's extension) answers each request of the stream in order.
+//! `authorization` metadata (`Bearer TOKEN` or `Basic BASE64`), else UNAUTHENTICATED, answered
+//! from the call's headers before its message is read ([`Gate`]). Unknown model or version:
+//! NOT_FOUND; a wrong request: INVALID_ARGUMENT with the reason; busy: UNAVAILABLE; a model
+//! failing: INTERNAL. Messages are at most `max-body-bytes` (larger ones: OUT_OF_RANGE from
+//! tonic), and tonic reads a message whole before the method runs, so the gate also bounds the
+//! calls being read or run at once, over all connections, by what the models admit (their
+//! `workers` + `max-queue`, plus a few for metadata): the others wait, their data held back by
+//! HTTP/2 flow control. Inference runs on tokio's blocking pool, admitted as the REST side's.
+//! ModelStreamInfer (Triton's extension) answers each request of the stream in order.
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -46,6 +51,12 @@ pub struct Options {
     pub busy_delay: Duration,
 }
 
+/// Calls read or run at once beyond the inferences the models admit (metadata, health).
+const METADATA_CALLS: usize = 8;
+
+/// Calls at once on one HTTP/2 connection.
+const MAX_STREAMS: u32 = 32;
+
 /// The gRPC status of a refusal.
 pub fn status(refusal: Refusal) -> Status {
     let message = refusal.message();
@@ -61,28 +72,78 @@ pub fn status(refusal: Refusal) -> Status {
 #[derive(Clone)]
 pub struct Grpc {
     kserve: Arc<Kserve>,
-    auth: Option<Authenticator>,
     busy_delay: Duration,
 }
 
-impl Grpc {
-    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let Some(auth) = &self.auth else {
-            return Ok(());
-        };
-        let credentials = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        if auth.allows(credentials) {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated(
-                "credentials missing or wrong: send authorization metadata (Basic or Bearer)",
-            ))
-        }
+/// The methods that need no credentials (health, as `/v2/health/*` and `/healthz`).
+const OPEN: [&str; 2] = [
+    "/inference.GRPCInferenceService/ServerLive",
+    "/inference.GRPCInferenceService/ServerReady",
+];
+
+/// In front of the service, on each call's HTTP/2 request before tonic reads its message:
+/// credentials (UNAUTHENTICATED without them), then a place among the calls being read or run
+/// at once, over all connections (a call waits for one).
+#[derive(Clone)]
+struct Gate<S> {
+    inner: S,
+    auth: Option<Authenticator>,
+    places: Arc<Semaphore>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Gate<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
 
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path().to_string();
+        if let Some(auth) = &self.auth
+            && !OPEN.contains(&path.as_str())
+        {
+            let credentials = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if !auth.allows(credentials) {
+                let started = Instant::now();
+                let status = Status::unauthenticated(
+                    "credentials missing or wrong: send authorization metadata (Basic or Bearer)",
+                );
+                let peer = request
+                    .extensions()
+                    .get::<TcpConnectInfo>()
+                    .and_then(|i| i.remote_addr)
+                    .map_or_else(|| "?".into(), |a| a.to_string());
+                let method = path.rsplit('/').next().unwrap_or("?");
+                log::<()>(method, "", &Err(status.clone()), started, &peer);
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        }
+        // The service that was made ready goes into the future; a clone stays for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let places = self.places.clone();
+        Box::pin(async move {
+            let _place = places.acquire_owned().await;
+            inner.call(request).await
+        })
+    }
+}
+
+impl Grpc {
     /// One inference, on the blocking pool.
     async fn infer(
         &self,
@@ -302,7 +363,6 @@ impl GrpcInferenceService for Grpc {
         &self,
         request: Request<proto::ModelReadyRequest>,
     ) -> Result<Response<proto::ModelReadyResponse>, Status> {
-        self.authorize(&request)?;
         let r = request.into_inner();
         let model = self
             .kserve
@@ -315,9 +375,8 @@ impl GrpcInferenceService for Grpc {
 
     async fn server_metadata(
         &self,
-        request: Request<proto::ServerMetadataRequest>,
+        _: Request<proto::ServerMetadataRequest>,
     ) -> Result<Response<proto::ServerMetadataResponse>, Status> {
-        self.authorize(&request)?;
         Ok(Response::new(proto::ServerMetadataResponse {
             name: super::SERVER_NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -329,7 +388,6 @@ impl GrpcInferenceService for Grpc {
         &self,
         request: Request<proto::ModelMetadataRequest>,
     ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
-        self.authorize(&request)?;
         let r = request.into_inner();
         let model = self
             .kserve
@@ -361,10 +419,7 @@ impl GrpcInferenceService for Grpc {
         let started = Instant::now();
         let peer = peer(&request);
         let model = request.get_ref().model_name.clone();
-        let result = match self.authorize(&request) {
-            Ok(()) => self.infer(request.into_inner()).await,
-            Err(e) => Err(e),
-        };
+        let result = self.infer(request.into_inner()).await;
         log("ModelInfer", &model, &result, started, &peer);
         result.map(Response::new)
     }
@@ -375,7 +430,6 @@ impl GrpcInferenceService for Grpc {
         &self,
         request: Request<Streaming<proto::ModelInferRequest>>,
     ) -> Result<Response<AnswerStream>, Status> {
-        self.authorize(&request)?;
         let peer = peer(&request);
         let mut stream = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
@@ -568,15 +622,21 @@ pub async fn start(
         }
     });
     let max_message = usize::try_from(kserve.max_body).unwrap_or(usize::MAX);
+    let places = Arc::new(Semaphore::new(kserve.capacity() + METADATA_CALLS));
     let service = GrpcInferenceServiceServer::new(Grpc {
         kserve,
-        auth,
         busy_delay: options.busy_delay,
     })
     .max_decoding_message_size(max_message)
     .max_encoding_message_size(usize::MAX);
     let mut stop = shutdown;
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS)
+        .layer(tower::layer::layer_fn(move |inner| Gate {
+            inner,
+            auth: auth.clone(),
+            places: places.clone(),
+        }))
         .add_service(service)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), async move {
             stopped(&mut stop).await;

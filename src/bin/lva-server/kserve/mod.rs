@@ -108,6 +108,15 @@ impl Kserve {
         }
     }
 
+    /// Inference requests the models admit at once (running or waiting): the sum of their
+    /// `workers` and `max-queue`.
+    pub fn capacity(&self) -> usize {
+        self.models
+            .values()
+            .map(|m| m.config.workers + m.config.max_queue)
+            .sum()
+    }
+
     pub fn names(&self) -> Vec<&str> {
         self.models.keys().map(String::as_str).collect()
     }

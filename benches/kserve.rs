@@ -1,0 +1,226 @@
+//! lva-server's KServe v2 API under load: ModelInfer requests per second on the SSD
+//! (SSD-MobileNet-v2, the quantised IR), over gRPC (`raw_input_contents`) and over REST (the
+//! binary tensor data extension both ways), from the real tritonclient in Python threads
+//! (`scripts/kserve_client.py bench`: one client per thread, each sending the 300x300 u8 tensor
+//! of person.jpg and reading the [1,1,100,7] output), against OpenVINO's own `benchmark_app
+//! -hint throughput` on the same model, in interleaved rounds of the same run. The ratio to
+//! `benchmark_app` is the figure of merit; the server's CPU time per request (from
+//! /proc/PID/stat) and the client's own CPU time say where the rest went (the client runs on
+//! the same 2 cores).
+//!
+//! The server: the SSD with `performance-hint` throughput and 2 workers (one per core, as by
+//! default), `max-queue` 8 so that the clients are never refused. With N client threads, N
+//! requests are in flight; 1 thread gives the latency of one request at a time.
+//!
+//! cargo bench --bench kserve     (after `make setup`: model, benchmark_app, tritonclient)
+//! OVLVA_BENCH_ROUNDS (default 3) rounds; OVLVA_BENCH_SECONDS (default 10) seconds per run;
+//! OVLVA_BENCH_CLIENTS (default 4) client threads of the throughput runs.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const SSD: &str = "models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml";
+const IMAGE: &str = "media/person.jpg";
+
+fn root(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn env_or(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The server, killed when dropped.
+struct Server {
+    child: Child,
+    http: String,
+    grpc: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = std::env::temp_dir().join(format!("kserve-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        let config = serde_json::json!({
+            "grpc-listen": "127.0.0.1:0",
+            "streams": {"state-dir": dir.join("state")},
+            "models": {"ssd": {
+                "model": root(SSD), "performance-hint": "throughput",
+                "workers": 2, "max-queue": 8,
+            }},
+        });
+        let path = dir.join("lva-server.json");
+        std::fs::write(&path, config.to_string()).expect("config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lva-server"))
+            .arg("--config")
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lva-server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut grpc = None;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("KServe gRPC on grpc://").nth(1) {
+                    grpc = Some(a.trim().to_string());
+                }
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let http = rest.split(',').next().unwrap_or("").to_string();
+                    let _ = tx.send((http, grpc.clone().unwrap_or_default()));
+                }
+                // The rest (one access-log line per REST request) is read and dropped.
+            }
+        });
+        let (http, grpc) = rx
+            .recv_timeout(Duration::from_secs(180))
+            .expect("lva-server says where it listens");
+        Server { child, http, grpc }
+    }
+
+    /// The server's CPU time so far, seconds (user + system, from /proc).
+    fn cpu(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+        let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+}
+
+fn benchmark_app(seconds: u32) -> f64 {
+    let out = Command::new(root(".venv/bin/benchmark_app"))
+        .args(["-m", &root(SSD), "-d", "CPU", "-hint", "throughput", "-t"])
+        .arg(seconds.to_string())
+        .output()
+        .expect("benchmark_app runs (make setup installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split("Throughput:").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no throughput in benchmark_app's output:\n{text}"))
+}
+
+/// One client run: (requests/s, p50 ms, p99 ms, server CPU ms per request, client CPU ms per
+/// request).
+fn client(server: &Server, protocol: &str, threads: u32, seconds: u32) -> [f64; 5] {
+    let url = if protocol == "grpc" {
+        &server.grpc
+    } else {
+        &server.http
+    };
+    let cpu = server.cpu();
+    let out = Command::new(root(".venv/bin/python"))
+        .arg(root("scripts/kserve_client.py"))
+        .args([
+            "bench",
+            "--url",
+            url,
+            "--protocol",
+            protocol,
+            "--model",
+            "ssd",
+        ])
+        .args(["--image", &root(IMAGE), "--seconds", &seconds.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .output()
+        .expect("python runs (make setup installs tritonclient)");
+    // Includes the client's warm-up request per thread: a few requests out of hundreds.
+    let server_cpu = server.cpu() - cpu;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "kserve_client.py bench ({e}): {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["errors"], 0, "refused or failed requests: {v}");
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let requests = f("requests").max(1.0);
+    [
+        f("rate"),
+        f("p50_ms"),
+        f("p99_ms"),
+        server_cpu * 1000.0 / requests,
+        f("client_cpu_s") * 1000.0 / requests,
+    ]
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+fn main() {
+    let rounds = env_or("OVLVA_BENCH_ROUNDS", 3);
+    let seconds = env_or("OVLVA_BENCH_SECONDS", 10);
+    let clients = env_or("OVLVA_BENCH_CLIENTS", 4);
+    let server = Server::start();
+    println!(
+        "lva-server KServe v2 on SSD-MobileNet-v2 (throughput hint, 2 workers): {rounds} \
+         rounds of {seconds} s per run, tritonclient with {clients} threads and with 1"
+    );
+    let runs: [(&str, &str, u32); 4] = [
+        ("gRPC", "grpc", clients),
+        ("REST binary", "http", clients),
+        ("gRPC", "grpc", 1),
+        ("REST binary", "http", 1),
+    ];
+    let mut reference = Vec::new();
+    let mut results: Vec<Vec<[f64; 5]>> = runs.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        let fps = benchmark_app(seconds);
+        reference.push(fps);
+        print!("round {round}: benchmark_app {fps:.1} FPS");
+        for (i, (name, protocol, threads)) in runs.iter().enumerate() {
+            let r = client(&server, protocol, *threads, seconds);
+            print!("; {name} x{threads} {:.1}/s ({:.2})", r[0], r[0] / fps);
+            results[i].push(r);
+        }
+        println!();
+    }
+    let fps = mean(&reference);
+    println!();
+    println!(
+        "| run | requests/s | ratio to benchmark_app | p50 ms | p99 ms | server CPU ms/request | client CPU ms/request |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!("| `benchmark_app -hint throughput` | {fps:.1} | 1 | | | | |");
+    for ((name, _, threads), r) in runs.iter().zip(&results) {
+        let col = |k: usize| mean(&r.iter().map(|x| x[k]).collect::<Vec<_>>());
+        println!(
+            "| {name}, {threads} client thread{} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            if *threads == 1 { "" } else { "s" },
+            col(0),
+            col(0) / fps,
+            col(1),
+            col(2),
+            col(3),
+            col(4),
+        );
+    }
+}
