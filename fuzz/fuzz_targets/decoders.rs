@@ -94,6 +94,8 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         DecoderKind::BlazeFace,
         DecoderKind::Yolo,
         DecoderKind::Classification,
+        DecoderKind::TextDetection,
+        DecoderKind::TextRecognition,
     ] {
         let _ = kind.check(&model);
         for output in 0..n_outputs {
@@ -141,7 +143,11 @@ fn check(decoded: Decoded, threshold: f32) {
         Decoded::Classification(Some(c)) => {
             assert!((threshold.is_nan() || c.confidence >= threshold) && c.label_id >= 0);
         }
-        Decoded::Classification(None) => {}
+        Decoded::Classification(None) | Decoded::Text(None) => {}
+        Decoded::Text(Some(read)) => {
+            assert!(threshold.is_nan() || read.confidence >= threshold);
+            assert!(!read.ids.is_empty() && read.ids.iter().all(|&id| id != 0));
+        }
     }
 }
 

@@ -21,13 +21,14 @@
 //!
 //! The picture (the frame, or the window) fills the model's whole input, or with
 //! [`Converter::with_resize`] a letterbox mode its place in it (see `resize`): scaled to that
-//! rectangle as above, the rest of the input written with [`PAD_LEVEL`], as OpenCV's
+//! rectangle as above, the rest of the input written with the mode's padding level
+//! ([`pad_level`]), as OpenCV's
 //! `cv2.resize` to the rectangle's size and `cv2.copyMakeBorder(BORDER_CONSTANT)` give.
 
 use gst_video::VideoFormat;
 
 use super::ResizeMode;
-use super::resize::{PAD_LEVEL, Placement};
+use super::resize::{Placement, pad_level};
 
 /// Fixed-point weight of one: weights are in 1/2048, as OpenCV's.
 const BITS: u32 = 11;
@@ -595,13 +596,14 @@ impl Converter {
         let (x0, y0, _, h) = self.placement.rect;
         let (above, rest) = dst.split_at_mut(y0 * row_bytes);
         let (inside, below) = rest.split_at_mut(h * row_bytes);
-        above.fill(PAD_LEVEL);
-        below.fill(PAD_LEVEL);
+        let pad = pad_level(self.mode);
+        above.fill(pad);
+        below.fill(pad);
         for (tap, line) in self.rows.iter().zip(inside.chunks_exact_mut(row_bytes)) {
             let (left, rest) = line.split_at_mut(3 * x0);
             let (out, right) = rest.split_at_mut(3 * n);
-            left.fill(PAD_LEVEL);
-            right.fill(PAD_LEVEL);
+            left.fill(pad);
+            right.fill(pad);
             if upper.0 != tap.a {
                 if lower.0 == tap.a {
                     std::mem::swap(&mut upper, &mut lower);
@@ -633,6 +635,7 @@ impl Converter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ovinfer::resize::PAD_LEVEL;
 
     /// Fuzz finds (fuzz/regressions/convert): a stride near usize::MAX overflowed the plane
     /// length check, a width near usize::MAX the row size, and hand-made layouts with offsets

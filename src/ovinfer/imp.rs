@@ -18,15 +18,17 @@ use gst_video::prelude::*;
 
 use super::batch::BatchLayout;
 use super::compiled::{self, Compiled};
+use super::decode::ctc::Charset;
 use super::decode::{Decoded, DecoderKind, Detection, ModelShape, Tensor};
 use super::input;
+use super::labels::{self, Labels};
 use super::pool::{Instance, Keep, Slot};
 use super::reclassify::{Decision, Tracks};
 use super::resize::Placement;
 use super::roi::{self, Choice, RoiCounts};
 use super::settings::{
-    DEFAULT_DEVICE, DEFAULT_INPUT_RANGE, DEFAULT_INTERVAL, DEFAULT_RECLASSIFY_INTERVAL,
-    DEFAULT_THRESHOLD, MAX_BATCH, MAX_NIREQ, Settings,
+    DEFAULT_DEVICE, DEFAULT_INPUT_MAX_SIDE, DEFAULT_INPUT_RANGE, DEFAULT_INTERVAL,
+    DEFAULT_RECLASSIFY_INTERVAL, DEFAULT_THRESHOLD, MAX_BATCH, MAX_INPUT_SIDE, MAX_NIREQ, Settings,
 };
 use super::shared::{COMPILED, INSTANCES, core};
 use super::state::{self, Pending, RoiJob, RoiWork, State, Work};
@@ -98,12 +100,113 @@ impl OvInfer {
                 inputs.len()
             )));
         }
-        let model_input = input::model_input(&inputs[0]).map_err(in_err)?;
-        let mut dims: Vec<i64> = inputs[0].shape.iter().map(|d| d.unwrap_or(1)).collect();
-        if inputs[0].shape[0].is_none() {
-            model
-                .reshape_input(&dims)
-                .map_err(|e| in_err(e.to_string()))?;
+        // A recogniser's character set, when the model carries one (PP-OCR's: `character`).
+        let charset_text = model::metadata(&path, "character");
+        let input_size = settings
+            .input_size()
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
+        let dynamic = model::dynamic_image_layout(&inputs[0].shape);
+        // Dynamic height or width: the outputs of a probe size tell the decoder, which (or
+        // input-size) tells the size of each use.
+        let mut sized_per_frame = None;
+        let port = match dynamic {
+            None => inputs[0].clone(),
+            Some(layout) => {
+                // A detector's square, else a recogniser's strip (whose height must be 48).
+                let sizes = match input_size {
+                    Some(size) => vec![size],
+                    None => model::PROBE_SIZES.to_vec(),
+                };
+                let mut probed = Err(String::new());
+                for &(pw, ph) in &sizes {
+                    probed = model
+                        .reshape_input(&model::image_dims(layout, pw, ph))
+                        .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())
+                        .and_then(|()| model::output_shapes(&model))
+                        .map(|outputs| ModelShape {
+                            outputs,
+                            input_width: pw,
+                            input_height: ph,
+                        });
+                    if probed.is_ok() {
+                        break;
+                    }
+                }
+                let probe = probed.map_err(|e| {
+                    in_err(format!(
+                        "has input '{}' {} of a dynamic size, and cannot take {} ({e}): set \
+                         input-size=WIDTHxHEIGHT to a size it takes",
+                        inputs[0].name,
+                        inputs[0].shape_string(),
+                        sizes
+                            .iter()
+                            .map(|(w, h)| format!("{w}x{h}"))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ))
+                })?;
+                let (pw, ph) = (probe.input_width, probe.input_height);
+                let kind = self.pick_decoder(settings, &probe, true).map_err(in_err)?;
+                let (w, h) = match (input_size, kind) {
+                    (Some(size), _) => size,
+                    (None, DecoderKind::TextRecognition) => model::TEXT_RECOGNITION_SIZE,
+                    (None, DecoderKind::TextDetection)
+                        if settings.inference_region == InferenceRegion::FullFrame =>
+                    {
+                        sized_per_frame = Some((layout, settings.input_max_side as usize));
+                        (pw, ph)
+                    }
+                    (None, kind) => {
+                        return Err(in_err(format!(
+                            "has input '{}' {} of a dynamic size, and decoder {kind}{} does not \
+                             choose one: set input-size=WIDTHxHEIGHT",
+                            inputs[0].name,
+                            inputs[0].shape_string(),
+                            if kind == DecoderKind::TextDetection {
+                                " on ROIs"
+                            } else {
+                                ""
+                            }
+                        )));
+                    }
+                };
+                let mut port = inputs[0].clone();
+                port.shape = model::image_dims(layout, w, h)
+                    .into_iter()
+                    .map(Some)
+                    .collect();
+                port
+            }
+        };
+        // input-size on a model of a static size: reshaped, if the model can take it.
+        let port = match (dynamic, input_size) {
+            (None, Some((w, h))) => {
+                let layout = input::model_input(&port).map_err(in_err)?.layout;
+                let mut port = port;
+                port.shape = model::image_dims(layout, w, h)
+                    .into_iter()
+                    .map(Some)
+                    .collect();
+                port
+            }
+            _ => port,
+        };
+        let model_input = input::model_input(&port).map_err(in_err)?;
+        let mut dims: Vec<i64> = port.shape.iter().map(|d| d.unwrap_or(1)).collect();
+        if inputs[0]
+            .shape
+            .iter()
+            .map(|d| d.unwrap_or(-1))
+            .ne(dims.iter().copied())
+        {
+            model.reshape_input(&dims).map_err(|e| {
+                in_err(format!(
+                    "cannot take an input of {}x{} ({})",
+                    model_input.width,
+                    model_input.height,
+                    e.to_string().lines().next().unwrap_or_default()
+                ))
+            })?;
         }
         let output_shapes = model::output_shapes(&model).map_err(in_err)?;
         let model_shape = ModelShape {
@@ -111,22 +214,42 @@ impl OvInfer {
             input_width: model_input.width,
             input_height: model_input.height,
         };
-        let decoder = match settings.decoder.kind() {
-            Some(kind) => {
-                kind.check(&model_shape)
-                    .map_err(|e| in_err(format!("{e}; use decoder=auto or a matching model")))?;
-                kind
+        let decoder = self
+            .pick_decoder(
+                settings,
+                &model_shape,
+                dynamic.is_some() || charset_text.is_some(),
+            )
+            .map_err(in_err)?;
+        let labels = match decoder {
+            DecoderKind::TextRecognition => {
+                let charset = self.charset(settings, charset_text.as_deref(), &path)?;
+                let classes = model_shape.outputs[0][2];
+                charset.check(classes).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::Settings,
+                        (
+                            "model {}: {e}: {}",
+                            path.display(),
+                            match &settings.labels {
+                                Some(p) => format!(
+                                    "labels file {} is not this model's character set",
+                                    p.display()
+                                ),
+                                None => "the character set in its metadata does not fit it \
+                                         (give the right one with labels=FILE)"
+                                    .to_string(),
+                            }
+                        )
+                    )
+                })?;
+                Labels::from_entries(charset.entries())
             }
-            None => {
-                let kind = DecoderKind::detect(&model_shape).map_err(in_err)?;
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "decoder=auto picked '{kind}' for outputs {:?}",
-                    model_shape.outputs
-                );
-                kind
-            }
+            _ => labels,
+        };
+        let attribute = match (decoder, &settings.attribute_name) {
+            (DecoderKind::TextRecognition, None) => "text".to_string(),
+            _ => attribute,
         };
         let batch = settings.batch_size.max(1) as usize;
         let layout = if batch == 1 {
@@ -183,6 +306,7 @@ impl OvInfer {
             labels.len()
         );
         Ok(State {
+            sized_per_frame,
             input_dims: dims,
             path: path.canonicalize().unwrap_or_else(|_| path.clone()),
             model_name: model::model_stem(&path),
@@ -205,18 +329,127 @@ impl OvInfer {
         })
     }
 
+    /// The decoder `decoder` names, checked against the model's outputs, or the one picked from
+    /// them (`sequence_model`: a [1,T,C] output is read as text, see
+    /// `DecoderKind::detect_with_text`).
+    fn pick_decoder(
+        &self,
+        settings: &Settings,
+        shape: &ModelShape,
+        sequence_model: bool,
+    ) -> Result<DecoderKind, String> {
+        match settings.decoder.kind() {
+            Some(kind) => {
+                kind.check(shape)
+                    .map_err(|e| format!("{e}; use decoder=auto or a matching model"))?;
+                Ok(kind)
+            }
+            None => {
+                let kind = DecoderKind::detect_with_text(shape, sequence_model)?;
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "decoder=auto picked '{kind}' for outputs {:?}",
+                    shape.outputs
+                );
+                Ok(kind)
+            }
+        }
+    }
+
+    /// A text recogniser's character set: the `labels` file (one character per line, as
+    /// PaddleOCR's keys files), else the model's metadata.
+    fn charset(
+        &self,
+        settings: &Settings,
+        metadata: Option<&str>,
+        path: &std::path::Path,
+    ) -> Result<Charset, gst::ErrorMessage> {
+        match (&settings.labels, metadata) {
+            (Some(file), _) => {
+                let text = labels::read_text(file).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::NotFound,
+                        (
+                            "labels file {} cannot be read ({e}): check the labels property",
+                            file.display()
+                        )
+                    )
+                })?;
+                Ok(Charset::parse(&text))
+            }
+            (None, Some(text)) => Ok(Charset::parse(text)),
+            (None, None) => Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                (
+                    "model {} reads text (decoder text-recognition) but has no character set: \
+                     its metadata has no 'character' entry, and no labels file is set; give its \
+                     characters with labels=FILE, one per line in the model's class order (the \
+                     blank and the space are added)",
+                    path.display()
+                )
+            )),
+        }
+    }
+
+    /// Text detection on full frames (`sized_per_frame`): the input size for `info`'s frames,
+    /// the model's outputs and batch layout for it.
+    fn size_for_frames(
+        &self,
+        state: &mut State,
+        info: &gst_video::VideoInfo,
+    ) -> Result<(), String> {
+        let Some((layout, max_side)) = state.sized_per_frame else {
+            return Ok(());
+        };
+        let (w, h) =
+            model::text_detection_size((info.width() as usize, info.height() as usize), max_side);
+        if (w, h) == (state.model_input.width, state.model_input.height) {
+            return Ok(());
+        }
+        let core = core().map_err(|e| e.to_string())?;
+        let mut dims = model::image_dims(layout, w, h);
+        let mut model = model::read_shaped(core, &state.path, &dims).map_err(|e| e.to_string())?;
+        let one = ModelShape {
+            outputs: model::output_shapes(&model)?,
+            input_width: w,
+            input_height: h,
+        };
+        let batch = state.layout.batch();
+        let layout = if batch == 1 {
+            BatchLayout::single(&one.outputs)
+        } else {
+            dims[0] = batch as i64;
+            model::batched_layout(&mut model, &dims, &one, batch, state.decoder)?
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "text detection on {}x{} frames: input {w}x{h} (longer side at most input-max-side={max_side}, multiples of 32)",
+            info.width(),
+            info.height()
+        );
+        state.model_input.width = w;
+        state.model_input.height = h;
+        state.model_shape = one;
+        state.layout = layout;
+        state.input_dims = dims;
+        Ok(())
+    }
+
     /// Compiles the model with pre-processing from the negotiated frames.
     fn compile(&self, state: &State, info: &gst_video::VideoInfo) -> Result<Compiled, String> {
         let (w, h) = (info.width() as usize, info.height() as usize);
         let (format, converter, pre) = compiled::frames_input(state, info)?;
-        let converter = converter.map(|c| c.with_resize(state.settings.pre_process_resize));
+        let converter = converter.map(|c| c.with_resize(state.resize_mode()));
         let hint = state.settings.performance_hint.openvino_name();
         let batch = state.layout.batch();
         let key = format!(
-            "{}|{}|{hint}|{:?}|batch {batch}|{pre:?}",
+            "{}|{}|{hint}|{:?}|batch {batch}|input {:?}|{pre:?}",
             state.path.display(),
             state.settings.device,
-            state.ov_config
+            state.ov_config,
+            state.input_dims
         );
         let (compiled, reused) = COMPILED.get_or_try_insert(&key, || {
             let core = core().map_err(|e| e.to_string())?;
@@ -707,6 +940,22 @@ impl OvInfer {
             Decoded::Classification(None) => {
                 gst::log!(CAT, imp = self, "frame {n}: no class above threshold");
             }
+            Decoded::Text(Some(read)) => {
+                let text = state.text(&read.ids);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "frame {n}: text {text:?} {:.3}",
+                    read.confidence
+                );
+                meta::add_frame_result(
+                    buffer,
+                    &roi::frame_text(&text, read.confidence, &state.model_name),
+                );
+            }
+            Decoded::Text(None) => {
+                gst::log!(CAT, imp = self, "frame {n}: no text above threshold");
+            }
         }
         Ok(())
     }
@@ -774,6 +1023,27 @@ impl OvInfer {
                     );
                     attributes.push((job.index, roi::attribute(&state.attribute, &label, c)));
                 }
+                Some(Decoded::Text(Some(read))) => {
+                    let text = state.text(&read.ids);
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "frame {n}: ROI {} at {:?}: {} {text:?} {:.3}{}",
+                        job.index,
+                        job.rect,
+                        state.attribute,
+                        read.confidence,
+                        if *inferred {
+                            ""
+                        } else {
+                            " (its track's last result)"
+                        }
+                    );
+                    attributes.push((
+                        job.index,
+                        roi::text_attribute(&state.attribute, &text, read.confidence),
+                    ));
+                }
                 // Clipped to the ROI (what the model saw), then moved into the frame.
                 Some(Decoded::Detections(inside)) => found.extend(
                     inside
@@ -783,7 +1053,7 @@ impl OvInfer {
                 ),
                 // No class above the threshold; or (never, as frames leave in order) a track's
                 // result not there yet.
-                Some(Decoded::Classification(None)) | None => {}
+                Some(Decoded::Classification(None) | Decoded::Text(None)) | None => {}
             }
         }
         let mut attributes = attributes.into_iter().peekable();
@@ -850,7 +1120,7 @@ impl OvInfer {
 /// stretches, refused with a letterbox at start), the same rectangle.
 fn placement(state: &State, picture: (u32, u32)) -> Placement {
     Placement::new(
-        state.settings.pre_process_resize,
+        state.resize_mode(),
         (picture.0 as usize, picture.1 as usize),
         (state.model_input.width, state.model_input.height),
     )
@@ -1018,6 +1288,20 @@ impl ObjectImpl for OvInfer {
                     .blurb("With roi-list and a classification model: the name of the attribute structure a class becomes on its ROI (LVA's entity.attributes name); a letter, then letters, digits and / - _ . : +. Unset: the model file's name without extension")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("input-size")
+                    .nick("Input size")
+                    .blurb("The model's input size as WIDTHxHEIGHT (e.g. \"320x48\"): models whose input height or width is dynamic are reshaped to it (a model of a static size too, if it can take it). Empty: the model's own size; for a dynamic one the decoder's choice: text-recognition 320x48 (PP-OCR's), text-detection on full frames the frame's size within input-max-side; other decoders need it set")
+                    .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("input-max-side")
+                    .nick("Input longer side at most")
+                    .blurb("Text detection of a dynamic input size on full frames (input-size empty): the frame's size scaled down so that its longer side is at most this many pixels (never enlarged), each side rounded to a multiple of 32 (PaddleOCR's det_limit_side_len with limit_type max); one compiled model per size used")
+                    .minimum(32)
+                    .maximum(MAX_INPUT_SIDE)
+                    .default_value(DEFAULT_INPUT_MAX_SIDE)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("rois-inferred")
                     .nick("ROIs inferred")
                     .blurb("ROIs the model ran on since the element started (roi-list)")
@@ -1091,6 +1375,10 @@ impl ObjectImpl for OvInfer {
                 settings.reclassify_interval = value.get().unwrap_or(DEFAULT_RECLASSIFY_INTERVAL)
             }
             "attribute-name" => settings.attribute_name = optional_string(value),
+            "input-size" => settings.input_size = optional_string(value).unwrap_or_default(),
+            "input-max-side" => {
+                settings.input_max_side = value.get().unwrap_or(DEFAULT_INPUT_MAX_SIDE)
+            }
             _ => unreachable!("unknown property {name}"),
         }
         if let Some(state) = state.as_mut() {
@@ -1125,6 +1413,8 @@ impl ObjectImpl for OvInfer {
             "min-roi-size" => s.min_roi_size.to_value(),
             "reclassify-interval" => s.reclassify_interval.to_value(),
             "attribute-name" => s.attribute_name.to_value(),
+            "input-size" => s.input_size.to_value(),
+            "input-max-side" => s.input_max_side.to_value(),
             "rois-inferred" => self.snapshot().rois.inferred.to_value(),
             "rois-reused" => self.snapshot().rois.reused.to_value(),
             "rois-skipped-class" => self.snapshot().rois.other_class.to_value(),
@@ -1247,7 +1537,10 @@ impl BaseTransformImpl for OvInfer {
         // the old instance: they go with it.
         state.discard();
         state.compiled = None;
-        match self.compile(state, &info) {
+        match self
+            .size_for_frames(state, &info)
+            .and_then(|()| self.compile(state, &info))
+        {
             Ok(compiled) => {
                 let warm_up = compiled.instance.inference_time;
                 let mut processing = self.processing.lock().unwrap_or_else(|e| e.into_inner());

@@ -91,6 +91,15 @@ impl InputRange {
             InputRange::Range(lo, hi) => (lo, hi),
             // BlazeFace was trained on [-1, 1]; other float models are assumed to take [0, 1].
             InputRange::Auto if decoder == DecoderKind::BlazeFace => (-1.0, 1.0),
+            // PP-OCR's detectors and recognisers take (pixel / 255 - 0.5) / 0.5.
+            InputRange::Auto
+                if matches!(
+                    decoder,
+                    DecoderKind::TextDetection | DecoderKind::TextRecognition
+                ) =>
+            {
+                (-1.0, 1.0)
+            }
             InputRange::Auto => (0.0, 1.0),
         };
         let scale = 255.0 / (hi - lo);

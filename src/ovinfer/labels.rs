@@ -19,28 +19,7 @@ impl Labels {
     /// [`MAX_LINE_BYTES`] and text that is not UTF-8, with an error that says which. Never reads
     /// more than the limit, so an endless file (`/dev/zero`) fails at once.
     pub fn read(path: &Path) -> std::io::Result<Labels> {
-        let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
-        let file = std::fs::File::open(path)?;
-        let mut bytes = Vec::new();
-        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(invalid(format!(
-                "over {MAX_FILE_BYTES} bytes: not a labels file (one label per line)"
-            )));
-        }
-        if let Some((n, _)) = bytes
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .find(|(_, line)| line.len() > MAX_LINE_BYTES)
-        {
-            return Err(invalid(format!(
-                "line {} is over {MAX_LINE_BYTES} bytes: not a labels file (one label per line)",
-                n + 1
-            )));
-        }
-        let text = String::from_utf8(bytes)
-            .map_err(|e| invalid(format!("not UTF-8 text ({e}): not a labels file")))?;
-        Ok(Labels::parse(&text))
+        Ok(Labels::parse(&read_text(path)?))
     }
 
     pub fn parse(text: &str) -> Labels {
@@ -73,6 +52,18 @@ impl Labels {
         }
     }
 
+    /// Labels numbered from 0 in the order given, each as it is (a text recogniser's character
+    /// set: the blank, the characters, the space).
+    pub fn from_entries(entries: &[String]) -> Labels {
+        Labels(
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (i as i32, e.clone()))
+                .collect(),
+        )
+    }
+
     pub fn get(&self, id: i32) -> Option<&str> {
         self.0.get(&id).map(String::as_str)
     }
@@ -91,6 +82,34 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// The text of a labels file, refusing files over [`MAX_FILE_BYTES`], lines over
+/// [`MAX_LINE_BYTES`] and text that is not UTF-8, with an error that says which. Never reads
+/// more than the limit, so an endless file (`/dev/zero`) fails at once.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(invalid(format!(
+            "over {MAX_FILE_BYTES} bytes: not a labels file (one label per line)"
+        )));
+    }
+    if let Some((n, _)) = bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .find(|(_, line)| line.len() > MAX_LINE_BYTES)
+    {
+        return Err(invalid(format!(
+            "line {} is over {MAX_LINE_BYTES} bytes: not a labels file (one label per line)",
+            n + 1
+        )));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| invalid(format!("not UTF-8 text ({e}): not a labels file")))?;
+    Ok(text)
 }
 
 #[cfg(test)]

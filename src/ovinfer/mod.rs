@@ -53,6 +53,16 @@ pub enum DecoderChoice {
     Yolo,
     #[enum_value(name = "Whole-frame classification [1,C]", nick = "classification")]
     Classification,
+    #[enum_value(
+        name = "Text detection: DB probability map [1,1,H,W] to text boxes (PP-OCR)",
+        nick = "text-detection"
+    )]
+    TextDetection,
+    #[enum_value(
+        name = "Text recognition: CTC [1,T,C] to text (PP-OCR)",
+        nick = "text-recognition"
+    )]
+    TextRecognition,
 }
 
 impl DecoderChoice {
@@ -64,6 +74,8 @@ impl DecoderChoice {
             DecoderChoice::BlazeFace => Some(K::BlazeFace),
             DecoderChoice::Yolo => Some(K::Yolo),
             DecoderChoice::Classification => Some(K::Classification),
+            DecoderChoice::TextDetection => Some(K::TextDetection),
+            DecoderChoice::TextRecognition => Some(K::TextRecognition),
         }
     }
 }
@@ -176,6 +188,11 @@ pub enum ResizeMode {
         nick = "letterbox-top-left"
     )]
     LetterboxTopLeft,
+    #[enum_value(
+        name = "Aspect ratio kept, scaled to the input's height (width at most the input's), in the top-left corner, padded right with grey 128 (PP-OCR's text recognition and orientation: 0 after its normalisation); text-recognition's default",
+        nick = "fit-height"
+    )]
+    FitHeight,
 }
 
 impl ResizeMode {
@@ -185,6 +202,7 @@ impl ResizeMode {
             ResizeMode::Stretch => "stretch",
             ResizeMode::Letterbox => "letterbox",
             ResizeMode::LetterboxTopLeft => "letterbox-top-left",
+            ResizeMode::FitHeight => "fit-height",
         }
     }
 }
@@ -210,6 +228,7 @@ mod tests {
             ResizeMode::Stretch,
             ResizeMode::Letterbox,
             ResizeMode::LetterboxTopLeft,
+            ResizeMode::FitHeight,
         ] {
             let value = mode.to_value();
             let (_, value) = glib::EnumValue::from_value(&value).expect("enum value");

@@ -8,6 +8,15 @@ use super::batch::BatchLayout;
 use super::decode::{DecoderKind, ModelShape};
 use crate::openvino::{self, Core, Model};
 
+/// The sizes (width, height) a model of a dynamic input size is tried at, in turn, for its
+/// outputs to tell the decoder: a square of a multiple of 32, as DB text detectors want, then
+/// a strip of height 48, which is all PP-OCR's recognisers take.
+pub const PROBE_SIZES: [(usize, usize); 2] = [(640, 640), TEXT_RECOGNITION_SIZE];
+
+/// The input size (width, height) of a text recogniser of a dynamic input size, unless
+/// `input-size` says otherwise: rapidocr's and PaddleOCR's `rec_img_shape` [3, 48, 320].
+pub const TEXT_RECOGNITION_SIZE: (usize, usize) = (320, 48);
+
 /// The model's name: its file name without the extension.
 pub fn model_stem(path: &Path) -> String {
     path.file_stem()
@@ -61,4 +70,273 @@ pub fn batched_layout(
                 decoder.batch_groups(model_shape, i)
             })
         })
+}
+
+/// The metadata entry `key` a model file carries, if any: an ONNX file's `metadata_props`, or
+/// an OpenVINO IR's `rt_info` (where OpenVINO keeps an ONNX file's metadata when it converts
+/// it, under `framework`). PP-OCR's recognisers carry their character list as `character`.
+pub fn metadata(path: &Path, key: &str) -> Option<String> {
+    let ext = path.extension()?.to_string_lossy().to_ascii_lowercase();
+    match ext.as_str() {
+        "onnx" => onnx_metadata(path)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v),
+        "xml" => ir_rt_info(&std::fs::read_to_string(path).ok()?, key),
+        _ => None,
+    }
+}
+
+/// Largest metadata entry read from an ONNX file (bytes): a character list of 6623 CJK
+/// characters is 26 KB.
+const MAX_METADATA_ENTRY: u64 = 16 * 1024 * 1024;
+
+/// The `metadata_props` (field 14 of ModelProto, each a StringStringEntryProto of key 1 and
+/// value 2) of an ONNX file, read from the protobuf wire format; every other field, the graph
+/// and its weights included, is skipped without being read.
+pub fn onnx_metadata(path: &Path) -> std::io::Result<Vec<(String, String)>> {
+    use std::io::{BufReader, Read};
+    let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+    let mut r = BufReader::new(std::fs::File::open(path)?);
+    let mut found = Vec::new();
+    while let Some(tag) = varint(&mut r)? {
+        let (field, wire) = (tag >> 3, tag & 7);
+        match wire {
+            0 => {
+                varint(&mut r)?.ok_or_else(|| invalid("truncated varint"))?;
+            }
+            1 => r.seek_relative(8)?,
+            5 => r.seek_relative(4)?,
+            2 => {
+                let len = varint(&mut r)?.ok_or_else(|| invalid("truncated length"))?;
+                if field == 14 && len <= MAX_METADATA_ENTRY {
+                    let mut entry = Vec::new();
+                    (&mut r).take(len).read_to_end(&mut entry)?;
+                    if entry.len() as u64 != len {
+                        return Err(invalid("truncated metadata entry"));
+                    }
+                    found.push(string_entry(&entry).ok_or_else(|| invalid("bad metadata entry"))?);
+                } else {
+                    r.seek_relative(i64::try_from(len).map_err(|_| invalid("bad length"))?)?;
+                }
+            }
+            _ => return Err(invalid("not an ONNX model (unknown protobuf wire type)")),
+        }
+    }
+    Ok(found)
+}
+
+/// A protobuf varint; `None` at the end of the input before its first byte.
+fn varint(r: &mut impl std::io::Read) -> std::io::Result<Option<u64>> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let mut byte = [0u8];
+        if r.read(&mut byte)? == 0 {
+            return if i == 0 {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        value |= u64::from(byte[0] & 0x7f) << (7 * i);
+        if byte[0] & 0x80 == 0 {
+            return Ok(Some(value));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "varint over 10 bytes",
+    ))
+}
+
+/// A StringStringEntryProto's key (field 1) and value (field 2).
+fn string_entry(mut bytes: &[u8]) -> Option<(String, String)> {
+    let (mut key, mut value) = (String::new(), String::new());
+    while !bytes.is_empty() {
+        let tag = varint(&mut bytes).ok()??;
+        match tag & 7 {
+            2 => {
+                let len = usize::try_from(varint(&mut bytes).ok()??).ok()?;
+                let (s, rest) = bytes.split_at_checked(len)?;
+                let s = String::from_utf8(s.to_vec()).ok()?;
+                match tag >> 3 {
+                    1 => key = s,
+                    2 => value = s,
+                    _ => {}
+                }
+                bytes = rest;
+            }
+            0 => {
+                varint(&mut bytes).ok()??;
+            }
+            _ => return None,
+        }
+    }
+    Some((key, value))
+}
+
+/// The value of `<KEY value="..."/>` in an IR's XML (its last occurrence: `rt_info` comes after
+/// the layers), XML character references and entities resolved.
+fn ir_rt_info(xml: &str, key: &str) -> Option<String> {
+    let open = format!("<{key} value=\"");
+    let start = xml.rfind(&open)? + open.len();
+    let end = start + xml[start..].find('"')?;
+    xml_unescape(&xml[start..end])
+}
+
+fn xml_unescape(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let semi = rest[amp..].find(';')? + amp;
+        let entity = &rest[amp + 1..semi];
+        let c = match entity {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let code = match entity.strip_prefix("#x").or(entity.strip_prefix("#X")) {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                    None => entity.strip_prefix('#')?.parse().ok()?,
+                };
+                char::from_u32(code)?
+            }
+        };
+        out.push(c);
+        rest = &rest[semi + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The dimensions of an image input of layout `layout` ("NCHW" or "NHWC") for one picture of
+/// `width` x `height`.
+pub fn image_dims(layout: &str, width: usize, height: usize) -> Vec<i64> {
+    let (w, h) = (width as i64, height as i64);
+    match layout {
+        "NHWC" => vec![1, h, w, 3],
+        _ => vec![1, 3, h, w],
+    }
+}
+
+/// The layout of a rank-4, 3-channel image input whose height or width is dynamic (PP-OCR's
+/// [?,3,?,?]); `None` for any other input.
+pub fn dynamic_image_layout(shape: &[Option<i64>]) -> Option<&'static str> {
+    if shape.len() != 4 || shape[0].is_some_and(|n| n != 1) {
+        return None;
+    }
+    let (layout, h, w) = match (shape[1], shape[3]) {
+        (Some(3), c) if c != Some(3) => ("NCHW", shape[2], shape[3]),
+        (c, Some(3)) if c != Some(3) => ("NHWC", shape[1], shape[2]),
+        _ => return None,
+    };
+    (h.is_none() || w.is_none()).then_some(layout)
+}
+
+/// The input size of text detection on `frame`-sized frames (width, height): scaled so that
+/// the longer side is at most `max_side` (never enlarged), each side then rounded to the
+/// nearest multiple of 32 (at least 32), as PP-OCR's `DetResizeForTest` with
+/// `limit_type=max`.
+pub fn text_detection_size(frame: (usize, usize), max_side: usize) -> (usize, usize) {
+    let (w, h) = (frame.0.max(1) as f64, frame.1.max(1) as f64);
+    let longer = w.max(h);
+    let ratio = if longer > max_side as f64 {
+        max_side as f64 / longer
+    } else {
+        1.0
+    };
+    // Python's int() then round(): truncated, then halves to even.
+    let side = |v: f64| {
+        let scaled = (v * ratio).trunc();
+        (((scaled / 32.0).round_ties_even() * 32.0) as usize).max(32)
+    };
+    (side(w), side(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_detection_sizes_are_multiples_of_32_within_the_limit() {
+        assert_eq!(text_detection_size((384, 191), 960), (384, 192));
+        assert_eq!(text_detection_size((768, 576), 960), (768, 576));
+        // 1920x1080 -> 960x540 -> 960x544.
+        assert_eq!(text_detection_size((1920, 1080), 960), (960, 544));
+        // 640x424: 424 / 32 = 13.25 -> 416.
+        assert_eq!(text_detection_size((640, 424), 960), (640, 416));
+        assert_eq!(text_detection_size((10, 5), 960), (32, 32));
+        assert_eq!(text_detection_size((0, 0), 960), (32, 32));
+    }
+
+    #[test]
+    fn dynamic_image_inputs_are_told_apart() {
+        assert_eq!(
+            dynamic_image_layout(&[None, Some(3), None, None]),
+            Some("NCHW")
+        );
+        assert_eq!(
+            dynamic_image_layout(&[Some(1), Some(3), Some(48), None]),
+            Some("NCHW")
+        );
+        assert_eq!(
+            dynamic_image_layout(&[Some(1), None, None, Some(3)]),
+            Some("NHWC")
+        );
+        assert_eq!(
+            dynamic_image_layout(&[Some(1), Some(3), Some(48), Some(320)]),
+            None
+        );
+        assert_eq!(dynamic_image_layout(&[None, None, None, None]), None);
+        assert_eq!(image_dims("NCHW", 320, 48), vec![1, 3, 48, 320]);
+        assert_eq!(image_dims("NHWC", 320, 48), vec![1, 48, 320, 3]);
+    }
+
+    /// A protobuf field: tag then bytes.
+    fn field(number: u64, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for mut v in [number << 3 | 2, bytes.len() as u64] {
+            loop {
+                let b = (v & 0x7f) as u8;
+                v >>= 7;
+                out.push(if v > 0 { b | 0x80 } else { b });
+                if v == 0 {
+                    break;
+                }
+            }
+        }
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn onnx_metadata_is_read_past_the_graph() {
+        let dir = std::env::temp_dir().join(format!("ovlva-onnx-meta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.onnx");
+        let mut bytes = vec![0x08, 0x07]; // ir_version 7
+        bytes.extend(field(7, &vec![0xAB; 5000])); // a "graph"
+        let entry = [field(1, b"character"), field(2, "a\nb\n€".as_bytes())].concat();
+        bytes.extend(field(14, &entry));
+        bytes.extend(field(14, &[field(1, b"other"), field(2, b"x")].concat()));
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(metadata(&path, "character").as_deref(), Some("a\nb\n€"));
+        assert_eq!(metadata(&path, "other").as_deref(), Some("x"));
+        assert_eq!(metadata(&path, "none"), None);
+        // Truncated in an entry: an error, not a panic.
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(onnx_metadata(&path).is_err());
+        let xml = dir.join("m.xml");
+        std::fs::write(
+            &xml,
+            "<net><rt_info><framework><character value=\"'&#10;&amp;&#x4E00;&quot;\" /></framework></rt_info></net>",
+        )
+        .unwrap();
+        assert_eq!(metadata(&xml, "character").as_deref(), Some("'\n&一\""));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -8,6 +8,11 @@
 //! (`letterbox-top-left`: padding on the right and bottom only), the rest of the input filled
 //! with grey [`PAD_LEVEL`].
 //!
+//! `fit-height` keeps the aspect ratio too, scaled to the input's height: `ceil(H w / h)` wide
+//! (at most the input's width), in the top-left corner, the rest of the row padded with
+//! [`FIT_HEIGHT_PAD_LEVEL`], as PaddleOCR's `resize_norm_img` for text recognition and
+//! orientation.
+//!
 //! A mode is one arm of [`Placement::new`]: a new way to fit pictures (e.g. scaled to the
 //! input's height, padded on the right) is a new `ResizeMode` and its arm there; the converter,
 //! the padding and the mapping back follow from the rectangle.
@@ -18,6 +23,18 @@ use super::decode::Detection;
 /// The level of every channel of the padding, in the model's 8-bit picture (before mean and
 /// scale): Ultralytics' grey, 114.
 pub const PAD_LEVEL: u8 = 114;
+
+/// The padding of `fit-height`: PaddleOCR pads with 0 after its normalisation (x / 255 - 0.5)
+/// / 0.5, which is level 127.5; 128 is 0.004 from it.
+pub const FIT_HEIGHT_PAD_LEVEL: u8 = 128;
+
+/// The padding level of a mode.
+pub fn pad_level(mode: ResizeMode) -> u8 {
+    match mode {
+        ResizeMode::FitHeight => FIT_HEIGHT_PAD_LEVEL,
+        _ => PAD_LEVEL,
+    }
+}
 
 /// Where the picture's pixels lie in the model's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +60,15 @@ impl Placement {
                     |n: f64, max: usize| ((n * r).round_ties_even() as usize).clamp(1, max.max(1));
                 (fit(pw, iw), fit(ph, ih))
             }
+            ResizeMode::FitHeight => {
+                let (pw, ph) = (picture.0.max(1) as f64, picture.1.max(1) as f64);
+                let w = (ih as f64 * pw / ph).ceil() as usize;
+                (w.clamp(1, iw.max(1)), ih)
+            }
         };
         let (x, y) = match mode {
             ResizeMode::Letterbox => (iw.saturating_sub(w) / 2, ih.saturating_sub(h) / 2),
-            ResizeMode::Stretch | ResizeMode::LetterboxTopLeft => (0, 0),
+            ResizeMode::Stretch | ResizeMode::LetterboxTopLeft | ResizeMode::FitHeight => (0, 0),
         };
         Placement {
             input,
@@ -98,6 +120,25 @@ impl Placement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// PaddleOCR's resize_norm_img by hand: resized_w = ceil(48 w / h), at most the input's width.
+    #[test]
+    fn fit_height_is_paddleocr_text_resize() {
+        use ResizeMode::FitHeight as F;
+        // 228x66 into 320x48: ceil(165.8) = 166.
+        assert_eq!(
+            Placement::new(F, (228, 66), (320, 48)).rect,
+            (0, 0, 166, 48)
+        );
+        // Longer than the input: squeezed to its width.
+        assert_eq!(
+            Placement::new(F, (380, 25), (320, 48)).rect,
+            (0, 0, 320, 48)
+        );
+        assert_eq!(Placement::new(F, (1, 1000), (320, 48)).rect, (0, 0, 1, 48));
+        assert_eq!(pad_level(F), 128);
+        assert_eq!(pad_level(ResizeMode::Letterbox), PAD_LEVEL);
+    }
 
     fn place(mode: ResizeMode, picture: (usize, usize), input: (usize, usize)) -> Placement {
         Placement::new(mode, picture, input)

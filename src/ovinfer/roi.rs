@@ -166,6 +166,31 @@ pub fn attribute(name: &str, label: &str, c: &Classification) -> gst::Structure 
         .build()
 }
 
+/// The structure text read on an ROI becomes (`name`, by default `text`): the text as its
+/// `label` and its confidence, as a class's (without a `label_id`: text has no class).
+pub fn text_attribute(name: &str, text: &str, confidence: f32) -> gst::Structure {
+    gst::Structure::builder(name)
+        .field("label", text)
+        .field("confidence", f64::from(confidence))
+        .build()
+}
+
+/// The whole-frame result of text read on a whole frame: a `text` result (LVA's `text`
+/// inference) with the text as `value`, the confidence in its `extensions`.
+pub fn frame_text(text: &str, confidence: f32, model: &str) -> gst::Structure {
+    gst::Structure::builder(crate::meta::FRAME_META)
+        .field("type", "text")
+        .field("model", model)
+        .field("value", text)
+        .field(
+            "extensions",
+            gst::Structure::builder("extensions")
+                .field("confidence", format!("{confidence:.4}"))
+                .build(),
+        )
+        .build()
+}
+
 /// A detection found in the crop `rect` of a `frame`-sized frame (normalised to the crop),
 /// normalised to the frame.
 pub fn to_frame(d: &Detection, rect: Rect, frame: (u32, u32)) -> Detection {

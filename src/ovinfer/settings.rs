@@ -18,6 +18,9 @@ pub const DEFAULT_INPUT_RANGE: &str = "auto";
 pub const MAX_NIREQ: u32 = 64;
 pub const MAX_BATCH: u32 = 32;
 pub const DEFAULT_RECLASSIFY_INTERVAL: u32 = 1;
+/// `input-max-side`: PaddleOCR's `det_limit_side_len` with `limit_type=max`.
+pub const DEFAULT_INPUT_MAX_SIDE: u32 = 960;
+pub const MAX_INPUT_SIDE: u32 = 8192;
 
 /// The element's properties as set: read when it starts (threshold, interval and stats-interval
 /// also while it runs).
@@ -45,6 +48,9 @@ pub struct Settings {
     pub min_roi_size: u32,
     pub reclassify_interval: u32,
     pub attribute_name: Option<String>,
+    /// `input-size`, as set ("" = the model's own, or the decoder's choice).
+    pub input_size: String,
+    pub input_max_side: u32,
 }
 
 impl Default for Settings {
@@ -71,6 +77,8 @@ impl Default for Settings {
             min_roi_size: 0,
             reclassify_interval: DEFAULT_RECLASSIFY_INTERVAL,
             attribute_name: None,
+            input_size: String::new(),
+            input_max_side: DEFAULT_INPUT_MAX_SIDE,
         }
     }
 }
@@ -94,6 +102,25 @@ impl Settings {
             ));
         }
         Ok(path)
+    }
+
+    /// `input-size`, parsed: `None` when unset.
+    pub fn input_size(&self) -> Result<Option<(usize, usize)>, String> {
+        let s = self.input_size.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let size = s.split_once(['x', 'X']).and_then(|(w, h)| {
+            let (w, h) = (w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?);
+            let ok = |v: u32| (1..=MAX_INPUT_SIDE).contains(&v);
+            (ok(w) && ok(h)).then_some((w as usize, h as usize))
+        });
+        size.map(Some).ok_or_else(|| {
+            format!(
+                "input-size must be WIDTHxHEIGHT with sides of 1 to {MAX_INPUT_SIDE} pixels \
+                 (e.g. \"320x48\"), or empty, got {s:?}"
+            )
+        })
     }
 
     /// `input-range`, parsed.

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::ResizeMode;
 use super::batch::BatchLayout;
 use super::compiled::Compiled;
 use super::decode::{Decoded, DecoderKind, ModelShape};
@@ -91,6 +92,9 @@ pub fn discard_jobs(jobs: impl IntoIterator<Item = RoiJob>, instance: &Instance)
 
 /// Per-run state: from `start` to `stop`.
 pub struct State {
+    /// Text detection on full frames with a dynamic input size: the input's layout and
+    /// `input-max-side`; the size is chosen for the caps (see `model::text_detection_size`).
+    pub sized_per_frame: Option<(&'static str, usize)>,
     /// The shape the model's input is given before compiling (`batch-size` frames, or 1 for a
     /// dynamic batch). Each compilation reads the model again: pre-processing changes the model
     /// it is built on, and new caps need new pre-processing.
@@ -131,6 +135,23 @@ impl State {
             .get(label_id)
             .map(str::to_string)
             .unwrap_or_else(|| self.decoder.default_label(label_id))
+    }
+
+    /// How pictures are fitted into the input: `pre-process-resize`, except that a text
+    /// recogniser reads crops at their aspect ratio (`fit-height`, PP-OCR's way) unless a
+    /// letterbox is asked for.
+    pub fn resize_mode(&self) -> ResizeMode {
+        match (self.decoder, self.settings.pre_process_resize) {
+            (DecoderKind::TextRecognition, ResizeMode::Stretch) => ResizeMode::FitHeight,
+            (_, mode) => mode,
+        }
+    }
+
+    /// The text of a recogniser's class ids (its character set is the labels).
+    pub fn text(&self, ids: &[u32]) -> String {
+        ids.iter()
+            .filter_map(|&id| self.labels.get(id as i32))
+            .collect()
     }
 
     /// Frames in flight and done are dropped (flush, stop); the requests return to the pool.

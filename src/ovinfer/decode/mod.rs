@@ -8,8 +8,10 @@
 
 pub mod blazeface;
 pub mod classification;
+pub mod ctc;
 pub mod nms;
 pub mod ssd;
+pub mod text_detection;
 pub mod yolo;
 
 use std::fmt;
@@ -61,6 +63,9 @@ pub struct Classification {
 pub enum Decoded {
     Detections(Vec<Detection>),
     Classification(Option<Classification>),
+    /// Read text as class ids of the character set (`None`: nothing read, or its confidence
+    /// below the threshold).
+    Text(Option<ctc::Sequence>),
 }
 
 /// One output tensor as f32 with its shape.
@@ -81,6 +86,10 @@ pub enum DecoderKind {
     Yolo,
     /// Whole-frame classification [1,C] or [1,C,1,1].
     Classification,
+    /// Text probability map [1,1,H,W] of an H×W input (PP-OCR's DB detectors): text boxes.
+    TextDetection,
+    /// Character probabilities [1,T,C] (PP-OCR's CTC recognisers): the text read.
+    TextRecognition,
 }
 
 impl fmt::Display for DecoderKind {
@@ -90,6 +99,8 @@ impl fmt::Display for DecoderKind {
             DecoderKind::BlazeFace => "blazeface",
             DecoderKind::Yolo => "yolo",
             DecoderKind::Classification => "classification",
+            DecoderKind::TextDetection => "text-detection",
+            DecoderKind::TextRecognition => "text-recognition",
         })
     }
 }
@@ -117,6 +128,7 @@ impl DecoderKind {
         for kind in [
             DecoderKind::Ssd,
             DecoderKind::BlazeFace,
+            DecoderKind::TextDetection,
             DecoderKind::Yolo,
             DecoderKind::Classification,
         ] {
@@ -126,9 +138,24 @@ impl DecoderKind {
         }
         Err(format!(
             "no decoder understands outputs {}; supported: ssd [1,1,N,7], blazeface [1,N,16] + \
-             [1,N,1], yolo [1,4+C,N], classification [1,C] or [1,C,1,1]",
+             [1,N,1], text-detection [1,1,H,W] of an HxW input, yolo [1,4+C,N], classification \
+             [1,C] or [1,C,1,1]; text-recognition [1,T,C] for models of a dynamic input width or \
+             with a character set",
             shapes_string(&model.outputs)
         ))
+    }
+
+    /// [`DecoderKind::detect`], but text recognition first when the model looks like a
+    /// recogniser (`sequence_model`: its input width is dynamic, or it carries a character
+    /// set) and its one output is a sequence [1,T,C]: YOLO's [1,N,4+C] has the same rank.
+    pub fn detect_with_text(
+        model: &ModelShape,
+        sequence_model: bool,
+    ) -> Result<DecoderKind, String> {
+        if sequence_model && DecoderKind::TextRecognition.check(model).is_ok() {
+            return Ok(DecoderKind::TextRecognition);
+        }
+        DecoderKind::detect(model)
     }
 
     /// Checks that the model's outputs are what this decoder reads.
@@ -141,6 +168,11 @@ impl DecoderKind {
             }
             DecoderKind::Yolo => o.len() == 1 && yolo::layout(&o[0]).is_some(),
             DecoderKind::Classification => o.len() == 1 && classification::classes(&o[0]).is_some(),
+            DecoderKind::TextDetection => {
+                o.len() == 1
+                    && text_detection::accepts(&o[0], model.input_width, model.input_height)
+            }
+            DecoderKind::TextRecognition => o.len() == 1 && ctc::sequence(&o[0]).is_some(),
         };
         if ok {
             return Ok(());
@@ -196,6 +228,15 @@ impl DecoderKind {
             DecoderKind::Classification => {
                 Decoded::Classification(classification::decode(first, threshold)?)
             }
+            DecoderKind::TextDetection => {
+                Decoded::Detections(text_detection::decode(first, threshold)?)
+            }
+            DecoderKind::TextRecognition => {
+                let read = ctc::decode(first)?;
+                Decoded::Text(
+                    (!read.ids.is_empty() && read.confidence >= threshold).then_some(read),
+                )
+            }
         })
     }
 
@@ -220,6 +261,7 @@ impl DecoderKind {
     pub fn default_label(self, label_id: i32) -> String {
         match self {
             DecoderKind::BlazeFace => "face".to_string(),
+            DecoderKind::TextDetection => "text".to_string(),
             _ => label_id.to_string(),
         }
     }
@@ -261,6 +303,26 @@ mod tests {
         );
         assert_eq!(
             DecoderKind::detect(&model(vec![vec![1, 10, 1, 1]], 224, 224)),
+            Ok(DecoderKind::Classification)
+        );
+        assert_eq!(
+            DecoderKind::detect(&model(vec![vec![1, 1, 640, 640]], 640, 640)),
+            Ok(DecoderKind::TextDetection)
+        );
+        // A map of another size than the input is not a text map.
+        assert!(DecoderKind::detect(&model(vec![vec![1, 1, 160, 160]], 640, 640)).is_err());
+        // [1,T,C]: text for a sequence model, YOLO's transposed layout otherwise.
+        let rec = model(vec![vec![1, 40, 6625]], 320, 48);
+        assert_eq!(
+            DecoderKind::detect_with_text(&rec, true),
+            Ok(DecoderKind::TextRecognition)
+        );
+        assert_eq!(
+            DecoderKind::detect_with_text(&rec, false),
+            Ok(DecoderKind::Yolo)
+        );
+        assert_eq!(
+            DecoderKind::detect_with_text(&model(vec![vec![1, 2]], 192, 48), true),
             Ok(DecoderKind::Classification)
         );
     }
