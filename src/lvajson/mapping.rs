@@ -364,6 +364,37 @@ mod tests {
         assert!(dropped.is_empty());
     }
 
+    /// Text read by ovinfer: an attribute of its text box's entity (docs/lva-json.md, "Text
+    /// read in a box"), and on a whole frame a `text` inference with the confidence in its
+    /// extensions; the structures are the ones ovinfer attaches.
+    #[test]
+    fn text_read_in_a_box_and_on_a_whole_frame() {
+        use crate::ovinfer::roi::{frame_text, text_attribute};
+        let mut b = buffer();
+        {
+            let b = b.get_mut().unwrap();
+            let text_box = DetectionInfo {
+                label: "text".into(),
+                label_id: 0,
+                confidence: 0.75,
+                bbox: [0.25, 0.5, 0.75, 0.625],
+                model: "det".into(),
+            };
+            meta::add_detection(b, 640, 480, &text_box);
+            let mut roi = b
+                .meta_mut::<gst_video::VideoRegionOfInterestMeta>()
+                .unwrap();
+            roi.add_param(text_attribute("text", "KX 4821 \"é\"", 0.875));
+            meta::add_frame_result(b, &frame_text("STOP", 0.5, "rec"));
+        }
+        let (json, dropped) = json(&b, &Options::default());
+        assert_eq!(
+            json,
+            r#"{"inferences":[{"type":"entity","subtype":"det","entity":{"tag":{"value":"text","confidence":0.75},"attributes":[{"name":"text","value":"KX 4821 \"é\"","confidence":0.875}],"box":{"l":0.25,"t":0.5,"w":0.5,"h":0.125}}},{"type":"text","subtype":"rec","text":{"value":"STOP"},"extensions":{"confidence":"0.5000"}}]}"#
+        );
+        assert!(dropped.is_empty());
+    }
+
     #[test]
     fn roi_without_detection_uses_its_pixel_rectangle() {
         let mut b = buffer();
