@@ -436,8 +436,12 @@ fn a_recogniser_without_or_with_a_wrong_character_set_is_an_element_error() {
         e.contains("has no character set") && e.contains("labels=FILE"),
         "{e}"
     );
+    // decoder=auto cannot tell a bare recogniser's [1,T,C] from YOLO's [1,4+C,N]: it says so.
     let e = start_error(&format!("model={}", bare.display()));
-    assert!(e.contains("has no character set"), "auto: {e}");
+    assert!(
+        e.contains("set decoder=text-recognition and labels=FILE"),
+        "auto: {e}"
+    );
     // A character set of the wrong length.
     let short = dir.join("short.txt");
     std::fs::write(&short, "a\nb\nc\n").unwrap();
@@ -466,7 +470,11 @@ fn a_recogniser_without_or_with_a_wrong_character_set_is_an_element_error() {
     let plate = made().join("plate.png").to_string_lossy().into_owned();
     let (reads, _, _) = read(
         &plate,
-        &format!("model={} labels={}", bare.display(), list.display()),
+        &format!(
+            "model={} decoder=text-recognition labels={}",
+            bare.display(),
+            list.display()
+        ),
     );
     let texts: Vec<&str> = reads.iter().filter_map(|r| r.text.as_deref()).collect();
     assert_eq!(texts, ["KX 4821"]);
@@ -475,4 +483,30 @@ fn a_recogniser_without_or_with_a_wrong_character_set_is_an_element_error() {
     assert!(e.contains("input-size=WIDTHxHEIGHT"), "{e}");
     let e = start_error(&format!("model={} input-size=320by48", rec()));
     assert!(e.contains("input-size must be WIDTHxHEIGHT"), "{e}");
+}
+
+/// Dynamic input sizes beyond PP-OCR: the YOLOv8n export with a dynamic input (nudenet's
+/// 320n_dynamic.onnx) at input-size=320x320 finds what the same export fixed at 320x320 finds;
+/// without input-size it is refused, saying so.
+#[test]
+fn a_dynamic_yolo_export_runs_at_input_size() {
+    let dynamic = asset("models/yolov8n_nudenet/320n_dynamic.onnx");
+    let fixed = asset("models/yolov8n_nudenet/320n.onnx");
+    let photo = asset("media/person.jpg");
+    let boxes = |props: &str| {
+        let run = common::run(&format!(
+            "filesrc location={photo} ! decodebin ! videoconvert ! imagefreeze num-buffers=1 \
+             ! ovinfer {props} threshold=0.3 ! appsink name=sink"
+        ));
+        assert!(run.errors.is_empty(), "{}", run.error_text());
+        common::boxes(&run.frames[0])
+    };
+    let ours = boxes(&format!("model={dynamic} input-size=320x320"));
+    assert!(!ours.is_empty());
+    assert_eq!(ours, boxes(&format!("model={fixed}")));
+    let e = start_error(&format!("model={dynamic}"));
+    assert!(
+        e.contains("decoder yolo does not choose one: set input-size"),
+        "{e}"
+    );
 }

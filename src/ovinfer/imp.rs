@@ -146,7 +146,9 @@ impl OvInfer {
                     ))
                 })?;
                 let (pw, ph) = (probe.input_width, probe.input_height);
-                let kind = self.pick_decoder(settings, &probe, true).map_err(in_err)?;
+                let kind = self
+                    .pick_decoder(settings, &probe, charset_text.is_some())
+                    .map_err(in_err)?;
                 let (w, h) = match (input_size, kind) {
                     (Some(size), _) => size,
                     (None, DecoderKind::TextRecognition) => model::TEXT_RECOGNITION_SIZE,
@@ -157,13 +159,21 @@ impl OvInfer {
                         (pw, ph)
                     }
                     (None, kind) => {
+                        // [1,T,C] without a character set reads as YOLO's [1,4+C,N] too.
+                        let recogniser = DecoderKind::TextRecognition.check(&probe).is_ok();
                         return Err(in_err(format!(
                             "has input '{}' {} of a dynamic size, and decoder {kind}{} does not \
-                             choose one: set input-size=WIDTHxHEIGHT",
+                             choose one: set input-size=WIDTHxHEIGHT{}",
                             inputs[0].name,
                             inputs[0].shape_string(),
                             if kind == DecoderKind::TextDetection {
                                 " on ROIs"
+                            } else {
+                                ""
+                            },
+                            if recogniser && settings.decoder.kind().is_none() {
+                                " (a text recogniser without a character set in its metadata? \
+                                 set decoder=text-recognition and labels=FILE)"
                             } else {
                                 ""
                             }
@@ -215,11 +225,7 @@ impl OvInfer {
             input_height: model_input.height,
         };
         let decoder = self
-            .pick_decoder(
-                settings,
-                &model_shape,
-                dynamic.is_some() || charset_text.is_some(),
-            )
+            .pick_decoder(settings, &model_shape, charset_text.is_some())
             .map_err(in_err)?;
         let labels = match decoder {
             DecoderKind::TextRecognition => {

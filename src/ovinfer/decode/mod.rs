@@ -139,15 +139,14 @@ impl DecoderKind {
         Err(format!(
             "no decoder understands outputs {}; supported: ssd [1,1,N,7], blazeface [1,N,16] + \
              [1,N,1], text-detection [1,1,H,W] of an HxW input, yolo [1,4+C,N], classification \
-             [1,C] or [1,C,1,1]; text-recognition [1,T,C] for models of a dynamic input width or \
-             with a character set",
+             [1,C] or [1,C,1,1]; text-recognition [1,T,C] for models with a character set",
             shapes_string(&model.outputs)
         ))
     }
 
-    /// [`DecoderKind::detect`], but text recognition first when the model looks like a
-    /// recogniser (`sequence_model`: its input width is dynamic, or it carries a character
-    /// set) and its one output is a sequence [1,T,C]: YOLO's [1,N,4+C] has the same rank.
+    /// [`DecoderKind::detect`], but text recognition first when the model carries a character
+    /// set (`sequence_model`) and its one output is a sequence [1,T,C]: without one, [1,T,C]
+    /// cannot be told from YOLO's [1,4+C,N] by its shape.
     pub fn detect_with_text(
         model: &ModelShape,
         sequence_model: bool,
