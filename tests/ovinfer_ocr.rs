@@ -331,6 +331,12 @@ fn reads_a_photographed_page_as_rapidocr() {
     let rate = cer(&found, &printed);
     println!("page: {texts:?} in {seconds:.2} s; CER of the first five lines {rate:.3}");
     assert!(rate < 0.03, "CER {rate}: {texts:?}");
+    // The six lines through batches of 4 on two requests, and on throughput's pool: the same.
+    for pool in ["batch-size=4 nireq=2", "performance-hint=throughput"] {
+        let (again, _, _) = read(&page, &format!("input-size=960x48 {pool}"));
+        let again: Vec<&str> = again.iter().filter_map(|r| r.text.as_deref()).collect();
+        assert_eq!(again, texts, "{pool}");
+    }
     let reference = reference(&[&page], 960).remove(0);
     // Our crops are upright boxes, rapidocr's its rotated rectangles deskewed: on the page's
     // slightly slanted lines a space may come or go.
