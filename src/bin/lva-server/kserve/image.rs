@@ -146,7 +146,7 @@ impl ImageInput {
                 (self.height.unwrap_or(h), self.width.unwrap_or(w))
             }
         };
-        let per_image = height * width;
+        let per_image = height.saturating_mul(width);
         if (per_image as u64).saturating_mul(n as u64) > max_pixels {
             return Err(invalid(format!(
                 "{n} images of {width}x{height} are over the limit of {max_pixels} pixels \
