@@ -223,8 +223,7 @@ impl ElementImpl for LvaJson {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let json = gst::Caps::new_empty_simple("application/json");
-            crate::pads::always(&json, &crate::pads::any_raw_video())
+            crate::pads::always(&crate::pads::json(), &crate::pads::any_raw_video())
         });
         TEMPLATES.as_ref()
     }
