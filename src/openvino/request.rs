@@ -18,14 +18,20 @@ unsafe impl Send for CompiledModel {}
 unsafe impl Sync for CompiledModel {}
 
 impl CompiledModel {
-    pub fn create_request(&self) -> Result<InferRequest> {
+    /// A new inference request's bare handle (for [`create_request`](Self::create_request) and
+    /// the tensor requests of `tensor.rs`).
+    pub(super) fn request_handle(&self) -> Result<RequestHandle> {
         let mut ptr = std::ptr::null_mut();
-        // SAFETY: valid compiled model and out-parameter.
+        // SAFETY: valid compiled model and out-parameter; the handle is owned by the result.
         check(
             unsafe { sys::ov_compiled_model_create_infer_request(self.0, &mut ptr) },
             "creating an inference request",
         )?;
-        let handle = RequestHandle(ptr);
+        Ok(RequestHandle(ptr))
+    }
+
+    pub fn create_request(&self) -> Result<InferRequest> {
+        let handle = self.request_handle()?;
         let mut t = std::ptr::null_mut();
         // SAFETY: valid request; the returned handle is a new reference, owned by `Tensor`.
         check(

@@ -141,14 +141,8 @@ unsafe impl Send for TensorRequest {}
 impl CompiledModel {
     /// A request for whole tensors ([`TensorRequest`]).
     pub fn create_tensor_request(&self) -> Result<TensorRequest> {
-        let mut ptr = std::ptr::null_mut();
-        // SAFETY: valid compiled model and out-parameter; the handle is owned by the request.
-        check(
-            unsafe { sys::ov_compiled_model_create_infer_request(self.0, &mut ptr) },
-            "creating an inference request",
-        )?;
         Ok(TensorRequest {
-            handle: RequestHandle(ptr),
+            handle: self.request_handle()?,
         })
     }
 }
