@@ -119,6 +119,11 @@ def main():
         raise SystemExit(f"--model: {model} is not a file")
 
     libpython_first()
+    # PyTriton's model instances meet at a handshake socket the first instance serves: loaded in
+    # parallel (Triton's default for its Python backend), a later one can connect before the first
+    # listens (ConnectionRefusedError) or give up after its 1 s wait, and the model fails to load.
+    # Triton's own switch loads them one after the other.
+    os.environ["TRITON_PARALLEL_INSTANCE_LOADING"] = "0"
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from pytriton.model_config import ModelConfig

@@ -9,15 +9,20 @@
 //! last half second, after which an idempotent producer's next batch fails with a fatal
 //! OutOfOrderSequenceNumber.
 
-use std::io::Read;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{free_port, root};
+
+// Each service runner includes the process runner itself: benches include the runners one by one
+// (benches/brokers.rs), without tests/common/mod.rs.
+#[allow(clippy::duplicate_mod)]
+#[path = "process.rs"]
+mod process;
+
+use process::{Process, scratch_dir};
 
 /// The noida-db executable: `NOIDA_DB_BIN` when set, else the one inside the `noida_db` package
 /// of `.venv` (run directly: its `.venv/bin/noida-db` wrapper would leave it running when killed).
@@ -53,31 +58,41 @@ pub fn python() -> PathBuf {
 
 /// A running (or stopped, to be started again) noida-db serving only Kafka.
 pub struct Broker {
-    child: Option<Child>,
+    process: Process,
     pub port: u16,
     pub data_dir: PathBuf,
-    log: PathBuf,
+    dir: PathBuf,
 }
 
 impl Broker {
     /// Starts a broker on a free port with a new, empty data folder.
     pub fn start() -> Broker {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ovlva-kafka-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a data folder");
+        let dir = scratch_dir("kafka");
+        let data_dir = dir.join("data");
+        std::fs::create_dir_all(&data_dir).expect("a data folder");
+        let port = free_port();
+        let data = data_dir.clone();
+        let process = Process::start("noida-db", &dir.join("noida-db.log"), move || {
+            let mut command = Command::new(binary());
+            command
+                .args(["start", "--only", "kafka", "--kafka-port"])
+                .arg(port.to_string())
+                .arg("--data-dir")
+                .arg(&data);
+            command
+        });
         let mut broker = Broker {
-            child: None,
-            port: free_port(),
-            log: dir.with_extension("log"),
-            data_dir: dir,
+            process,
+            port,
+            data_dir,
+            dir,
         };
-        broker.restart();
+        broker.wait();
         broker
+    }
+
+    fn wait(&mut self) {
+        self.process.wait_port(self.port, Duration::from_secs(30));
     }
 
     /// `host:port`, for `brokers` and `bootstrap.servers`.
@@ -87,74 +102,23 @@ impl Broker {
 
     /// Starts the broker again (same port, same data) and waits until it accepts connections.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "the broker is running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("a log file");
-        let child = Command::new(binary())
-            .args(["start", "--only", "kafka", "--kafka-port"])
-            .arg(self.port.to_string())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("noida-db starts");
-        self.child = Some(child);
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
-                panic!("noida-db exited ({status}): {}", self.log_text());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "noida-db does not listen on {} after 30 s: {}",
-                self.port,
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.restart();
+        self.wait();
     }
 
     /// SIGTERM and wait: noida-db saves its log first, so every acknowledged record survives.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("noida-db did not exit within 10 s of SIGTERM");
+        self.process.stop(Duration::from_secs(10));
     }
 
     /// SIGKILL: records acknowledged in the last half second may be lost (see the module's doc).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// What the broker printed so far.
     pub fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut text);
-        }
-        text
+        self.process.log_text()
     }
 
     /// Creates `topic` with `partitions` partitions (kafka-python's admin client).
@@ -220,13 +184,8 @@ fn consume_script(bootstrap: &str, topic: &str) -> Command {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
-        remove_quietly(&self.data_dir);
-        let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn remove_quietly(dir: &Path) {
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// One record as `scripts/kafka_consume.py` prints it.

@@ -6,6 +6,7 @@ pub mod kafka;
 pub mod mqtt;
 pub mod reference;
 pub mod server;
+pub mod triton;
 
 use std::path::PathBuf;
 use std::sync::Once;

@@ -4,8 +4,6 @@
 //! (`-c -i ID`, QoS 1), so that what is published while it reconnects after a broker restart
 //! is kept for it.
 
-use std::io::Read;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,21 +11,17 @@ use std::time::{Duration, Instant};
 
 use super::free_port;
 
-fn unique_dir(kind: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "ovlva-{kind}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
-}
+// Each service runner includes the process runner itself: benches include the runners one by one
+// (benches/brokers.rs), without tests/common/mod.rs.
+#[allow(clippy::duplicate_mod)]
+#[path = "process.rs"]
+mod process;
+
+use process::{Process, scratch_dir};
 
 /// A scratch folder for a test's files (spool, certificates).
 pub fn scratch(kind: &str) -> PathBuf {
-    unique_dir(kind)
+    scratch_dir(kind)
 }
 
 fn mosquitto() -> &'static str {
@@ -43,11 +37,9 @@ fn mosquitto() -> &'static str {
 /// the `mosquitto` user when the tests run as root (it could then not write its persistence file
 /// nor read the test's keys); it is ignored otherwise.
 pub struct Broker {
-    child: Option<Child>,
+    process: Process,
     pub port: u16,
     pub dir: PathBuf,
-    conf: PathBuf,
-    log: PathBuf,
 }
 
 impl Broker {
@@ -58,7 +50,7 @@ impl Broker {
 
     /// A broker with `extra` configuration lines for its listener (password_file, certfile, ...).
     pub fn start_with(anonymous: bool, extra: &str) -> Broker {
-        let dir = unique_dir("mqtt");
+        let dir = scratch_dir("mqtt");
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         let text = format!(
@@ -68,87 +60,41 @@ impl Broker {
             dir.display()
         );
         std::fs::write(&conf, text).expect("the broker's config");
-        let mut broker = Broker {
-            child: None,
-            port,
-            log: dir.join("mosquitto.log"),
-            conf,
-            dir,
-        };
-        broker.restart();
+        let process = Process::start("mosquitto", &dir.join("mosquitto.log"), move || {
+            let mut command = Command::new(mosquitto());
+            command.arg("-c").arg(&conf);
+            command
+        });
+        let mut broker = Broker { process, port, dir };
+        broker.wait();
         broker
+    }
+
+    fn wait(&mut self) {
+        self.process.wait_port(self.port, Duration::from_secs(10));
     }
 
     /// Starts the broker again (same port, same config and persistence) and waits until it
     /// accepts connections.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "the broker is running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("a log file");
-        let child = Command::new(mosquitto())
-            .arg("-c")
-            .arg(&self.conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("mosquitto starts");
-        self.child = Some(child);
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
-                panic!("mosquitto exited ({status}): {}", self.log_text());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "mosquitto does not listen on {} after 10 s: {}",
-                self.port,
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.process.restart();
+        self.wait();
     }
 
     /// SIGTERM and wait: mosquitto saves its sessions first and closes every connection.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("mosquitto did not exit within 10 s of SIGTERM");
+        self.process.stop(Duration::from_secs(10));
     }
 
     /// What the broker logged so far.
     pub fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut text);
-        }
-        text
+        self.process.log_text()
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -169,7 +115,7 @@ impl Subscriber {
     /// (`-u`, `-P`, `--cafile`, ...), which are also used for the probe.
     pub fn start(broker: &Broker, topic: &str, args: &[&str]) -> Subscriber {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = unique_dir("mqtt-sub");
+        let dir = scratch_dir("mqtt-sub");
         let out = dir.join("messages.txt");
         let id = format!(
             "ovlva-test-sub-{}-{}",

@@ -1,0 +1,152 @@
+//! A real NVIDIA Triton Inference Server for a test: `scripts/triton_serve.py` (PyTriton's
+//! tritonserver, installed into `.venv/triton` by `scripts/setup.sh`) serving the SSD as model
+//! `ssd` through OpenVINO, on two free ports of 127.0.0.1 (KServe v2 gRPC and HTTP), stopped
+//! and started again on the same ports, killed when the test lets go of it.
+//!
+//! The model is the SSD's own: input `image` UINT8 [1,300,300,3], output `detection_out` FP32
+//! [1,1,100,7], max_batch_size 0.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::{free_port, root};
+
+// Each service runner includes the process runner itself: benches include the runners one by one
+// (benches/brokers.rs), without tests/common/mod.rs.
+#[allow(clippy::duplicate_mod)]
+#[path = "process.rs"]
+mod process;
+
+use process::{Process, scratch_dir};
+
+/// How long Triton may take to load the model (it takes 6-30 s on a loaded 2-core machine).
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long it may take to stop on SIGTERM (its own exit timeout is 5 s).
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// A running (or stopped, to be started again) Triton serving the SSD.
+pub struct Triton {
+    pub grpc_port: u16,
+    pub http_port: u16,
+    process: Process,
+    dir: PathBuf,
+}
+
+/// The name the SSD is served under.
+pub const SSD: &str = "ssd";
+
+/// The Python of Triton's own virtualenv.
+pub fn python() -> PathBuf {
+    let python = root().join(".venv/triton/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make setup` (scripts/setup.sh makes Triton's virtualenv)",
+        python.display()
+    );
+    python
+}
+
+impl Triton {
+    /// Starts Triton serving the SSD as `ssd` on free ports and waits until the model is ready.
+    pub fn start_ssd() -> Triton {
+        let dir = scratch_dir("triton");
+        let grpc_port = free_port();
+        let mut http_port = free_port();
+        while http_port == grpc_port {
+            http_port = free_port();
+        }
+        let python = python();
+        let workspace = dir.clone();
+        let process = Process::start("triton", &dir.join("triton.log"), move || {
+            let mut command = Command::new(&python);
+            command
+                .arg(root().join("scripts/triton_serve.py"))
+                .args(["--model", &super::ssd_model(), "--model-name", SSD])
+                .args(["--grpc-port", &grpc_port.to_string()])
+                .args(["--http-port", &http_port.to_string()])
+                .arg("--workspace")
+                .arg(&workspace);
+            command
+        });
+        let mut triton = Triton {
+            grpc_port,
+            http_port,
+            process,
+            dir,
+        };
+        triton.wait();
+        triton
+    }
+
+    /// `grpc://127.0.0.1:PORT`, for ovinfer's `server`.
+    pub fn grpc_url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// Waits until `GET /v2/models/ssd/ready` answers 200.
+    fn wait(&mut self) {
+        let port = self.http_port;
+        let path = format!("/v2/models/{SSD}/ready");
+        self.process
+            .wait_until(&format!("ready at {path}"), START_TIMEOUT, || {
+                http_status(port, &path) == Some(200)
+            });
+    }
+
+    /// SIGTERM (Triton finishes the requests in flight, up to 5 s) and waits until it exited.
+    pub fn stop(&mut self) {
+        self.process.stop(STOP_GRACE);
+    }
+
+    /// Starts Triton again on the same ports and waits until the model is ready.
+    pub fn restart(&mut self) {
+        self.process.restart();
+        self.wait();
+    }
+
+    /// Whether the server process runs.
+    pub fn running(&mut self) -> bool {
+        self.process.running()
+    }
+
+    /// What Triton and the script printed so far.
+    pub fn log_text(&self) -> String {
+        self.process.log_text()
+    }
+}
+
+/// Stopped when its test lets go of it: SIGTERM first, so that PyTriton removes its shared
+/// memory and workspace, then SIGKILL to what is left; the shared memory named after the
+/// script's pid is removed in any case.
+impl Drop for Triton {
+    fn drop(&mut self) {
+        let pid = self.process.pid();
+        self.process.terminate(STOP_GRACE);
+        if let (Some(pid), Ok(entries)) = (pid, std::fs::read_dir("/dev/shm")) {
+            let prefix = format!("pytrtion{pid}-");
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The status of `GET path` on 127.0.0.1:`port`, or None when nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
