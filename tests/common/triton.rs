@@ -12,15 +12,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::{free_port, root};
-
 // Each service runner includes the process runner itself: benches include the runners one by one
 // (benches/brokers.rs), without tests/common/mod.rs.
 #[allow(clippy::duplicate_mod)]
 #[path = "process.rs"]
 mod process;
 
-use process::{Process, scratch_dir};
+use process::{Process, free_ports, scratch_dir};
 
 /// How long Triton may take to load the model (it takes 6-30 s on a loaded 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -38,6 +36,14 @@ pub struct Triton {
 /// The name the SSD is served under.
 pub const SSD: &str = "ssd";
 
+/// The project's folder (not `super::root`: benches include this file without tests' common).
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The SSD's IR, as `scripts/setup.sh` converts it.
+const SSD_MODEL: &str = "models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml";
+
 /// The Python of Triton's own virtualenv.
 pub fn python() -> PathBuf {
     let python = root().join(".venv/triton/bin/python");
@@ -53,18 +59,16 @@ impl Triton {
     /// Starts Triton serving the SSD as `ssd` on free ports and waits until the model is ready.
     pub fn start_ssd() -> Triton {
         let dir = scratch_dir("triton");
-        let grpc_port = free_port();
-        let mut http_port = free_port();
-        while http_port == grpc_port {
-            http_port = free_port();
-        }
+        let [grpc_port, http_port] = free_ports();
         let python = python();
         let workspace = dir.clone();
         let process = Process::start("triton", &dir.join("triton.log"), move || {
             let mut command = Command::new(&python);
             command
                 .arg(root().join("scripts/triton_serve.py"))
-                .args(["--model", &super::ssd_model(), "--model-name", SSD])
+                .arg("--model")
+                .arg(root().join(SSD_MODEL))
+                .args(["--model-name", SSD])
                 .args(["--grpc-port", &grpc_port.to_string()])
                 .args(["--http-port", &http_port.to_string()])
                 .arg("--workspace")
