@@ -165,6 +165,12 @@ impl Process {
         }
     }
 
+    /// CPU seconds its process group's live processes have used so far (the service and what it
+    /// started, e.g. tritonserver and its Python backend stubs).
+    pub fn cpu_seconds(&self) -> f64 {
+        self.pid().map_or(0.0, group_cpu)
+    }
+
     /// The log's path.
     pub fn log_path(&self) -> &Path {
         &self.log
@@ -198,13 +204,33 @@ fn signal(sig: &str, target: &str) {
         .status();
 }
 
+/// The fields of /proc/`pid`/stat after the command's name (which is in parentheses and may hold
+/// anything): the state first.
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// Whether the (unreaped) child `pid` has exited: gone, or a zombie.
 fn exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command's name in parentheses, which may hold anything.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_none_or(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => true,
-    }
+    stat_fields(&pid.to_string()).is_none_or(|f| f.first().is_none_or(|s| s == "Z" || s == "X"))
+}
+
+/// CPU seconds (user + system) of the live processes of process group `pgid`, from /proc.
+fn group_cpu(pgid: u32) -> f64 {
+    // Clock ticks per second: 100 on Linux (USER_HZ).
+    const TICKS: f64 = 100.0;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let pgid = pgid.to_string();
+    let tick = |f: &[String], i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(stat_fields))
+        // After the name: state, ppid, pgrp, ..., utime (12th) and stime (13th).
+        .filter(|f| f.get(2) == Some(&pgid))
+        .map(|f| (tick(&f, 11) + tick(&f, 12)) / TICKS)
+        .sum()
 }

@@ -116,6 +116,12 @@ impl Triton {
         self.process.running()
     }
 
+    /// CPU seconds the server has used so far: the script (OpenVINO's inference), tritonserver
+    /// and its Python backend stubs.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.process.cpu_seconds()
+    }
+
     /// What Triton and the script printed so far.
     pub fn log_text(&self) -> String {
         self.process.log_text()
