@@ -1,7 +1,7 @@
 //! `lvahttpsink` against real HTTP servers on 127.0.0.1 (tiny_http, started by each test):
 //! delivery exactly once and in order, Retry-After, a receiver that is down then up, one that
-//! never answers, queue overflow, auth headers, 4xx and 5xx handling, bad settings, and the
-//! whole bikes.mp4 → ovinfer → lvajson → lvahttpsink pipeline.
+//! never answers, queue overflow, a disk spool kept over a restart, auth headers, 4xx and 5xx
+//! handling, bad settings, and the whole bikes.mp4 → ovinfer → lvajson → lvahttpsink pipeline.
 
 mod common;
 
@@ -435,6 +435,62 @@ fn a_refused_document_is_not_retried_and_a_failing_one_only_max_retries_times() 
     );
     assert_eq!(run.warnings.len(), 1, "one bus warning: {:?}", run.warnings);
     assert!(run.warnings[0].contains("HTTP 400"), "{:?}", run.warnings);
+}
+
+#[test]
+fn a_spool_keeps_the_documents_over_a_restart_while_the_receiver_is_down() {
+    let port = free_port();
+    let spool = common::mqtt::scratch("http-spool");
+    let props = format!(
+        "location=http://127.0.0.1:{port}/events spool-dir={} flush-timeout=500 retry-delay=50 \
+         max-retry-delay=100",
+        spool.display()
+    );
+    // First run: nobody listens; EOS gives up after flush-timeout, the spool keeps all 20.
+    let first = send(20, &props, |_, _| {});
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert!(first.to_eos < Duration::from_secs(3), "{:?}", first.to_eos);
+    assert!(
+        first.counter("retried") >= 2,
+        "{}",
+        first.counter("retried")
+    );
+    assert_eq!(
+        ["sent", "dropped", "undelivered"].map(|c| first.counter(c)),
+        [0, 0, 20]
+    );
+    assert!(
+        first.warnings.iter().any(|w| w
+            .contains("20 documents were not delivered within flush-timeout")
+            && w.contains("they stay in spool-dir")),
+        "{:?}",
+        first.warnings
+    );
+
+    // Second run, the receiver up: the 20 go out first, then the 10 new ones, each once.
+    let receiver = Receiver::on_port(port, ok());
+    let second = send(10, &props, |_, _| {});
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert_eq!(
+        ["recovered", "sent", "dropped", "undelivered", "queued"].map(|c| second.counter(c)),
+        [20, 30, 0, 0, 0]
+    );
+    let requests = receiver.requests();
+    let bodies: Vec<String> = requests.iter().map(|r| r.body.clone()).collect();
+    let want: Vec<String> = (0..20).chain(0..10).map(doc).collect();
+    assert_eq!(bodies, want, "the spooled documents first, in order, once");
+    let sequences: Vec<String> = requests
+        .iter()
+        .map(|r| r.headers["x-ovlva-sequence"].clone())
+        .collect();
+    assert_eq!(
+        sequences,
+        (0..30).map(|n| n.to_string()).collect::<Vec<_>>(),
+        "numbered since the spool was created"
+    );
+    let stats = second.stats.last().unwrap();
+    assert_eq!(stats.get::<u64>("recovered").unwrap(), 20);
+    let _ = std::fs::remove_dir_all(&spool);
 }
 
 #[test]

@@ -1,15 +1,18 @@
-//! Sending documents: the HTTP client (TLS roots, headers, auth, timeouts) and the worker loop
-//! that takes documents from the queue and applies the retry policy of `retry`.
+//! Sending documents: the HTTP client (TLS roots, headers, auth, timeouts) and the
+//! [`Transport`] the publishing core's worker drives, which applies the retry policy of `retry`
+//! to each document.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use gst::glib;
 use ureq::http::{HeaderName, HeaderValue};
 
-use super::queue::{Counters, Doc, Queue};
 use super::retry::{self, Backoff, Verdict};
+use crate::publish::Body;
+use crate::publish::queue::Doc;
+use crate::publish::worker::{Outcome, Transport, TransportError};
 
 /// Where and how documents are sent.
 #[derive(Debug, Clone)]
@@ -142,111 +145,174 @@ impl Client {
     }
 }
 
-/// What the worker tells the element (to log, and to post statistics).
-pub trait Report: Send {
-    fn delivered(&self, sequence: u64, attempts: u32);
-    fn retrying(&self, sequence: u64, reason: &str, wait: Duration);
-    fn failed(&self, sequence: u64, reason: &str);
-    /// Called at least every `next` wait while idle or between documents.
-    fn tick(&self);
+/// One document being delivered: the same request id on every attempt, its own back-off.
+struct Delivery {
+    doc: Doc<Body>,
+    request_id: String,
+    backoff: Backoff,
+    /// Attempts made so far.
+    attempts: u32,
+    /// Retries that count against `max-retries` (5xx other than 503).
+    failures: i32,
+    /// When the next attempt is due.
+    due: Instant,
 }
 
-/// Delivers documents from `queue` until it is stopped.
-pub fn run<T: AsRef<[u8]>>(
-    queue: Arc<Queue<T>>,
+/// HTTP as a [`Transport`] of the publishing core: one POST per document, in order, one at a
+/// time (the worker's window is 1, so the queue's bound and `queue-full` apply to every document
+/// but the one in flight). Unlike a broker connection there is nothing to connect: a failed
+/// attempt (no answer, busy, 5xx) is retried here, by the policy of [`retry`], and the document
+/// stays in flight meanwhile ([`Outcome::Retrying`]); a failure never reaches the worker as a
+/// lost connection.
+pub struct HttpTransport {
     client: Client,
     policy: Policy,
-    report: impl Report,
-) {
-    while !queue.is_stopped() {
-        report.tick();
-        let Some(doc) = queue.next(Duration::from_millis(200)) else {
-            continue;
-        };
-        deliver(&queue, &client, &policy, &doc, &report);
-        queue.done();
-    }
+    element: glib::WeakRef<gst::Element>,
+    cat: gst::DebugCategory,
+    /// Documents sent, in order; the first is being delivered.
+    pending: VecDeque<Delivery>,
 }
 
-fn deliver<T: AsRef<[u8]>>(
-    queue: &Queue<T>,
-    client: &Client,
-    policy: &Policy,
-    doc: &Doc<T>,
-    report: &impl Report,
-) {
-    let counters = &queue.counters;
-    let id = retry::request_id();
-    let mut backoff = Backoff::new(
-        policy.retry_delay,
-        policy.max_retry_delay,
-        retry::random_u64(),
-    );
-    let (mut attempts, mut failures) = (0u32, 0i32);
-    loop {
-        attempts += 1;
-        let verdict = match client.post(doc, &id) {
-            Ok((status, retry_after)) => {
-                retry::classify(status, retry_after.as_deref(), SystemTime::now())
-            }
-            Err(NoAnswer::Timeout) => {
-                Counters::add(&counters.timeouts, 1);
+impl HttpTransport {
+    pub fn new(
+        client: Client,
+        policy: Policy,
+        element: glib::WeakRef<gst::Element>,
+        cat: gst::DebugCategory,
+    ) -> HttpTransport {
+        HttpTransport {
+            client,
+            policy,
+            element,
+            cat,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// One attempt at the first pending document: its outcome, if it has one now.
+    fn attempt(&mut self) -> Option<Outcome> {
+        let d = self.pending.front_mut()?;
+        d.attempts += 1;
+        let sequence = d.doc.sequence;
+        let (verdict, timed_out) = match self.client.post(&d.doc, &d.request_id) {
+            Ok((status, retry_after)) => (
+                retry::classify(status, retry_after.as_deref(), SystemTime::now()),
+                false,
+            ),
+            Err(NoAnswer::Timeout) => (
                 Verdict::Retry {
                     after: None,
                     limited: false,
-                    reason: format!("no answer within {:?}", client.endpoint.timeout),
-                }
-            }
-            Err(NoAnswer::Transport(e)) => Verdict::Retry {
-                after: None,
-                limited: false,
-                reason: e,
-            },
-            Err(NoAnswer::Invalid(e)) => Verdict::Fail(e),
+                    reason: format!("no answer within {:?}", self.client.endpoint.timeout),
+                },
+                true,
+            ),
+            Err(NoAnswer::Transport(e)) => (
+                Verdict::Retry {
+                    after: None,
+                    limited: false,
+                    reason: e,
+                },
+                false,
+            ),
+            Err(NoAnswer::Invalid(e)) => (Verdict::Fail(e), false),
         };
-        // A stop gives up the document in flight and counts it as dropped.
-        let given_up = queue.is_stopped();
+        let element = self.element.upgrade();
         match verdict {
             Verdict::Delivered => {
-                if given_up {
-                    counters.dropped.fetch_sub(1, Ordering::Relaxed);
+                if let Some(e) = &element {
+                    gst::trace!(
+                        self.cat,
+                        obj = e,
+                        "document {sequence} delivered ({} attempts)",
+                        d.attempts
+                    );
                 }
-                Counters::add(&counters.sent, 1);
-                report.delivered(doc.sequence, attempts);
-                return;
+                self.pending.pop_front();
+                Some(Outcome::Delivered(sequence))
             }
             Verdict::Fail(reason) => {
-                if !given_up {
-                    Counters::add(&counters.failed, 1);
-                }
-                report.failed(doc.sequence, &reason);
-                return;
+                self.pending.pop_front();
+                Some(Outcome::Rejected(sequence, reason))
             }
             Verdict::Retry {
                 after,
                 limited,
                 reason,
             } => {
-                if given_up {
-                    return;
+                d.failures += i32::from(limited);
+                let max = self.policy.max_retries;
+                if limited && max >= 0 && d.failures > max {
+                    self.pending.pop_front();
+                    return Some(Outcome::Rejected(
+                        sequence,
+                        format!("{reason}, {max} retries"),
+                    ));
                 }
-                failures += i32::from(limited);
-                if limited && policy.max_retries >= 0 && failures > policy.max_retries {
-                    Counters::add(&counters.failed, 1);
-                    let why = format!("{reason}, {} retries", policy.max_retries);
-                    report.failed(doc.sequence, &why);
-                    return;
-                }
-                Counters::add(&counters.retried, 1);
                 // The back-off is the floor: a Retry-After of 0 or a date in the past must not
                 // turn into a flood of retries.
-                let floor = backoff.next_delay();
+                let floor = d.backoff.next_delay();
                 let wait = after.map_or(floor, |after| after.max(floor));
-                report.retrying(doc.sequence, &reason, wait);
-                if queue.sleep(wait) {
-                    return;
+                d.due = Instant::now() + wait;
+                if let Some(e) = &element {
+                    gst::info!(
+                        self.cat,
+                        obj = e,
+                        "document {sequence}: {reason}; again in {wait:?}"
+                    );
                 }
+                Some(Outcome::Retrying {
+                    sequence,
+                    timed_out,
+                })
             }
         }
+    }
+}
+
+impl Transport for HttpTransport {
+    /// Nothing to open: each request connects (over the agent's reused connection).
+    fn connect(&mut self, _timeout: Duration) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    fn send(&mut self, doc: &Doc<Body>) -> Result<(), TransportError> {
+        self.pending.push_back(Delivery {
+            doc: doc.clone(),
+            request_id: retry::request_id(),
+            backoff: Backoff::new(
+                self.policy.retry_delay,
+                self.policy.max_retry_delay,
+                retry::random_u64(),
+            ),
+            attempts: 0,
+            failures: 0,
+            due: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Makes the next attempt when it is due (waiting up to `timeout` for it); the request
+    /// itself may take up to the endpoint's `timeout`.
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        outcomes: &mut Vec<Outcome>,
+    ) -> Result<(), TransportError> {
+        let Some(due) = self.pending.front().map(|d| d.due) else {
+            return Ok(());
+        };
+        let wait = due.saturating_duration_since(Instant::now());
+        if wait > timeout {
+            std::thread::sleep(timeout);
+            return Ok(());
+        }
+        std::thread::sleep(wait);
+        outcomes.extend(self.attempt());
+        Ok(())
+    }
+
+    fn disconnect(&mut self) {
+        self.pending.clear();
     }
 }

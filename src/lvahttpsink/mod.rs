@@ -1,5 +1,7 @@
-//! `lvahttpsink`: POSTs each LVA document to an HTTP endpoint. `render` only queues (bounded);
-//! a worker thread delivers, retrying by the policy in [`retry`]; what is dropped is counted.
+//! `lvahttpsink`: POSTs each LVA document to an HTTP endpoint. It is a publishing sink of
+//! [`crate::publish`] (bounded queue or disk spool, worker thread, EOS flush, counters) whose
+//! transport, [`delivery::HttpTransport`], POSTs one document at a time and retries it by the
+//! policy in [`retry`]; what is dropped is counted.
 
 pub mod delivery;
 mod imp;

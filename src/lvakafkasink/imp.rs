@@ -13,7 +13,7 @@ use super::transport::{
 use super::{Acks, Compression};
 use crate::properties::optional_string;
 use crate::publish::settings::PublishSettings;
-use crate::publish::sink::Publisher;
+use crate::publish::sink::{BROKER, Publisher};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -240,7 +240,7 @@ impl ObjectSubclass for LvaKafkaSink {
         LvaKafkaSink {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(None),
-            publisher: Publisher::new(NAME, *CAT),
+            publisher: Publisher::new(NAME, *CAT, &BROKER),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::transport::{MqttConfig, MqttTransport, tls_config};
 use crate::properties::optional_string;
 use crate::publish::backoff::random_u64;
 use crate::publish::settings::PublishSettings;
-use crate::publish::sink::Publisher;
+use crate::publish::sink::{BROKER, Publisher};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -216,7 +216,7 @@ impl Default for LvaMqttSink {
     fn default() -> Self {
         LvaMqttSink {
             settings: Mutex::new(Settings::default()),
-            publisher: Publisher::new("lvamqttsink", *CAT),
+            publisher: Publisher::new("lvamqttsink", *CAT, &BROKER),
         }
     }
 }

@@ -1,5 +1,4 @@
-//! The shared core of the publishing sinks (`lvamqttsink`, `lvakafkasink`), and the queue and
-//! back-off `lvahttpsink` uses too.
+//! The shared core of the publishing sinks: `lvamqttsink`, `lvakafkasink` and `lvahttpsink`.
 //!
 //! The delivery model, the same for every sink:
 //! * `render` only enqueues ([`sink::Publisher::render`]); a worker thread ([`worker::run`])
@@ -23,12 +22,17 @@
 //! * `send(&doc)`: hand the document to the client library without waiting for the broker;
 //! * `poll(timeout, &mut outcomes)`: wait a little for confirmations, pushing
 //!   `Outcome::Delivered(sequence)` (or `Outcome::Rejected(sequence, why)` for a document the
-//!   broker refuses for good); an `Err` means the connection is lost;
+//!   broker refuses for good, or `Outcome::Retrying` for one the transport tries again itself,
+//!   which stays in flight: HTTP's retries of one document); an `Err` means the connection is
+//!   lost;
 //! * `disconnect()`.
 //!
 //! Its element keeps a [`settings::PublishSettings`] beside its own settings (properties from
-//! [`settings::PublishSettings::properties`]) and a [`sink::Publisher`], and calls the publisher
-//! from `start`, `render`, `event` (EOS), `stop`, `unlock` and `unlock_stop`.
+//! [`settings::PublishSettings::properties`], or only the backlog's
+//! [`settings::PublishSettings::queue_properties`] for a sink with its own retry settings) and a
+//! [`sink::Publisher`] of its [`sink::Flavour`] (its counters and the words of its warnings),
+//! and calls the publisher from `start`, `render`, `event` (EOS), `stop`, `unlock` and
+//! `unlock_stop`.
 
 pub mod backoff;
 pub mod body;

@@ -55,6 +55,9 @@ pub struct Counters {
     /// Held while the broker was unreachable and sent once it was back (the backlog at each
     /// reconnection).
     pub waited: AtomicU64,
+    /// Left when the EOS flush ran out or at a stop: dropped without a spool, kept in it with
+    /// one.
+    pub undelivered: AtomicU64,
     /// Found in the spool at start, left by an earlier run.
     pub recovered: AtomicU64,
     /// Damaged records of the spool discarded (a torn last record after a crash).
@@ -175,6 +178,9 @@ struct Inner<T> {
     flushing: bool,
     /// The worker must stop as soon as it can.
     stopped: bool,
+    /// Documents in flight at the stop that it counted as dropped (a memory store), so that one
+    /// delivered after all can be taken back out.
+    lost_in_flight: usize,
 }
 
 /// A bounded FIFO of documents shared by `render` and the worker.
@@ -221,6 +227,7 @@ impl<T> Queue<T> {
                 store,
                 flushing: false,
                 stopped: false,
+                lost_in_flight: 0,
             }),
             overflow,
             changed: Condvar::new(),
@@ -325,6 +332,28 @@ impl<T> Queue<T> {
         committed
     }
 
+    /// The `n` oldest in-flight documents have their outcome: `delivered` of them are counted in
+    /// `sent`, the others in `failed`, and all are committed. After a stop (whose outcomes come
+    /// late: the store is closed) a delivered one that the stop counted as dropped is taken back
+    /// out of `dropped` and `undelivered`; a refused one stays where the stop counted it.
+    pub fn complete(&self, n: usize, delivered: usize) -> Result<(), String> {
+        let delivered = delivered.min(n);
+        let mut inner = self.lock();
+        Counters::add(&self.counters.sent, delivered as u64);
+        if inner.stopped {
+            let back = delivered.min(inner.lost_in_flight);
+            inner.lost_in_flight -= back;
+            for counter in [&self.counters.dropped, &self.counters.undelivered] {
+                counter.fetch_sub(back as u64, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+        Counters::add(&self.counters.failed, (n - delivered) as u64);
+        let committed = inner.store.commit(n);
+        self.changed.notify_all();
+        committed
+    }
+
     /// Every in-flight document waits again, first in line; returns how many.
     pub fn rewind(&self) -> usize {
         let mut inner = self.lock();
@@ -356,17 +385,21 @@ impl<T> Queue<T> {
     }
 
     /// Stops the worker and closes the store: what a memory queue still holds (waiting and in
-    /// flight) is counted as dropped; the spool keeps its documents for the next run.
+    /// flight) is counted as dropped; the spool keeps its documents for the next run. Both are
+    /// counted in `undelivered`.
     pub fn stop(&self) -> Stopped {
         let mut inner = self.lock();
         if inner.stopped {
             return Stopped::default();
         }
         inner.stopped = true;
-        let left = (inner.store.waiting() + inner.store.in_flight()) as u64;
+        let in_flight = inner.store.in_flight();
+        let left = (inner.store.waiting() + in_flight) as u64;
         inner.store.rewind();
         let lost = inner.store.close();
+        inner.lost_in_flight = in_flight.min(usize::try_from(lost).unwrap_or(usize::MAX));
         Counters::add(&self.counters.dropped, lost);
+        Counters::add(&self.counters.undelivered, left);
         self.changed.notify_all();
         Stopped {
             lost,
@@ -493,6 +526,24 @@ mod tests {
         assert!(q.next(Duration::from_secs(1)).is_none());
         assert_eq!(q.push(doc(9)), Err(Flushing));
         assert_eq!(q.stop(), Stopped::default());
+    }
+
+    #[test]
+    fn a_document_delivered_after_the_stop_is_sent_not_dropped() {
+        let q = Queue::new(4, Overflow::DropOldest);
+        for n in 0..3 {
+            q.push(doc(n)).unwrap();
+        }
+        assert_eq!(q.take(2, Duration::ZERO).unwrap().len(), 2);
+        assert_eq!(q.stop(), Stopped { lost: 3, kept: 0 });
+        assert_eq!(Counters::get(&q.counters.undelivered), 3);
+        // The first in flight is confirmed after all, the second refused: 2 stay lost.
+        q.complete(2, 1).unwrap();
+        let c = &q.counters;
+        assert_eq!(
+            [&c.sent, &c.failed, &c.dropped, &c.undelivered].map(Counters::get),
+            [1, 0, 2, 2]
+        );
     }
 
     #[test]

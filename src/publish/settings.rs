@@ -104,6 +104,38 @@ fn ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
 
+/// A `guint` property with its range and default.
+pub fn uint(
+    name: &str,
+    nick: &str,
+    blurb: &str,
+    min: u32,
+    max: u32,
+    default: u32,
+) -> glib::ParamSpec {
+    glib::ParamSpecUInt::builder(name)
+        .nick(nick)
+        .blurb(blurb)
+        .minimum(min)
+        .maximum(max)
+        .default_value(default)
+        .build()
+}
+
+/// The read-only `guint64` counter properties, from (name, blurb).
+pub fn counter_properties(counters: &[(&str, &str)]) -> Vec<glib::ParamSpec> {
+    counters
+        .iter()
+        .map(|(name, blurb)| {
+            glib::ParamSpecUInt64::builder(name)
+                .nick(name)
+                .blurb(blurb)
+                .read_only()
+                .build()
+        })
+        .collect()
+}
+
 impl PublishSettings {
     pub fn overflow(&self) -> Overflow {
         match self.queue_full {
@@ -134,19 +166,56 @@ impl PublishSettings {
         }
     }
 
-    /// The shared properties, writable ones and then the counters; `element` names the stats
-    /// message in the blurb.
+    /// The shared properties of a broker sink: those of [`queue_properties`], the connection's
+    /// (`max-in-flight`, `retry-delay`, `max-retry-delay`, `timeout`) and the [`COUNTERS`];
+    /// `element` names the stats message in the blurb.
+    ///
+    /// [`queue_properties`]: Self::queue_properties
     pub fn properties(element: &str) -> Vec<glib::ParamSpec> {
-        let uint = |name: &str, nick: &str, blurb: &str, min: u32, max: u32, default: u32| {
-            glib::ParamSpecUInt::builder(name)
-                .nick(nick)
-                .blurb(blurb)
-                .minimum(min)
-                .maximum(max)
-                .default_value(default)
-                .build()
-        };
-        let mut props = vec![
+        let mut props = Self::queue_properties(element);
+        props.extend([
+            uint(
+                "max-in-flight",
+                "Maximum in flight",
+                "Documents sent and not yet confirmed by the broker, at most",
+                1,
+                65_535,
+                DEFAULT_MAX_IN_FLIGHT,
+            ),
+            uint(
+                "retry-delay",
+                "Retry delay",
+                "Milliseconds before the first reconnection attempt; doubles each time (with \
+                 jitter)",
+                1,
+                3_600_000,
+                DEFAULT_RETRY_DELAY,
+            ),
+            uint(
+                "max-retry-delay",
+                "Maximum retry delay",
+                "Longest wait between reconnection attempts, in milliseconds",
+                1,
+                3_600_000,
+                DEFAULT_MAX_RETRY_DELAY,
+            ),
+            uint(
+                "timeout",
+                "Timeout",
+                "Seconds a connection attempt may take",
+                1,
+                3600,
+                DEFAULT_TIMEOUT,
+            ),
+        ]);
+        props.extend(counter_properties(&COUNTERS));
+        props
+    }
+
+    /// The backlog's properties every publishing sink has: `max-queue`, `queue-full`,
+    /// `spool-dir`, `spool-max-bytes`, `flush-timeout`, `stats-interval`.
+    pub fn queue_properties(element: &str) -> Vec<glib::ParamSpec> {
+        vec![
             uint(
                 "max-queue",
                 "Maximum queue",
@@ -196,48 +265,7 @@ impl PublishSettings {
                 3_600_000,
                 DEFAULT_STATS_INTERVAL,
             ),
-            uint(
-                "max-in-flight",
-                "Maximum in flight",
-                "Documents sent and not yet confirmed by the broker, at most",
-                1,
-                65_535,
-                DEFAULT_MAX_IN_FLIGHT,
-            ),
-            uint(
-                "retry-delay",
-                "Retry delay",
-                "Milliseconds before the first reconnection attempt; doubles each time (with \
-                 jitter)",
-                1,
-                3_600_000,
-                DEFAULT_RETRY_DELAY,
-            ),
-            uint(
-                "max-retry-delay",
-                "Maximum retry delay",
-                "Longest wait between reconnection attempts, in milliseconds",
-                1,
-                3_600_000,
-                DEFAULT_MAX_RETRY_DELAY,
-            ),
-            uint(
-                "timeout",
-                "Timeout",
-                "Seconds a connection attempt may take",
-                1,
-                3600,
-                DEFAULT_TIMEOUT,
-            ),
-        ];
-        props.extend(COUNTERS.iter().map(|(name, blurb)| {
-            glib::ParamSpecUInt64::builder(name)
-                .nick(name)
-                .blurb(blurb)
-                .read_only()
-                .build()
-        }));
-        props
+        ]
     }
 
     /// Sets a shared property; false when `name` is not one.

@@ -29,16 +29,63 @@ struct Run {
     spool: bool,
 }
 
+/// What differs between the sinks a [`Publisher`] drives: the counters they show and the words
+/// of their warnings about documents not delivered (each element's documented messages).
+pub struct Flavour {
+    /// The read-only counters (name, blurb): properties and fields of `<element>-stats`, in
+    /// this order. Names among [`Counters`]' fields and `queued`.
+    pub counters: &'static [(&'static str, &'static str)],
+    /// Who confirms or refuses the documents: "broker", "receiver".
+    pub peer: &'static str,
+    /// What the first refusal's warning calls the later ones, only counted in `failed`:
+    /// "refusals", "failures".
+    pub later: &'static str,
+    /// The warning when the EOS flush ran out: documents left, `flush-timeout`, and whether
+    /// the spool keeps them.
+    pub eos_left: fn(u64, Duration, bool) -> String,
+    /// The warning when a stop left documents: how many, and whether the spool keeps them.
+    pub stop_left: fn(u64, bool) -> String,
+}
+
+/// What becomes of the documents left at EOS or a stop, for the warnings: kept in the spool or
+/// dropped.
+pub fn fate(kept: bool) -> &'static str {
+    if kept {
+        "they stay in spool-dir and go out first at the next start"
+    } else {
+        "counted as dropped"
+    }
+}
+
+/// The message broker sinks' (`lvamqttsink`, `lvakafkasink`).
+pub static BROKER: Flavour = Flavour {
+    counters: &COUNTERS,
+    peer: "broker",
+    later: "refusals",
+    eos_left: |n, flush_timeout, kept| {
+        format!(
+            "EOS: flush-timeout ({flush_timeout:?}) ran out with {n} documents undelivered; {}",
+            fate(kept)
+        )
+    },
+    stop_left: |n, kept| {
+        format!(
+            "stopped (no EOS, or before they could be confirmed) with {n} documents \
+             undelivered; {}",
+            fate(kept)
+        )
+    },
+};
+
 /// The shared part of a publishing sink; one per element instance.
 pub struct Publisher {
     /// The element's factory name: prefix of its messages.
     name: &'static str,
     cat: gst::DebugCategory,
+    flavour: &'static Flavour,
     /// The queue of the current (or last) run; its counters stay readable after `stop`.
     queue: Mutex<Option<Arc<Queue<Body>>>>,
     run: Mutex<Option<Run>>,
-    /// Documents left at the end of the last flush or stop.
-    undelivered: Arc<std::sync::atomic::AtomicU64>,
     store_warned: AtomicBool,
 }
 
@@ -46,23 +93,38 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The statistics structure `NAME-stats` from a queue's counters.
-fn stats_structure(name: &str, queue: Option<&Queue<Body>>, undelivered: u64) -> gst::Structure {
-    let get = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| {
-        queue.map(|q| Counters::get(f(&q.counters))).unwrap_or(0)
+/// A counter's value from a queue's counters (0 for a name that is none).
+fn counter_value(queue: &Queue<Body>, name: &str) -> u64 {
+    let c = &queue.counters;
+    let counter = match name {
+        "queued" => return queue.backlog() as u64,
+        "sent" => &c.sent,
+        "failed" => &c.failed,
+        "retried" => &c.retried,
+        "timeouts" => &c.timeouts,
+        "resent" => &c.resent,
+        "dropped" => &c.dropped,
+        "waited" => &c.waited,
+        "undelivered" => &c.undelivered,
+        "recovered" => &c.recovered,
+        "discarded" => &c.discarded,
+        "disconnects" => &c.disconnects,
+        _ => return 0,
     };
-    gst::Structure::builder(format!("{name}-stats"))
-        .field("sent", get(|c| &c.sent))
-        .field("failed", get(|c| &c.failed))
-        .field("resent", get(|c| &c.resent))
-        .field("dropped", get(|c| &c.dropped))
-        .field("waited", get(|c| &c.waited))
-        .field("queued", queue.map(|q| q.backlog() as u64).unwrap_or(0))
-        .field("undelivered", undelivered)
-        .field("recovered", get(|c| &c.recovered))
-        .field("discarded", get(|c| &c.discarded))
-        .field("disconnects", get(|c| &c.disconnects))
-        .build()
+    Counters::get(counter)
+}
+
+/// The statistics structure `NAME-stats` from a queue's counters.
+fn stats_structure(
+    name: &str,
+    counters: &[(&str, &str)],
+    queue: Option<&Queue<Body>>,
+) -> gst::Structure {
+    let mut s = gst::Structure::builder(format!("{name}-stats"));
+    for (counter, _) in counters {
+        s = s.field(*counter, queue.map_or(0, |q| counter_value(q, counter)));
+    }
+    s.build()
 }
 
 /// The worker's link back to the element.
@@ -70,8 +132,8 @@ struct Reporter {
     element: glib::WeakRef<gst::Element>,
     name: &'static str,
     cat: gst::DebugCategory,
+    flavour: &'static Flavour,
     queue: Arc<Queue<Body>>,
-    undelivered: Arc<std::sync::atomic::AtomicU64>,
     interval: Option<Duration>,
     last: Mutex<Instant>,
     rejected_warned: AtomicBool,
@@ -140,13 +202,19 @@ impl Report for Reporter {
         gst::warning!(
             self.cat,
             obj = e,
-            "document {sequence} refused by the broker: {reason}"
+            "document {sequence} refused by the {}: {reason}",
+            self.flavour.peer
         );
         if !self.rejected_warned.swap(true, Ordering::Relaxed) {
             gst::element_warning!(
                 e,
                 gst::ResourceError::Write,
-                ("the broker refused document {sequence}: {reason} (further refusals are only counted, in the `failed` property)")
+                (
+                    "the {} refused document {sequence}: {reason} (further {} are only counted, \
+                     in the `failed` property)",
+                    self.flavour.peer,
+                    self.flavour.later
+                )
             );
         }
     }
@@ -169,11 +237,7 @@ impl Report for Reporter {
         if last.elapsed() >= interval {
             *last = Instant::now();
             if let Some(e) = self.element.upgrade() {
-                let s = stats_structure(
-                    self.name,
-                    Some(&self.queue),
-                    self.undelivered.load(Ordering::Relaxed),
-                );
+                let s = stats_structure(self.name, self.flavour.counters, Some(&self.queue));
                 gst::debug!(self.cat, obj = e, "{s}");
                 let _ = e.post_message(gst::message::Element::builder(s).src(&e).build());
             }
@@ -186,13 +250,17 @@ fn settings_error(text: String) -> gst::ErrorMessage {
 }
 
 impl Publisher {
-    pub fn new(name: &'static str, cat: gst::DebugCategory) -> Publisher {
+    pub fn new(
+        name: &'static str,
+        cat: gst::DebugCategory,
+        flavour: &'static Flavour,
+    ) -> Publisher {
         Publisher {
             name,
             cat,
+            flavour,
             queue: Mutex::new(None),
             run: Mutex::new(None),
-            undelivered: Default::default(),
             store_warned: AtomicBool::new(false),
         }
     }
@@ -240,14 +308,13 @@ impl Publisher {
             }
         }
         let queue = Arc::new(queue);
-        self.undelivered.store(0, Ordering::Relaxed);
         self.store_warned.store(false, Ordering::Relaxed);
         let reporter = Reporter {
             element: element.downgrade(),
             name: self.name,
             cat: self.cat,
+            flavour: self.flavour,
             queue: queue.clone(),
-            undelivered: self.undelivered.clone(),
             interval: settings.stats_interval(),
             last: Mutex::new(Instant::now()),
             rejected_warned: AtomicBool::new(false),
@@ -321,31 +388,21 @@ impl Publisher {
         }
     }
 
-    /// Reports what `stop` left on the queue.
-    fn report_left(&self, element: &gst::Element, left: super::queue::Stopped, when: &str) {
-        let n = left.lost + left.kept;
-        if n == 0 {
-            return;
-        }
-        self.undelivered.fetch_add(n, Ordering::Relaxed);
-        if left.kept > 0 {
-            gst::element_warning!(
-                element,
-                gst::ResourceError::Write,
-                (
-                    "{when} {} documents undelivered; they stay in spool-dir and go out first at the next start",
-                    left.kept
-                )
-            );
+    /// Says on the bus what a stop of the queue left: `text` from how many and whether the
+    /// spool keeps them.
+    fn report_left(
+        &self,
+        element: &gst::Element,
+        left: super::queue::Stopped,
+        text: impl Fn(u64, bool) -> String,
+    ) {
+        let (n, kept) = if left.kept > 0 {
+            (left.kept, true)
         } else {
-            gst::element_warning!(
-                element,
-                gst::ResourceError::Write,
-                (
-                    "{when} {} documents undelivered; counted as dropped",
-                    left.lost
-                )
-            );
+            (left.lost, false)
+        };
+        if n > 0 {
+            gst::element_warning!(element, gst::ResourceError::Write, ("{}", text(n, kept)));
         }
     }
 
@@ -363,11 +420,9 @@ impl Publisher {
             && !queue.wait_drained(flush_timeout)
         {
             let left = queue.stop();
-            self.report_left(
-                element,
-                left,
-                &format!("EOS: flush-timeout ({flush_timeout:?}) ran out with"),
-            );
+            self.report_left(element, left, |n, kept| {
+                (self.flavour.eos_left)(n, flush_timeout, kept)
+            });
         }
         self.post_stats(element);
     }
@@ -377,11 +432,7 @@ impl Publisher {
         let run = lock(&self.run).take();
         if let Some(queue) = self.queue() {
             let left = queue.stop();
-            self.report_left(
-                element,
-                left,
-                "stopped (no EOS, or before they could be confirmed) with",
-            );
+            self.report_left(element, left, self.flavour.stop_left);
         }
         let Some(mut run) = run else {
             return;
@@ -402,7 +453,8 @@ impl Publisher {
                 gst::info!(
                     self.cat,
                     obj = element,
-                    "the delivery thread is still in a connection attempt; it ends on its own"
+                    "the delivery thread is still in a connection attempt or a request; it ends \
+                     on its own"
                 );
             }
         }
@@ -425,19 +477,20 @@ impl Publisher {
 
     /// The counters as the `NAME-stats` structure.
     pub fn stats(&self) -> gst::Structure {
-        stats_structure(
-            self.name,
-            self.queue().as_deref(),
-            self.undelivered.load(Ordering::Relaxed),
-        )
+        stats_structure(self.name, self.flavour.counters, self.queue().as_deref())
     }
 
-    /// A counter property's value; `None` when `name` is not a counter.
+    /// A counter property's value; `None` when `name` is not one of the flavour's counters.
     pub fn counter(&self, name: &str) -> Option<glib::Value> {
-        COUNTERS
+        self.flavour
+            .counters
             .iter()
             .any(|(c, _)| *c == name)
-            .then(|| self.stats().get::<u64>(name).unwrap_or_default().to_value())
+            .then(|| {
+                self.queue()
+                    .map_or(0, |q| counter_value(&q, name))
+                    .to_value()
+            })
     }
 
     /// Posts the counters as an element message named `NAME-stats`.

@@ -31,6 +31,10 @@ pub enum Outcome {
     /// Refused for good (the document itself is wrong: too large, not allowed); not sent again,
     /// counted in `failed`.
     Rejected(u64, String),
+    /// Not delivered yet: the transport tries it again itself, later (HTTP's retries of one
+    /// document). Counted in `retried`, and in `timeouts` when the attempt got no answer in
+    /// time; the document stays in flight.
+    Retrying { sequence: u64, timed_out: bool },
 }
 
 /// A failure of the connection (or of the client library): every document in flight is sent
@@ -189,6 +193,14 @@ pub fn run(
                     report.rejected(*s, reason);
                     (*s, false)
                 }
+                Outcome::Retrying { timed_out, .. } => {
+                    Counters::add(&counters.timeouts, u64::from(*timed_out));
+                    // A stop gives the document up: no retry then.
+                    if !queue.is_stopped() {
+                        Counters::add(&counters.retried, 1);
+                    }
+                    continue;
+                }
             };
             if let Some(slot) = window
                 .iter_mut()
@@ -199,15 +211,11 @@ pub fn run(
         }
         let done = window.iter().take_while(|(_, o)| o.is_some()).count();
         if done > 0 {
-            for (_, outcome) in window.drain(..done) {
-                let counter = if outcome == Some(true) {
-                    &counters.sent
-                } else {
-                    &counters.failed
-                };
-                Counters::add(counter, 1);
-            }
-            if let Err(e) = queue.commit(done) {
+            let delivered = window
+                .drain(..done)
+                .filter(|(_, outcome)| *outcome == Some(true))
+                .count();
+            if let Err(e) = queue.complete(done, delivered) {
                 report.store_failed(&e);
             }
         }
