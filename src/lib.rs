@@ -7,6 +7,7 @@
 
 use gst::glib;
 
+pub mod kserve;
 pub mod lvahttpsink;
 pub mod lvajson;
 pub mod lvakafkasink;

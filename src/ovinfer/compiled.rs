@@ -9,11 +9,11 @@ use std::sync::Arc;
 use gst_video::prelude::*;
 
 use super::convert::{Converter, Layout, YuvMatrix};
-use super::pool::{Instance, Keep};
+use super::pool::{Instance, Keep, Request};
 use super::state::State;
 use super::{InferenceRegion, ModelColorFormat};
 use super::{frame, input};
-use crate::openvino::{InferRequest, InputPreprocessing, PixelFormat};
+use crate::openvino::{InputPreprocessing, PixelFormat};
 
 /// The model compiled for the negotiated caps, with its infer requests.
 pub struct Compiled {
@@ -34,7 +34,7 @@ impl Compiled {
     /// live until the inference is over); else copied into the request's own tensor.
     pub fn feed(
         &self,
-        request: &mut InferRequest,
+        request: &mut Request,
         slot: usize,
         buffer: &gst::Buffer,
     ) -> Result<Option<Keep>, String> {
@@ -50,6 +50,7 @@ impl Compiled {
         };
         let strides: Vec<usize> = strides.iter().map(|&s| s.max(0) as usize).collect();
         if self.converter.is_none()
+            && let Request::Local(request) = &mut *request
             && batch == 1
             && buffer.n_memory() == 1
             && let Some(len) = frame::packed_len(&offsets, &strides, &sizes)
@@ -107,8 +108,8 @@ pub fn planes<'a>(
 }
 
 /// Slot `slot` of the request's own input tensor (of `batch` slots).
-fn slot_bytes(request: &mut InferRequest, slot: usize, batch: usize) -> Result<&mut [u8], String> {
-    let input = request.input_bytes().map_err(|e| e.to_string())?;
+fn slot_bytes(request: &mut Request, slot: usize, batch: usize) -> Result<&mut [u8], String> {
+    let input = request.input_bytes()?;
     let len = input.len() / batch.max(1);
     input
         .get_mut(slot * len..(slot + 1) * len)
@@ -118,7 +119,7 @@ fn slot_bytes(request: &mut InferRequest, slot: usize, batch: usize) -> Result<&
 /// Converts `planes` (a whole frame, or the window of it `converter` reads) into slot `slot`
 /// of the request's own input tensor.
 pub fn write_converted(
-    request: &mut InferRequest,
+    request: &mut Request,
     slot: usize,
     batch: usize,
     converter: &Converter,
@@ -166,9 +167,13 @@ pub fn frames_input(
     // ROIs are cropped and scaled by ovinfer whatever the backend: OpenVINO's pre-processing is
     // compiled for one input size, and its C API can neither read a crop in place (no ROI
     // tensors) nor take inputs of changing sizes to resize.
+    // A server is sent the converter's pixels (the remote request turns them into the model's
+    // tensor).
     let native = match state.settings.inference_region {
-        InferenceRegion::FullFrame => frame::pixel_format(info.format(), w, h),
-        InferenceRegion::RoiList => None,
+        InferenceRegion::FullFrame if state.remote.is_none() => {
+            frame::pixel_format(info.format(), w, h)
+        }
+        _ => None,
     };
     let feed = input::feed(
         state.settings.pre_process_backend,

@@ -22,13 +22,15 @@ use super::decode::ctc::Charset;
 use super::decode::{Decoded, DecoderKind, Detection, ModelShape, Tensor};
 use super::input;
 use super::labels::{self, Labels};
-use super::pool::{Instance, Keep, Slot};
+use super::pool::{Backend, Instance, Keep, Request, Slot};
 use super::reclassify::{Decision, Tracks};
+use super::remote::{self, Remote};
 use super::resize::Placement;
 use super::roi::{self, Choice, RoiCounts};
 use super::settings::{
     DEFAULT_DEVICE, DEFAULT_INPUT_MAX_SIDE, DEFAULT_INPUT_RANGE, DEFAULT_INTERVAL,
-    DEFAULT_RECLASSIFY_INTERVAL, DEFAULT_THRESHOLD, MAX_BATCH, MAX_INPUT_SIDE, MAX_NIREQ, Settings,
+    DEFAULT_RECLASSIFY_INTERVAL, DEFAULT_REMOTE_TIMEOUT, DEFAULT_THRESHOLD, MAX_BATCH,
+    MAX_INPUT_SIDE, MAX_NIREQ, Settings,
 };
 use super::shared::{COMPILED, INSTANCES, core};
 use super::state::{self, Pending, RoiJob, RoiWork, State, Work};
@@ -38,7 +40,7 @@ use super::{
     ResizeMode, model,
 };
 use crate::meta::{self, DetectionInfo, FrameClassification};
-use crate::openvino::{self, InferRequest};
+use crate::openvino::{self, PixelFormat};
 use crate::properties::optional_string;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -51,8 +53,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// Writes an input into slot `slot` of a request, given what is compiled for the caps (see
 /// `pool::Write`).
-type WriteWith<'a> =
-    dyn FnMut(&Compiled, &mut InferRequest, usize) -> Result<Option<Keep>, String> + 'a;
+type WriteWith<'a> = dyn FnMut(&Compiled, &mut Request, usize) -> Result<Option<Keep>, String> + 'a;
 
 #[derive(Default)]
 pub struct OvInfer {
@@ -77,6 +78,9 @@ impl OvInfer {
     /// Loads the model, picks the decoder and reads the labels: everything that does not depend
     /// on caps, so that a bad model or labels file fails the state change.
     fn load(&self, settings: &Settings) -> Result<State, gst::ErrorMessage> {
+        if let Some(options) = settings.remote()? {
+            return self.load_remote(settings, options);
+        }
         let path = settings.model_file()?;
         let range = settings.range()?;
         let ov_config = settings.ov_properties()?;
@@ -332,6 +336,218 @@ impl OvInfer {
             selection: settings.selection(),
             attribute,
             tracks: Tracks::new(settings.reclassify_interval),
+            remote: None,
+            failures_in_row: 0,
+        })
+    }
+
+    /// `load` for a model on a server: its metadata (ModelReady, ModelMetadata) instead of the
+    /// model file gives the input and the outputs, from which the same decoder, labels and
+    /// pre-processing follow.
+    fn load_remote(
+        &self,
+        settings: &Settings,
+        options: remote::Options,
+    ) -> Result<State, gst::ErrorMessage> {
+        let range = settings.range()?;
+        let labels = settings.read_labels()?;
+        let attribute = settings.attribute(&options.model)?;
+        settings.check_resize()?;
+        let input_size = settings
+            .input_size()
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
+        let (url, name) = (options.target.url.clone(), options.model.clone());
+        let client = remote::Client::new(options)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
+        let metadata = client.metadata().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ("{e}. Check that the server runs and serves the model: server, \
+                     remote-model, remote-model-version (and for grpcs:// ca-file, for a server \
+                     asking for credentials authorization)")
+            )
+        })?;
+        let in_err = |e: String| {
+            gst::error_msg!(
+                gst::StreamError::Format,
+                ("model '{name}' on server {url} {e}")
+            )
+        };
+        let served = remote::Model::from_metadata(&metadata).map_err(in_err)?;
+        let batch = settings.batch_size.max(1) as usize;
+        let mut port = served.input.clone();
+        if port.shape.len() == 4 {
+            match port.shape[0] {
+                None => port.shape[0] = Some(1),
+                Some(n) if batch > 1 => {
+                    return Err(in_err(format!(
+                        "has input '{}' {} of a fixed batch of {n}: it cannot infer batches of \
+                         {batch} frames; set batch-size=1",
+                        port.name,
+                        served.input.shape_string()
+                    )));
+                }
+                Some(_) => {}
+            }
+            match (model::dynamic_image_layout(&port.shape), input_size) {
+                (Some(layout), Some((w, h))) => {
+                    port.shape = model::image_dims(layout, w, h)
+                        .into_iter()
+                        .map(Some)
+                        .collect();
+                }
+                (Some(_), None) => {
+                    return Err(in_err(format!(
+                        "has input '{}' {} of a dynamic size: set input-size=WIDTHxHEIGHT to a \
+                         size it takes",
+                        port.name,
+                        served.input.shape_string()
+                    )));
+                }
+                (None, Some((w, h))) => {
+                    return Err(in_err(format!(
+                        "has input '{}' {} of a fixed size: input-size={w}x{h} cannot reshape a \
+                         served model; leave input-size empty",
+                        port.name,
+                        served.input.shape_string()
+                    )));
+                }
+                (None, None) => {}
+            }
+        }
+        let model_input = input::model_input(&port).map_err(in_err)?;
+        if batch > 1 && served.outputs.iter().any(|(_, s)| s.first() != Some(&None)) {
+            return Err(in_err(format!(
+                "has outputs {:?}, not all of a dynamic batch: it cannot infer batches of \
+                 {batch} frames; set batch-size=1",
+                served.outputs
+            )));
+        }
+        // One frame's outputs: a dynamic batch is 1; any other dynamic dimension is unknown.
+        let outputs = served
+            .outputs
+            .iter()
+            .map(|(output, shape)| {
+                shape
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| match d {
+                        Some(d) => usize::try_from(*d).map_err(|_| ()),
+                        None if i == 0 => Ok(1),
+                        None => Err(()),
+                    })
+                    .collect::<Result<Vec<usize>, ()>>()
+                    .map_err(|()| {
+                        in_err(format!(
+                            "has output '{output}' of shape {shape:?} with a dynamic dimension: \
+                             ovinfer decodes outputs of known shapes"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let model_shape = ModelShape {
+            outputs,
+            input_width: model_input.width,
+            input_height: model_input.height,
+        };
+        let decoder = self
+            .pick_decoder(settings, &model_shape, false)
+            .map_err(in_err)?;
+        let labels = match decoder {
+            DecoderKind::TextRecognition => {
+                let charset = self.charset(settings, None, std::path::Path::new(&url))?;
+                charset
+                    .check(model_shape.outputs[0][2])
+                    .map_err(|e| in_err(format!("{e}: labels is not its character set")))?;
+                Labels::from_entries(charset.entries())
+            }
+            _ => labels,
+        };
+        let layout = if batch == 1 {
+            BatchLayout::single(&model_shape.outputs)
+        } else {
+            let batched: Vec<Vec<usize>> = model_shape
+                .outputs
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    s[0] = batch;
+                    s
+                })
+                .collect();
+            BatchLayout::new(&model_shape.outputs, &batched, batch, |i| {
+                decoder.batch_groups(&model_shape, i)
+            })
+            .map_err(in_err)?
+        };
+        let model_bgr = settings.model_color_format == ModelColorFormat::Bgr;
+        let (w, h) = (model_input.width, model_input.height);
+        let pre = input::preprocessing(
+            &model_input,
+            PixelFormat::Rgb,
+            w,
+            h,
+            model_bgr,
+            range,
+            decoder,
+        );
+        let prep = remote::Prep {
+            width: w,
+            height: h,
+            channels_first: model_input.layout == "NCHW",
+            datatype: served.input_datatype,
+            mean: pre.mean,
+            scale: pre.scale,
+        };
+        let output_names = served.outputs.iter().map(|(n, _)| n.clone()).collect();
+        let remote = Remote::new(client, port.name.clone(), prep, batch, output_names);
+        if settings.pre_process_backend == PreProcessBackend::Openvino {
+            gst::info!(
+                CAT,
+                imp = self,
+                "pre-process-backend=openvino does not apply with a server: ovinfer converts \
+                 and scales the frames it sends"
+            );
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "model '{name}' on server {url}: input '{}' {} {} {w}x{h} {}, outputs {:?}, decoder \
+             {decoder}, {} labels",
+            port.name,
+            served.input.shape_string(),
+            metadata.inputs.first().map_or("", |i| i.datatype.as_str()),
+            model_input.layout,
+            served.outputs,
+            labels.len()
+        );
+        let mut input_dims: Vec<i64> = port.shape.iter().map(|d| d.unwrap_or(1)).collect();
+        if let Some(first) = input_dims.first_mut() {
+            *first = batch as i64;
+        }
+        Ok(State {
+            sized_per_frame: None,
+            input_dims,
+            path: PathBuf::from(&url).join(&name),
+            model_name: name,
+            model_input,
+            model_shape,
+            layout,
+            decoder,
+            labels,
+            range,
+            ov_config: Vec::new(),
+            settings: settings.clone(),
+            compiled: None,
+            frames: 0,
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
+            in_place: None,
+            selection: settings.selection(),
+            attribute,
+            tracks: Tracks::new(settings.reclassify_interval),
+            remote: Some(Arc::new(remote)),
+            failures_in_row: 0,
         })
     }
 
@@ -443,52 +659,68 @@ impl OvInfer {
         Ok(())
     }
 
-    /// Compiles the model with pre-processing from the negotiated frames.
+    /// Compiles the model with pre-processing from the negotiated frames (with a server: the
+    /// converter for them, and the pool of remote requests).
     fn compile(&self, state: &State, info: &gst_video::VideoInfo) -> Result<Compiled, String> {
         let (w, h) = (info.width() as usize, info.height() as usize);
         let (format, converter, pre) = compiled::frames_input(state, info)?;
         let converter = converter.map(|c| c.with_resize(state.resize_mode()));
         let hint = state.settings.performance_hint.openvino_name();
         let batch = state.layout.batch();
-        let key = format!(
-            "{}|{}|{hint}|{:?}|batch {batch}|input {:?}|{pre:?}",
-            state.path.display(),
-            state.settings.device,
-            state.ov_config,
-            state.input_dims
-        );
-        let (compiled, reused) = COMPILED.get_or_try_insert(&key, || {
-            let core = core().map_err(|e| e.to_string())?;
-            let model = model::read_shaped(core, &state.path, &state.input_dims)
-                .and_then(|model| model.with_preprocessing(&pre))
-                .map_err(|e| e.to_string())?;
-            let mut properties = vec![("PERFORMANCE_HINT", hint)];
-            properties.extend(
-                state
-                    .ov_config
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            );
-            core.compile(&model, &state.settings.device, &properties)
-                .map_err(|e| {
-                    format!(
-                        "on device {} with {properties:?}: {e}",
-                        state.settings.device
-                    )
-                })
-        })?;
+        let (backend, optimal, key, reused) = match &state.remote {
+            Some(remote) => {
+                let options = &remote.client.options;
+                let key = format!(
+                    "{} model '{}' version '{}'|batch {batch}|input {:?}",
+                    options.target.url, options.model, options.version, state.input_dims
+                );
+                // One request in flight for the latency hint, two with throughput.
+                (Backend::Remote(remote.clone()), 1, key, false)
+            }
+            None => {
+                let key = format!(
+                    "{}|{}|{hint}|{:?}|batch {batch}|input {:?}|{pre:?}",
+                    state.path.display(),
+                    state.settings.device,
+                    state.ov_config,
+                    state.input_dims
+                );
+                let (compiled, reused) = COMPILED.get_or_try_insert(&key, || {
+                    let core = core().map_err(|e| e.to_string())?;
+                    let model = model::read_shaped(core, &state.path, &state.input_dims)
+                        .and_then(|model| model.with_preprocessing(&pre))
+                        .map_err(|e| e.to_string())?;
+                    let mut properties = vec![("PERFORMANCE_HINT", hint)];
+                    properties.extend(
+                        state
+                            .ov_config
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str())),
+                    );
+                    core.compile(&model, &state.settings.device, &properties)
+                        .map_err(|e| {
+                            format!(
+                                "on device {} with {properties:?}: {e}",
+                                state.settings.device
+                            )
+                        })
+                })?;
+                let optimal = compiled.optimal_requests().map_err(|e| e.to_string())?;
+                (Backend::Local(compiled), optimal, key, reused)
+            }
+        };
         let nireq = match state.settings.nireq {
             0 => state
                 .settings
                 .performance_hint
-                .default_requests(compiled.optimal_requests().map_err(|e| e.to_string())?)
+                .default_requests(optimal)
                 .clamp(1, MAX_NIREQ as usize),
             n => n as usize,
         };
         let new = || {
             let outputs = state.model_shape.outputs.clone();
             let layout = state.layout.clone();
-            Instance::new(compiled.clone(), nireq, outputs, layout, key.clone())
+            Instance::new(backend.clone(), nireq, outputs, layout, key.clone())
         };
         let instance = match &state.settings.model_instance_id {
             None => Arc::new(new()?),
@@ -507,29 +739,41 @@ impl OvInfer {
                 instance
             }
         };
-        gst::info!(
-            CAT,
-            imp = self,
-            "{} for {:?} {w}x{h} on {} ({hint}, {:?}), {} infer requests of {batch} frames{}, {}: {pre:?}",
-            if reused {
-                "sharing the model compiled"
-            } else {
-                "compiled"
-            },
-            info.format(),
-            state.settings.device,
-            state.ov_config,
-            instance.size,
-            match &state.settings.model_instance_id {
-                Some(id) => format!(" of instance '{id}'"),
-                None => String::new(),
-            },
-            if converter.is_some() {
-                "ovinfer converts frames"
-            } else {
-                "OpenVINO pre-processes frames"
-            }
-        );
+        let shared = match &state.settings.model_instance_id {
+            Some(id) => format!(" of instance '{id}'"),
+            None => String::new(),
+        };
+        match &state.remote {
+            Some(remote) => gst::info!(
+                CAT,
+                imp = self,
+                "for {:?} {w}x{h}: {} requests of {batch} frames in flight{shared} to {} \
+                 (ovinfer converts frames), warm-up round trip {:?}",
+                info.format(),
+                instance.size,
+                remote.client.options.target.url,
+                instance.inference_time
+            ),
+            None => gst::info!(
+                CAT,
+                imp = self,
+                "{} for {:?} {w}x{h} on {} ({hint}, {:?}), {} infer requests of {batch} frames{shared}, {}: {pre:?}",
+                if reused {
+                    "sharing the model compiled"
+                } else {
+                    "compiled"
+                },
+                info.format(),
+                state.settings.device,
+                state.ov_config,
+                instance.size,
+                if converter.is_some() {
+                    "ovinfer converts frames"
+                } else {
+                    "OpenVINO pre-processes frames"
+                }
+            ),
+        }
         Ok(Compiled {
             instance,
             info: info.clone(),
@@ -597,8 +841,7 @@ impl OvInfer {
         loop {
             {
                 let compiled = state.compiled.as_ref().ok_or("caps went away")?;
-                let mut write =
-                    |request: &mut InferRequest, slot: usize| write(compiled, request, slot);
+                let mut write = |request: &mut Request, slot: usize| write(compiled, request, slot);
                 if let Some(added) = instance.try_add(&mut write) {
                     return added;
                 }
@@ -811,17 +1054,22 @@ impl OvInfer {
             Work::Skipped => {}
             Work::Frame(slot) => {
                 let instance = &state.compiled.as_ref().ok_or("caps went away")?.instance;
-                instance
+                let attached = instance
                     .read(slot, |outputs| {
                         self.attach(state, outputs, buffer.make_mut(), frame)
                     })
-                    .and_then(|attached| attached)
+                    .and_then(|attached| attached.transpose())
                     .map_err(|e| format!("frame {frame}: {e}"))?;
+                let got = attached.is_some();
+                self.remote_results(state, usize::from(got), usize::from(!got))?;
             }
             Work::Rois(rois) => {
                 counts = Some(rois.counts);
-                self.attach_rois(state, rois.jobs, buffer.make_mut(), frame)
+                let inferred = rois.jobs.iter().filter(|j| j.slot.is_some()).count();
+                let failed = self
+                    .attach_rois(state, rois.jobs, buffer.make_mut(), frame)
                     .map_err(|e| format!("frame {frame}: {e}"))?;
+                self.remote_results(state, inferred - failed, failed)?;
             }
         }
         state.ready.push_back(buffer);
@@ -837,6 +1085,65 @@ impl OvInfer {
             self.check_latency(inferences);
         }
         self.maybe_post_stats(state.settings.stats_interval, false);
+        Ok(())
+    }
+
+    /// With a server: counts the inferences that gave no results (`failed`), posts a warning
+    /// at the first of an outage, and fails after `max-failures` in a row.
+    fn remote_results(
+        &self,
+        state: &mut State,
+        inferred: usize,
+        failed: usize,
+    ) -> Result<(), String> {
+        let Some(remote) = state.remote.clone() else {
+            return Ok(());
+        };
+        let url = &remote.client.options.target.url;
+        if failed == 0 {
+            if inferred > 0 {
+                state.failures_in_row = 0;
+                if remote.take_recovery() {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "server {url} answers again: results resume"
+                    );
+                }
+            }
+            return Ok(());
+        }
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            for _ in 0..failed {
+                stats.remote_failed();
+            }
+        }
+        state.failures_in_row = state
+            .failures_in_row
+            .saturating_add(u32::try_from(failed).unwrap_or(u32::MAX));
+        let max = state.settings.max_failures;
+        if max > 0 && state.failures_in_row >= max {
+            return Err(format!(
+                "{} inferences in a row got no results from server {url} (model '{}'), \
+                 max-failures={max}; last: {}. Check that the server runs and serves the model, \
+                 or set max-failures=0 to let frames pass without results while it is down",
+                state.failures_in_row,
+                remote.client.options.model,
+                remote.last_error()
+            ));
+        }
+        if let Some(error) = remote.take_outage() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Read,
+                (
+                    "inference on server {url} (model '{}') failed: {error}. Frames pass \
+                     without results (counted in remote-failures) until it answers again",
+                    remote.client.options.model
+                )
+            );
+        }
         Ok(())
     }
 
@@ -968,14 +1275,16 @@ impl OvInfer {
 
     /// Reads the results of a frame's ROIs (each decoded into its cell, which frames reusing
     /// it read later) and attaches them: a class as an attribute structure on its ROI,
-    /// detections as new ROIs in the frame's coordinates.
+    /// detections as new ROIs in the frame's coordinates. Returns how many of its inferences
+    /// gave no results (remote calls that failed).
     fn attach_rois(
         &self,
         state: &State,
         jobs: Vec<RoiJob>,
         buffer: &mut gst::BufferRef,
         n: u64,
-    ) -> Result<(), String> {
+    ) -> Result<usize, String> {
+        let mut failed = 0;
         let compiled = state.compiled.as_ref().ok_or("caps went away")?;
         let threshold = state.settings.threshold as f32;
         let mut jobs = jobs.into_iter();
@@ -993,10 +1302,11 @@ impl OvInfer {
                             .decoder
                             .decode_picture(outputs, model, threshold, &crop)
                     })
-                    .and_then(|decoded| decoded);
+                    .and_then(|decoded| decoded.transpose());
                 match decoded {
                     // Set once: this frame owns the cell of its inference.
-                    Ok(decoded) => drop(job.result.set(decoded)),
+                    Ok(Some(decoded)) => drop(job.result.set(decoded)),
+                    Ok(None) => failed += 1,
                     Err(e) => {
                         state::discard_jobs(jobs, &compiled.instance);
                         return Err(format!("ROI {} at {:?}: {e}", job.index, job.rect));
@@ -1072,7 +1382,7 @@ impl OvInfer {
             }
         }
         self.add_detections(state, buffer, &found, n);
-        Ok(())
+        Ok(failed)
     }
 
     /// Attaches detections (normalised to the frame, not yet clipped) as ROIs with their
@@ -1308,6 +1618,52 @@ impl ObjectImpl for OvInfer {
                     .default_value(DEFAULT_INPUT_MAX_SIDE)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("server")
+                    .nick("Server")
+                    .blurb("Infer on a KServe v2 gRPC server (lva-server, OpenVINO Model Server, Triton) instead of a local model: grpc://HOST:PORT, or grpcs://HOST:PORT for TLS. Empty (default): the local model of the model property; the two are exclusive")
+                    .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("remote-model")
+                    .nick("Remote model")
+                    .blurb("With server: the name the server serves the model under (required); its input and outputs are read with ModelMetadata")
+                    .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("remote-model-version")
+                    .nick("Remote model version")
+                    .blurb("With server: the model's version; empty (default): the server's choice")
+                    .default_value(Some(""))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("remote-timeout")
+                    .nick("Remote timeout")
+                    .blurb("With server: milliseconds one inference (and connecting, and each call at start) may take; a call past it fails (its frames pass without results)")
+                    .minimum(1)
+                    .default_value(DEFAULT_REMOTE_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-failures")
+                    .nick("Maximum failures")
+                    .blurb("With server: 0 (default) = a frame whose inference fails (server down, timeout, any gRPC error) passes without results and is counted in remote-failures; N = an element error after N such inferences in a row")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("ca-file")
+                    .nick("CA file")
+                    .blurb("With server=grpcs://: PEM file of the CA (or the self-signed certificate) to trust for the server's certificate instead of the system's roots")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("authorization")
+                    .nick("Authorization")
+                    .blurb("With server: the value of the authorization header sent with every call, e.g. \"Bearer TOKEN\" or \"Basic BASE64(user:password)\" (lva-server's auth); read back as \"*****\" when set")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("remote-failures")
+                    .nick("Remote failures")
+                    .blurb("With server: inferences (frames, or ROIs with roi-list) that got no results since the element started: server down or refusing, timeouts")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt64::builder("rois-inferred")
                     .nick("ROIs inferred")
                     .blurb("ROIs the model ran on since the element started (roi-list)")
@@ -1385,6 +1741,17 @@ impl ObjectImpl for OvInfer {
             "input-max-side" => {
                 settings.input_max_side = value.get().unwrap_or(DEFAULT_INPUT_MAX_SIDE)
             }
+            "server" => settings.server = optional_string(value).unwrap_or_default(),
+            "remote-model" => settings.remote_model = optional_string(value).unwrap_or_default(),
+            "remote-model-version" => {
+                settings.remote_model_version = optional_string(value).unwrap_or_default()
+            }
+            "remote-timeout" => {
+                settings.remote_timeout = value.get().unwrap_or(DEFAULT_REMOTE_TIMEOUT)
+            }
+            "max-failures" => settings.max_failures = value.get().unwrap_or(0),
+            "ca-file" => settings.ca_file = optional_string(value).map(PathBuf::from),
+            "authorization" => settings.authorization = optional_string(value),
             _ => unreachable!("unknown property {name}"),
         }
         if let Some(state) = state.as_mut() {
@@ -1421,6 +1788,15 @@ impl ObjectImpl for OvInfer {
             "attribute-name" => s.attribute_name.to_value(),
             "input-size" => s.input_size.to_value(),
             "input-max-side" => s.input_max_side.to_value(),
+            "server" => s.server.to_value(),
+            "remote-model" => s.remote_model.to_value(),
+            "remote-model-version" => s.remote_model_version.to_value(),
+            "remote-timeout" => s.remote_timeout.to_value(),
+            "max-failures" => s.max_failures.to_value(),
+            "ca-file" => path(&s.ca_file).to_value(),
+            // A secret: never read back (nor logged).
+            "authorization" => s.authorization.as_ref().map(|_| "*****").to_value(),
+            "remote-failures" => self.snapshot().remote_failures.to_value(),
             "rois-inferred" => self.snapshot().rois.inferred.to_value(),
             "rois-reused" => self.snapshot().rois.reused.to_value(),
             "rois-skipped-class" => self.snapshot().rois.other_class.to_value(),

@@ -5,7 +5,8 @@
 //! `input` (how frames become the model's input), `resize` (where a picture lies in the input,
 //! `pre-process-resize`, and boxes mapped back), `frame` and `convert` (the frames written into
 //! the input tensor), `compiled` (what is held for the negotiated caps), `pool` (a model instance
-//! and its infer requests), `batch` (each frame's results in a batch's outputs), `decode` (the
+//! and its infer requests, local or on a server), `remote` (inference on a KServe v2 server:
+//! `server=`), `batch` (each frame's results in a batch's outputs), `decode` (the
 //! outputs read as detections or classes), `roi` (which ROIs `inference-region=roi-list` infers
 //! on and how their results come back), `reclassify` (results of tracked objects reused,
 //! `reclassify-interval`), `shared` (what the whole process shares), `state` (one run's state
@@ -23,6 +24,7 @@ pub mod labels;
 mod model;
 pub mod pool;
 pub mod reclassify;
+pub mod remote;
 pub mod resize;
 pub mod roi;
 mod settings;

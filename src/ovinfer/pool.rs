@@ -27,30 +27,100 @@ use std::time::{Duration, Instant};
 
 use super::batch::BatchLayout;
 use super::decode::Tensor;
+use super::remote::{Outputs, Remote, RemoteRequest};
 use crate::openvino::{CompiledModel, InferRequest};
 
-/// Outputs of a finished inference: (shape, values) per model output.
-type Outputs = Vec<(Vec<usize>, Vec<f32>)>;
+/// What runs the inferences: a model compiled on a local OpenVINO device, or a model on a
+/// KServe v2 server (`server=`). The pool and its jobs are the same for both.
+#[derive(Clone)]
+pub enum Backend {
+    Local(Arc<CompiledModel>),
+    Remote(Arc<Remote>),
+}
+
+impl Backend {
+    fn create_request(&self) -> Result<Request, String> {
+        match self {
+            Backend::Local(model) => model
+                .create_request()
+                .map(Request::Local)
+                .map_err(|e| e.to_string()),
+            Backend::Remote(remote) => Ok(Request::Remote(RemoteRequest::new(remote.clone()))),
+        }
+    }
+}
+
+/// One request of the pool: an OpenVINO infer request, or a call to the server.
+pub enum Request {
+    Local(InferRequest),
+    Remote(RemoteRequest),
+}
+
+impl Request {
+    /// The request's own input: the model's tensor (local) or the converter's pixels (remote).
+    pub fn input_bytes(&mut self) -> Result<&mut [u8], String> {
+        match self {
+            Request::Local(r) => r.input_bytes().map_err(|e| e.to_string()),
+            Request::Remote(r) => Ok(r.input_bytes()),
+        }
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        match self {
+            Request::Local(r) => r.start().map_err(|e| e.to_string()),
+            Request::Remote(r) => r.start(),
+        }
+    }
+
+    /// Waits for the inference: whether it gave results (a remote call that failed gives
+    /// none, and its frames pass without results).
+    fn wait(&mut self) -> Result<bool, String> {
+        match self {
+            Request::Local(r) => r.wait().map(|()| true).map_err(|e| e.to_string()),
+            Request::Remote(r) => r.wait(),
+        }
+    }
+
+    fn is_done(&mut self) -> Result<bool, String> {
+        match self {
+            Request::Local(r) => r.is_done().map_err(|e| e.to_string()),
+            Request::Remote(r) => Ok(r.is_done()),
+        }
+    }
+
+    fn output_f32(&self, index: usize) -> Result<(Vec<usize>, &[f32]), String> {
+        match self {
+            Request::Local(r) => r.output_f32(index).map_err(|e| e.to_string()),
+            Request::Remote(r) => r.output_f32(index),
+        }
+    }
+
+    fn infer(&mut self) -> Result<bool, String> {
+        self.start()?;
+        self.wait()
+    }
+}
 
 /// What must live while an inference runs: the mapped frame a request reads without a copy.
 pub type Keep = Box<dyn Send>;
 
 /// Writes a frame into slot `slot` of a request's input; returns what the input then borrows.
-pub type Write<'a> = dyn FnMut(&mut InferRequest, usize) -> Result<Option<Keep>, String> + 'a;
+pub type Write<'a> = dyn FnMut(&mut Request, usize) -> Result<Option<Keep>, String> + 'a;
 
 enum JobState {
     /// Taking frames, not started, with what its input borrows.
-    Filling(InferRequest, Vec<Keep>),
+    Filling(Request, Vec<Keep>),
     /// A frame being written into it: the request and its borrows are with the writer, which
     /// puts them back as `Filling` (or starts the job).
     Writing,
     /// Started, with what its input borrows (dropped after the inference: freeing a request
     /// waits for it).
-    Running(InferRequest, Vec<Keep>),
+    Running(Request, Vec<Keep>),
     /// Over: the outputs are in the request, read in place by the slots' owners.
-    Done(InferRequest),
-    /// Harvested for another frame's need of a request (or failed): the outputs, or the error.
-    Copied(Result<Outputs, String>),
+    Done(Request),
+    /// Harvested for another frame's need of a request (or failed): the outputs (`None`: a
+    /// remote call that failed, the frames pass without results), or the error.
+    Copied(Result<Option<Outputs>, String>),
     /// Every slot read, the request back in the pool.
     Closed,
 }
@@ -81,14 +151,14 @@ impl Slot {
     pub fn is_done(&self) -> Result<bool, String> {
         match &mut lock(&self.job.0).state {
             JobState::Filling(..) | JobState::Writing => Ok(false),
-            JobState::Running(request, _) => request.is_done().map_err(|e| e.to_string()),
+            JobState::Running(request, _) => request.is_done(),
             _ => Ok(true),
         }
     }
 }
 
 struct Pool {
-    idle: Vec<InferRequest>,
+    idle: Vec<Request>,
     /// The job taking frames (only while it has free slots).
     filling: Option<Arc<Job>>,
     /// Started jobs still holding their request, oldest first (jobs closed meanwhile are
@@ -119,7 +189,7 @@ pub struct Instance {
     /// ends.
     changed: Condvar,
     /// Kept alive as long as its requests.
-    _model: Arc<CompiledModel>,
+    _backend: Backend,
     /// Number of requests.
     pub size: usize,
     /// Frames per inference.
@@ -138,25 +208,30 @@ pub struct Instance {
 
 impl Instance {
     pub fn new(
-        model: Arc<CompiledModel>,
+        backend: Backend,
         size: usize,
         slot_shapes: Vec<Vec<usize>>,
         layout: BatchLayout,
         config: String,
     ) -> Result<Self, String> {
         let mut idle = (0..size)
-            .map(|_| model.create_request().map_err(|e| e.to_string()))
+            .map(|_| backend.create_request())
             .collect::<Result<Vec<_>, _>>()?;
         // Warm-up: the first frame does not pay for the first inference, and the time of one is
         // known before any frame comes (whatever the tensor holds: the outputs are not read).
+        // A server that fails it is not an error here: its frames follow the failure policy.
         let mut inference_time = Duration::ZERO;
         if let Some(request) = idle.first_mut() {
             for _ in 0..2 {
                 let started = Instant::now();
-                request
+                let inferred = request
                     .infer()
                     .map_err(|e| format!("the warm-up inference failed: {e}"))?;
-                inference_time = started.elapsed();
+                inference_time = if inferred {
+                    started.elapsed()
+                } else {
+                    Duration::ZERO
+                };
             }
         }
         Ok(Instance {
@@ -167,7 +242,7 @@ impl Instance {
                 writing: Vec::new(),
             }),
             changed: Condvar::new(),
-            _model: model,
+            _backend: backend,
             size,
             batch: layout.batch(),
             slot_shapes,
@@ -323,7 +398,7 @@ impl Instance {
                 self.changed.notify_all();
             }
             Err(e) => {
-                inner.state = JobState::Copied(Err(e.to_string()));
+                inner.state = JobState::Copied(Err(e));
                 drop(keeps);
                 pool.idle.push(request);
                 self.changed.notify_all();
@@ -350,7 +425,7 @@ impl Instance {
     }
 
     /// Gives a request back to the pool.
-    fn release(&self, request: InferRequest) {
+    fn release(&self, request: Request) {
         lock(&self.pool).idle.push(request);
         // All: the one woken could fail to write its frame, or take a free slot of a batch
         // another element starts with this request, and leave the others asleep.
@@ -363,13 +438,19 @@ impl Instance {
         let mut inner = lock(&job.0);
         let request = match std::mem::replace(&mut inner.state, JobState::Closed) {
             JobState::Running(mut request, keeps) => {
-                let waited = request.wait().map_err(|e| e.to_string());
+                let waited = request.wait();
                 drop(keeps);
-                inner.state = JobState::Copied(waited.and_then(|()| self.copy(&request)));
+                inner.state = JobState::Copied(waited.and_then(|inferred| {
+                    if inferred {
+                        self.copy(&request).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                }));
                 request
             }
             JobState::Done(request) => {
-                inner.state = JobState::Copied(self.copy(&request));
+                inner.state = JobState::Copied(self.copy(&request).map(Some));
                 request
             }
             other => {
@@ -381,18 +462,23 @@ impl Instance {
         self.release(request);
     }
 
-    fn copy(&self, request: &InferRequest) -> Result<Outputs, String> {
+    fn copy(&self, request: &Request) -> Result<Outputs, String> {
         (0..self.slot_shapes.len())
             .map(|i| {
-                let (shape, data) = request.output_f32(i).map_err(|e| e.to_string())?;
+                let (shape, data) = request.output_f32(i)?;
                 Ok((shape, data.to_vec()))
             })
             .collect()
     }
 
     /// Waits for the slot's inference (starting its batch if it is still taking frames) and
-    /// gives its outputs, in place or as copied by a harvest, to `read`.
-    pub fn read<R>(&self, slot: Slot, read: impl FnOnce(&[Tensor<'_>]) -> R) -> Result<R, String> {
+    /// gives its outputs, in place or as copied by a harvest, to `read`. `None`: the frame has
+    /// no results (its remote call failed).
+    pub fn read<R>(
+        &self,
+        slot: Slot,
+        read: impl FnOnce(&[Tensor<'_>]) -> R,
+    ) -> Result<Option<R>, String> {
         self.seal(&slot.job);
         let mut inner = lock(&slot.job.0);
         if let JobState::Running(..) = inner.state {
@@ -401,10 +487,11 @@ impl Instance {
             else {
                 unreachable!("matched above");
             };
-            match request.wait() {
-                Ok(()) => inner.state = JobState::Done(request),
-                Err(e) => {
-                    inner.state = JobState::Copied(Err(e.to_string()));
+            let waited = request.wait();
+            match waited {
+                Ok(true) => inner.state = JobState::Done(request),
+                Ok(false) | Err(_) => {
+                    inner.state = JobState::Copied(waited.map(|_| None));
                     drop(keeps);
                     drop(inner);
                     self.forget(&slot.job);
@@ -415,18 +502,15 @@ impl Instance {
         }
         let result = match &inner.state {
             JobState::Done(request) => (0..self.slot_shapes.len())
-                .map(|i| {
-                    request
-                        .output_f32(i)
-                        .map(|(_, data)| data)
-                        .map_err(|e| e.to_string())
-                })
+                .map(|i| request.output_f32(i).map(|(_, data)| data))
                 .collect::<Result<Vec<_>, _>>()
-                .and_then(|outputs| self.read_slot(slot.index, &outputs, read)),
-            JobState::Copied(Ok(outputs)) => {
+                .and_then(|outputs| self.read_slot(slot.index, &outputs, read))
+                .map(Some),
+            JobState::Copied(Ok(Some(outputs))) => {
                 let data: Vec<&[f32]> = outputs.iter().map(|(_, d)| d.as_slice()).collect();
-                self.read_slot(slot.index, &data, read)
+                self.read_slot(slot.index, &data, read).map(Some)
             }
+            JobState::Copied(Ok(None)) => Ok(None),
             JobState::Copied(Err(e)) => Err(e.clone()),
             JobState::Filling(..) | JobState::Writing | JobState::Running(..) => {
                 Err("the inference never started".into())
@@ -509,13 +593,14 @@ mod tests {
         let compiled = core.compile(&model, "CPU", &[]).expect("compiles");
         let one = vec![vec![1, 3]];
         let layout = BatchLayout::new(&one, &[vec![batch, 3]], batch, |_| None).expect("batches");
-        Instance::new(Arc::new(compiled), size, one, layout, "tiny".into()).expect("requests")
+        let backend = Backend::Local(Arc::new(compiled));
+        Instance::new(backend, size, one, layout, "tiny".into()).expect("requests")
     }
 
     /// Writes one colour into the slot: channel `c` at 1.0, the others at 0.
-    fn colour(c: usize) -> impl FnMut(&mut InferRequest, usize) -> Result<Option<Keep>, String> {
+    fn colour(c: usize) -> impl FnMut(&mut Request, usize) -> Result<Option<Keep>, String> {
         move |request, slot| {
-            let bytes = request.input_bytes().map_err(|e| e.to_string())?;
+            let bytes = request.input_bytes()?;
             let len = 3 * 16 * 16 * 4;
             let frame = &mut bytes[slot * len..(slot + 1) * len];
             for (i, v) in frame.chunks_exact_mut(4).enumerate() {
@@ -537,6 +622,7 @@ mod tests {
                 (best, t[0].shape.to_vec())
             })
             .expect("reads")
+            .expect("results")
     }
 
     fn add(instance: &Instance, c: usize) -> Slot {
@@ -589,7 +675,7 @@ mod tests {
     #[test]
     fn a_failed_write_gives_the_request_back() {
         let instance = instance(1, 1);
-        let failed = instance.add(&mut |_: &mut InferRequest, _| Err("bad frame".to_string()));
+        let failed = instance.add(&mut |_: &mut Request, _| Err("bad frame".to_string()));
         assert_eq!(failed.err().as_deref(), Some("bad frame"));
         assert_eq!(instance.idle(), 1);
         assert_eq!(top(&instance, add(&instance, 1)).0, 1);
@@ -665,7 +751,7 @@ mod tests {
         std::thread::spawn(move || {
             let mut write = colour(0);
             let red = instance
-                .add(&mut |request: &mut InferRequest, slot| {
+                .add(&mut |request: &mut Request, slot| {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
                     write(request, slot)
                 })
@@ -707,11 +793,9 @@ mod tests {
     fn a_panicking_write_fails_its_frame_only() {
         let instance = instance(1, 2);
         let red = add(&instance, 0);
-        let failed = instance.add(
-            &mut |_: &mut InferRequest, _| -> Result<Option<Keep>, String> {
-                panic!("a bug in a scaler")
-            },
-        );
+        let failed = instance.add(&mut |_: &mut Request, _| -> Result<Option<Keep>, String> {
+            panic!("a bug in a scaler")
+        });
         assert!(failed.err().is_some_and(|e| e.contains("panicked")));
         assert_eq!(
             top(&instance, red).0,
@@ -725,7 +809,7 @@ mod tests {
     fn a_failed_write_in_a_batch_frees_its_slot() {
         let instance = instance(1, 2);
         let red = add(&instance, 0);
-        let failed = instance.add(&mut |_: &mut InferRequest, _| Err("bad frame".to_string()));
+        let failed = instance.add(&mut |_: &mut Request, _| Err("bad frame".to_string()));
         assert_eq!(failed.err().as_deref(), Some("bad frame"));
         // The slot is taken again, by a frame that fills the batch.
         let blue = add(&instance, 2);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::input::InputRange;
 use super::labels::Labels;
+use super::remote::{Options, Target};
 use super::roi::{self, ObjectClasses, Selection};
 use super::{
     DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend,
@@ -21,6 +22,8 @@ pub const DEFAULT_RECLASSIFY_INTERVAL: u32 = 1;
 /// `input-max-side`: PaddleOCR's `det_limit_side_len` with `limit_type=max`.
 pub const DEFAULT_INPUT_MAX_SIDE: u32 = 960;
 pub const MAX_INPUT_SIDE: u32 = 8192;
+/// `remote-timeout`, in milliseconds.
+pub const DEFAULT_REMOTE_TIMEOUT: u32 = 10_000;
 
 /// The element's properties as set: read when it starts (threshold, interval and stats-interval
 /// also while it runs).
@@ -51,6 +54,15 @@ pub struct Settings {
     /// `input-size`, as set ("" = the model's own, or the decoder's choice).
     pub input_size: String,
     pub input_max_side: u32,
+    /// `server` ("" = a local model).
+    pub server: String,
+    pub remote_model: String,
+    pub remote_model_version: String,
+    /// `remote-timeout`, ms.
+    pub remote_timeout: u32,
+    pub max_failures: u32,
+    pub ca_file: Option<PathBuf>,
+    pub authorization: Option<String>,
 }
 
 impl Default for Settings {
@@ -79,6 +91,13 @@ impl Default for Settings {
             attribute_name: None,
             input_size: String::new(),
             input_max_side: DEFAULT_INPUT_MAX_SIDE,
+            server: String::new(),
+            remote_model: String::new(),
+            remote_model_version: String::new(),
+            remote_timeout: DEFAULT_REMOTE_TIMEOUT,
+            max_failures: 0,
+            ca_file: None,
+            authorization: None,
         }
     }
 }
@@ -89,7 +108,9 @@ impl Settings {
         let path = self.model.clone().ok_or_else(|| {
             gst::error_msg!(
                 gst::ResourceError::Settings,
-                ("no model set: set the model property to an IR .xml, .onnx or .tflite file")
+                ("no model set: set the model property to an IR .xml, .onnx or .tflite file \
+                     (or server=grpc://HOST:PORT and remote-model=NAME to infer on a KServe v2 \
+                     server)")
             )
         })?;
         if !path.is_file() {
@@ -102,6 +123,53 @@ impl Settings {
             ));
         }
         Ok(path)
+    }
+
+    /// The remote server's settings (`None`: a local model), checked: `server` and `model` are
+    /// exclusive, `remote-model` goes with `server`.
+    pub fn remote(&self) -> Result<Option<Options>, gst::ErrorMessage> {
+        let fail = |e: String| Err(gst::error_msg!(gst::ResourceError::Settings, ("{e}")));
+        let server = self.server.trim();
+        let model = self.remote_model.trim();
+        if server.is_empty() {
+            if !model.is_empty() {
+                return fail(format!(
+                    "remote-model '{model}' is set but server is not: set server=grpc://HOST:PORT \
+                     of the KServe v2 server that serves it"
+                ));
+            }
+            return Ok(None);
+        }
+        if let Some(path) = &self.model {
+            return fail(format!(
+                "model ({}) and server ({server}) are both set: ovinfer infers either locally \
+                 or on a server; clear one of them",
+                path.display()
+            ));
+        }
+        let target = Target::parse(server);
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        };
+        if model.is_empty() {
+            return fail(format!(
+                "server {server} is set but remote-model is not: set remote-model to the name \
+                 the server serves the model under"
+            ));
+        }
+        Ok(Some(Options {
+            target,
+            model: model.to_string(),
+            version: self.remote_model_version.trim().to_string(),
+            timeout: std::time::Duration::from_millis(u64::from(self.remote_timeout.max(1))),
+            ca_file: self.ca_file.clone(),
+            authorization: self
+                .authorization
+                .as_ref()
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty()),
+        }))
     }
 
     /// `input-size`, parsed: `None` when unset.

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::ResizeMode;
@@ -13,6 +14,7 @@ use super::input::{InputRange, ModelInput};
 use super::labels::Labels;
 use super::pool::{Instance, Slot};
 use super::reclassify::{ResultCell, Tracks};
+use super::remote::Remote;
 use super::roi::{Rect, RoiCounts, Selection};
 use super::settings::Settings;
 
@@ -126,6 +128,10 @@ pub struct State {
     pub attribute: String,
     /// The tracks' last results (`reclassify-interval`).
     pub tracks: Tracks<Decoded>,
+    /// The server the model runs on (`server`), else it runs locally.
+    pub remote: Option<Arc<Remote>>,
+    /// Remote inferences in a row that gave no results (`max-failures`).
+    pub failures_in_row: u32,
 }
 
 impl State {

@@ -18,6 +18,8 @@ pub struct Stats {
     recent: VecDeque<Duration>,
     total: Duration,
     rois: RoiCounts,
+    /// Inferences on a server that gave no results (`remote-failures`).
+    remote_failures: u64,
 }
 
 /// What the read-only properties and the `ovinfer-stats` message report.
@@ -34,6 +36,8 @@ pub struct Snapshot {
     pub latency_p99: Duration,
     /// ROIs inferred, reused and skipped (`inference-region=roi-list`).
     pub rois: RoiCounts,
+    /// Inferences on a server that gave no results.
+    pub remote_failures: u64,
 }
 
 impl Snapshot {
@@ -57,6 +61,7 @@ impl Snapshot {
             .field("rois-skipped-class", s.rois.other_class)
             .field("rois-skipped-size", s.rois.too_small)
             .field("rois-skipped-empty", s.rois.empty)
+            .field("remote-failures", s.remote_failures)
             .field("eos", eos)
             .build()
     }
@@ -87,6 +92,11 @@ impl Stats {
     }
 
     /// Frames inferred so far.
+    /// A remote inference that gave no results.
+    pub fn remote_failed(&mut self) {
+        self.remote_failures += 1;
+    }
+
     pub fn inferences(&self) -> u64 {
         self.inferences
     }
@@ -119,6 +129,7 @@ impl Stats {
             latency_p50: pick(0.5),
             latency_p99: pick(0.99),
             rois: self.rois,
+            remote_failures: self.remote_failures,
         }
     }
 }

@@ -15,7 +15,7 @@
 pub mod grpc;
 mod image;
 mod model;
-pub mod proto;
+pub use gstovlva::kserve::proto;
 pub mod rest;
 mod tensor;
 

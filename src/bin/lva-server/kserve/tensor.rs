@@ -9,24 +9,7 @@ use gstovlva::openvino::{DataType, ElementType};
 use super::Refusal;
 use super::model::Port;
 
-/// KServe's name of an element type.
-pub fn datatype_name(d: DataType) -> &'static str {
-    match d {
-        DataType::Boolean => "BOOL",
-        DataType::U8 => "UINT8",
-        DataType::U16 => "UINT16",
-        DataType::U32 => "UINT32",
-        DataType::U64 => "UINT64",
-        DataType::I8 => "INT8",
-        DataType::I16 => "INT16",
-        DataType::I32 => "INT32",
-        DataType::I64 => "INT64",
-        DataType::F16 => "FP16",
-        DataType::BF16 => "BF16",
-        DataType::F32 => "FP32",
-        DataType::F64 => "FP64",
-    }
-}
+pub use gstovlva::kserve::datatype_name;
 
 /// Every KServe data type name: the fixed-size ones, then BYTES.
 pub const DATATYPES: &str = "BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, \
@@ -42,24 +25,10 @@ pub enum Datatype {
 
 impl Datatype {
     pub fn parse(name: &str) -> Option<Datatype> {
-        use DataType as D;
-        Some(Datatype::Fixed(match name {
-            "BOOL" => D::Boolean,
-            "UINT8" => D::U8,
-            "UINT16" => D::U16,
-            "UINT32" => D::U32,
-            "UINT64" => D::U64,
-            "INT8" => D::I8,
-            "INT16" => D::I16,
-            "INT32" => D::I32,
-            "INT64" => D::I64,
-            "FP16" => D::F16,
-            "BF16" => D::BF16,
-            "FP32" => D::F32,
-            "FP64" => D::F64,
-            "BYTES" => return Some(Datatype::Bytes),
-            _ => return None,
-        }))
+        match name {
+            "BYTES" => Some(Datatype::Bytes),
+            _ => gstovlva::kserve::datatype(name).map(Datatype::Fixed),
+        }
     }
 
     pub fn name(self) -> &'static str {

@@ -1,0 +1,448 @@
+//! `ovinfer server=grpc://... remote-model=...`: inference on a KServe v2 gRPC server, here the
+//! real `lva-server` binary serving the SSD on `grpc-listen`. The same frames give the same
+//! detections as local inference; the server killed mid-stream and restarted gives the
+//! documented policy (frames pass without results and are counted, a warning, results resume);
+//! `max-failures` turns an outage into an element error; bad settings and refusals are clear
+//! errors; grpcs:// with a CA file and credentials.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::reference::scratch;
+use common::{asset, free_port, run, run_prepared, ssd_labels, ssd_model};
+use gst::prelude::*;
+use serde_json::{Value, json};
+
+/// bikes.mp4 is cut with `identity eos-after=FRAMES` (which lets 63 frames through: the same
+/// ones every run): enough boxes and motion, a modest run time.
+const FRAMES: usize = 60;
+
+/// lva-server serving the SSD as "ssd" over gRPC on a port chosen here (so that it can be
+/// started again on the same one).
+struct Server {
+    started: common::server::Started,
+    config: std::path::PathBuf,
+    grpc_port: u16,
+}
+
+impl Server {
+    fn start(extra: Value) -> Server {
+        let dir = scratch("ovinfer-remote");
+        let grpc_port = free_port();
+        let mut config = json!({
+            "grpc-listen": format!("127.0.0.1:{grpc_port}"),
+            "streams": {"state-dir": dir.join("state")},
+            "models": {"ssd": {"model": ssd_model(), "decoder": "ssd", "workers": 2, "max-queue": 16}}
+        });
+        for (k, v) in extra.as_object().expect("an object") {
+            config[k] = v.clone();
+        }
+        let path = dir.join("lva-server.json");
+        std::fs::write(&path, config.to_string()).expect("config written");
+        let started = common::server::start(&path, &[]);
+        Server {
+            started,
+            config: path,
+            grpc_port,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", self.grpc_port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.started.child.kill();
+        let _ = self.started.child.wait();
+    }
+
+    /// Started again on the same ports and configuration.
+    fn restart(&mut self) {
+        self.kill();
+        self.started = common::server::start(&self.config, &[]);
+    }
+}
+
+/// bikes.mp4's first FRAMES frames through `ovinfer PROPS ! lvajson skip-empty=false`: one
+/// document per frame.
+fn documents(props: &str) -> Vec<Value> {
+    let outcome = common::run_sinks(
+        &format!(
+            "filesrc location={} ! decodebin ! videoconvert ! identity eos-after={FRAMES} \
+             ! ovinfer {props} labels={} threshold=0.4 ! lvajson skip-empty=false \
+             ! appsink name=sink",
+            asset("media/bikes.mp4"),
+            ssd_labels()
+        ),
+        &["sink"],
+    );
+    assert!(outcome.errors.is_empty(), "{}", outcome.error_text());
+    outcome
+        .samples("sink")
+        .iter()
+        .map(|s| serde_json::from_str(&common::text(s)).expect("JSON"))
+        .collect()
+}
+
+/// A document's entities: (tag, confidence, [l, t, w, h]).
+fn entities(doc: &Value) -> Vec<(String, f64, [f64; 4])> {
+    doc["inferences"]
+        .as_array()
+        .expect("inferences")
+        .iter()
+        .map(|i| {
+            let e = &i["entity"];
+            let b = &e["box"];
+            (
+                e["tag"]["value"].as_str().expect("tag").to_string(),
+                e["tag"]["confidence"].as_f64().expect("confidence"),
+                ["l", "t", "w", "h"].map(|k| b[k].as_f64().expect("box")),
+            )
+        })
+        .collect()
+}
+
+/// The largest difference between two frames' entities (same labels in the same order), or
+/// why they differ.
+fn difference(
+    local: &[(String, f64, [f64; 4])],
+    remote: &[(String, f64, [f64; 4])],
+) -> Result<f64, String> {
+    if local.len() != remote.len() {
+        return Err(format!(
+            "{} entities locally, {} remotely",
+            local.len(),
+            remote.len()
+        ));
+    }
+    let mut worst = 0f64;
+    for (a, b) in local.iter().zip(remote) {
+        if a.0 != b.0 {
+            return Err(format!("label {} locally, {} remotely", a.0, b.0));
+        }
+        worst = worst.max((a.1 - b.1).abs());
+        for k in 0..4 {
+            worst = worst.max((a.2[k] - b.2[k]).abs());
+        }
+    }
+    Ok(worst)
+}
+
+/// Every frame's detections the same as local inference's (labels, boxes and confidences
+/// within 1e-4).
+fn assert_same(local: &[Value], remote: &[Value], what: &str) {
+    assert!(local.len() >= FRAMES, "{} local frames", local.len());
+    assert_eq!(remote.len(), local.len(), "{what}: frames");
+    let mut worst = 0f64;
+    let mut boxes = 0;
+    for (n, (l, r)) in local.iter().zip(remote).enumerate() {
+        let (l, r) = (entities(l), entities(r));
+        boxes += l.len();
+        worst = worst.max(
+            difference(&l, &r).unwrap_or_else(|e| panic!("{what}: frame {n}: {e}: {l:?} {r:?}")),
+        );
+    }
+    assert!(boxes >= 30, "only {boxes} boxes in {} frames", local.len());
+    assert!(worst <= 1e-4, "{what}: largest difference {worst}");
+    eprintln!(
+        "{what}: {boxes} boxes on {} frames, largest difference {worst:e}",
+        local.len()
+    );
+}
+
+#[test]
+fn remote_inference_on_lva_server_gives_the_local_detections() {
+    let started = Instant::now();
+    let server = Server::start(json!({}));
+    let local = documents(&format!("model={}", ssd_model()));
+    let url = server.url();
+    let remote = documents(&format!("server={url} remote-model=ssd"));
+    assert_same(&local, &remote, "nireq=1");
+    // Four calls in flight on the one connection; frames still leave in order.
+    let four = documents(&format!("server={url} remote-model=ssd nireq=4"));
+    assert_same(&local, &four, "nireq=4");
+    // The SSD is served with its fixed batch of 1: batches are refused, with the fix.
+    let r = run(&format!(
+        "videotestsrc num-buffers=2 ! ovinfer server={url} remote-model=ssd batch-size=4 \
+         ! appsink name=sink"
+    ));
+    let e = r.error_text();
+    assert!(
+        e.contains("fixed batch of 1") && e.contains("set batch-size=1"),
+        "{e}"
+    );
+    eprintln!("took {:?}", started.elapsed());
+}
+
+/// Runs bikes.mp4 (FRAMES frames, slowed to ~`ms` ms each) through a remote ovinfer named
+/// "inf" in a thread, calling `during` once `after` frames came out; gives the outcome and
+/// the element.
+fn run_with(
+    props: &str,
+    ms: u64,
+    after: usize,
+    during: impl FnOnce(),
+) -> (common::Outcome, Vec<common::Frame>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let description = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! identity eos-after={FRAMES} \
+         sleep-time={} ! ovinfer name=inf {props} labels={} threshold=0.4 ! appsink name=sink",
+        asset("media/bikes.mp4"),
+        ms * 1000,
+        ssd_labels()
+    );
+    let runner = std::thread::spawn(move || {
+        run_prepared(&description, &["sink"], move |pipeline| {
+            let inf = pipeline.by_name("inf").expect("ovinfer");
+            inf.static_pad("src").expect("src pad").add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_, _| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        })
+    });
+    let waited = Instant::now();
+    while seen.load(Ordering::SeqCst) < after && !runner.is_finished() {
+        assert!(waited.elapsed() < Duration::from_secs(60), "no frames came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    during();
+    let outcome = runner.join().expect("the pipeline thread");
+    let frames = outcome.samples("sink").iter().map(common::frame).collect();
+    (outcome, frames)
+}
+
+#[test]
+fn a_server_killed_and_restarted_mid_stream_costs_only_the_frames_of_the_outage() {
+    let mut server = Server::start(json!({}));
+    let url = server.url();
+    // The reference: the same frames inferred locally.
+    let local = run(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! identity eos-after={FRAMES} \
+         ! ovinfer model={} labels={} threshold=0.4 ! appsink name=sink",
+        asset("media/bikes.mp4"),
+        ssd_model(),
+        ssd_labels()
+    ));
+    assert!(local.errors.is_empty(), "{}", local.error_text());
+    let started = Instant::now();
+    let mut outage = Duration::ZERO;
+    let (outcome, frames) = run_with(
+        &format!("server={url} remote-model=ssd remote-timeout=3000 stats-interval=100000"),
+        60,
+        15,
+        || {
+            let down = Instant::now();
+            server.kill();
+            std::thread::sleep(Duration::from_millis(500));
+            server.restart();
+            outage = down.elapsed();
+        },
+    );
+    assert!(outcome.errors.is_empty(), "{}", outcome.error_text());
+    let total = local.frames.len();
+    assert_eq!(frames.len(), total, "every frame comes out");
+    let failures: u64 = outcome.element("inf").property("remote-failures");
+    // Frames whose results are missing (the server was down for them); frames where local
+    // inference found nothing cannot tell, so they bound the count from above.
+    let key = |f: &common::Frame| -> Vec<(String, u32, u32)> {
+        f.rois
+            .iter()
+            .map(|r| (r.roi_type.clone(), r.rect.0, r.rect.1))
+            .collect()
+    };
+    let missing: Vec<usize> = (0..total)
+        .filter(|&n| frames[n].rois.is_empty() && !local.frames[n].rois.is_empty())
+        .collect();
+    let empty_locally = local.frames.iter().filter(|f| f.rois.is_empty()).count();
+    eprintln!(
+        "outage {outage:?}: remote-failures {failures}, frames missing results {missing:?}, \
+         run {:?}",
+        started.elapsed()
+    );
+    assert!(failures >= 1, "the outage cost no frame?");
+    assert!(
+        missing.len() as u64 <= failures && failures <= (missing.len() + empty_locally) as u64,
+        "{failures} failures, {} frames missing results",
+        missing.len()
+    );
+    // Frames with results are exactly the local ones (boxes within a pixel).
+    for (n, (frame, reference)) in frames.iter().zip(&local.frames).enumerate() {
+        if !frame.rois.is_empty() {
+            let (a, b) = (key(reference), key(frame));
+            assert_eq!(a.len(), b.len(), "frame {n}: {a:?} {b:?}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    x.0 == y.0 && x.1.abs_diff(y.1) <= 1 && x.2.abs_diff(y.2) <= 1,
+                    "frame {n}: {a:?} {b:?}"
+                );
+            }
+        }
+    }
+    // Results resume: the last frames all have theirs.
+    let last = &missing.last().copied().unwrap_or(0);
+    assert!(*last < total - 10, "results did not resume: {missing:?}");
+    // One warning for the outage, naming the server.
+    let warnings: Vec<&String> = outcome
+        .warnings
+        .iter()
+        .map(|(m, _)| m)
+        .filter(|m| m.contains(&url))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", outcome.warnings);
+    assert!(warnings[0].contains("without results"), "{}", warnings[0]);
+}
+
+#[test]
+fn max_failures_turns_an_outage_into_an_error_naming_the_server() {
+    let mut server = Server::start(json!({}));
+    let url = server.url();
+    let mut killed = None;
+    let (outcome, frames) = run_with(
+        &format!("server={url} remote-model=ssd remote-timeout=2000 max-failures=3"),
+        30,
+        5,
+        || {
+            server.kill();
+            killed = Some(Instant::now());
+        },
+    );
+    let took = killed.expect("killed").elapsed();
+    let e = outcome.error_text();
+    assert!(
+        e.contains(&url) && e.contains("max-failures=3") && e.contains("UNAVAILABLE"),
+        "{e}"
+    );
+    assert!(
+        frames.len() < FRAMES,
+        "the stream stopped at {}",
+        frames.len()
+    );
+    assert!(took < Duration::from_secs(15), "the error took {took:?}");
+    eprintln!("error {took:?} after the kill: {e}");
+}
+
+fn error_of(props: &str) -> String {
+    let r = run(&format!(
+        "videotestsrc num-buffers=2 ! ovinfer {props} ! appsink name=sink"
+    ));
+    assert!(r.frames.is_empty(), "{props}: frames came out");
+    r.error_text()
+}
+
+#[test]
+fn bad_settings_and_refusals_are_clear_errors() {
+    let server = Server::start(json!({}));
+    let url = server.url();
+    let e = error_of(&format!("server={url} remote-model=nosuch"));
+    assert!(
+        e.contains("NOT_FOUND") && e.contains("nosuch") && e.contains(&url),
+        "{e}"
+    );
+    let dead = format!("grpc://127.0.0.1:{}", free_port());
+    let begun = Instant::now();
+    let e = error_of(&format!(
+        "server={dead} remote-model=ssd remote-timeout=2000"
+    ));
+    assert!(e.contains(&dead) && e.contains("UNAVAILABLE"), "{e}");
+    assert!(begun.elapsed() < Duration::from_secs(10));
+    let e = error_of(&format!(
+        "model={} server={url} remote-model=ssd",
+        ssd_model()
+    ));
+    assert!(e.contains("both set"), "{e}");
+    let e = error_of("server=http://127.0.0.1:1 remote-model=ssd");
+    assert!(
+        e.contains("scheme 'http'") && e.contains("grpc://HOST:PORT"),
+        "{e}"
+    );
+    let e = error_of(&format!("server={url}"));
+    assert!(e.contains("remote-model"), "{e}");
+    // The secret is not read back.
+    common::init();
+    let inf = gst::ElementFactory::make("ovinfer")
+        .property("authorization", "Bearer s3cret")
+        .build()
+        .expect("ovinfer");
+    assert_eq!(
+        inf.property::<Option<String>>("authorization").as_deref(),
+        Some("*****")
+    );
+}
+
+#[test]
+fn grpcs_with_a_ca_file_and_credentials() {
+    let dir = scratch("ovinfer-remote-tls");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs (scripts/setup.sh installs it)");
+    assert!(made.success());
+    let server = Server::start(json!({
+        "tls": {"cert": dir.join("cert.pem"), "key": dir.join("key.pem")},
+        "auth": {"bearer": ["t0ken"], "basic": [{"user": "lva", "password": "pa55"}]},
+    }));
+    let url = format!("grpcs://localhost:{}", server.grpc_port);
+    let ca = dir.join("cert.pem").display().to_string();
+    let person = |props: &str| {
+        run(&format!(
+            "filesrc location={} ! decodebin ! videoconvert ! imagefreeze num-buffers=2 \
+             ! ovinfer {props} labels={} ! appsink name=sink",
+            asset("media/person.jpg"),
+            ssd_labels()
+        ))
+    };
+    for auth in ["Bearer t0ken", "Basic bHZhOnBhNTU="] {
+        let r = person(&format!(
+            "server={url} remote-model=ssd ca-file={ca} authorization=\"{auth}\""
+        ));
+        assert!(r.errors.is_empty(), "{auth}: {}", r.error_text());
+        let labels: Vec<&str> = r.frames[0]
+            .rois
+            .iter()
+            .map(|r| r.roi_type.as_str())
+            .collect();
+        assert!(
+            labels.contains(&"person") && labels.contains(&"horse"),
+            "{labels:?}"
+        );
+    }
+    let r = person(&format!(
+        "server={url} remote-model=ssd ca-file={ca} authorization=\"Bearer n0tthis\""
+    ));
+    let e = r.error_text();
+    assert!(
+        e.contains("UNAUTHENTICATED") && e.contains("authorization"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("n0tthis"),
+        "the credentials are not repeated: {e}"
+    );
+    // Without the CA file the server's self-signed certificate is not trusted.
+    let r = person(&format!(
+        "server={url} remote-model=ssd authorization=\"Bearer t0ken\" remote-timeout=3000"
+    ));
+    let e = r.error_text();
+    assert!(
+        e.contains(&url) && e.contains("invalid peer certificate") && e.contains("ca-file"),
+        "{e}"
+    );
+    eprintln!("without ca-file: {e}");
+}
