@@ -301,6 +301,48 @@ fn a_server_killed_and_restarted_mid_stream_costs_only_the_frames_of_the_outage(
 }
 
 #[test]
+fn a_server_that_stops_answering_costs_only_timeouts_never_a_hang() {
+    let server = Server::start(json!({}));
+    let url = server.url();
+    let pid = server.started.child.id().to_string();
+    let signal = |sig: &str| {
+        let sent = Command::new("kill").args([sig, &pid]).status();
+        assert!(sent.expect("kill runs").success(), "kill {sig}");
+    };
+    // SIGSTOP: the connection stays open and nothing answers, so every call runs into
+    // remote-timeout.
+    let mut stopped = None;
+    let (outcome, frames) = run_with(
+        &format!("server={url} remote-model=ssd remote-timeout=1000 nireq=2"),
+        30,
+        10,
+        || {
+            signal("-STOP");
+            stopped = Some(Instant::now());
+        },
+    );
+    let took = stopped.expect("stopped").elapsed();
+    signal("-CONT");
+    assert!(outcome.errors.is_empty(), "{}", outcome.error_text());
+    assert!(frames.len() >= FRAMES, "{} frames came out", frames.len());
+    let failures: u64 = outcome.element("inf").property("remote-failures");
+    let without = frames.iter().skip(12).filter(|f| f.rois.is_empty()).count() as u64;
+    eprintln!(
+        "{} frames, remote-failures {failures}, EOS {took:?} after SIGSTOP",
+        frames.len()
+    );
+    assert!(failures >= 10 && without >= failures.min(frames.len() as u64 - 12) - 2);
+    assert!(took < Duration::from_secs(30), "EOS took {took:?}");
+    let warnings: Vec<&String> = outcome.warnings.iter().map(|(m, _)| m).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("DEADLINE_EXCEEDED") && warnings[0].contains(&url),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
 fn max_failures_turns_an_outage_into_an_error_naming_the_server() {
     let mut server = Server::start(json!({}));
     let url = server.url();

@@ -164,7 +164,6 @@ impl Client {
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{host}:{}", target.port))
             .map_err(|e| format!("server '{}' is not a valid address: {e}", target.url))?
             .connect_timeout(options.timeout)
-            .timeout(options.timeout)
             .tcp_nodelay(true);
         if target.tls {
             let tls = ClientTlsConfig::new().domain_name(target.host.clone());
