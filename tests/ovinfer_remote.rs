@@ -1,6 +1,7 @@
 //! `ovinfer server=grpc://... remote-model=...`: inference on a KServe v2 gRPC server, here the
-//! real `lva-server` binary serving the SSD on `grpc-listen`. The same frames give the same
-//! detections as local inference; the server killed mid-stream and restarted gives the
+//! real `lva-server` binary serving the SSD on `grpc-listen`, and a real NVIDIA Triton (PyTriton's
+//! tritonserver running the SSD through OpenVINO). The same frames give the same detections as
+//! local inference; the server killed mid-stream and restarted gives the
 //! documented policy (frames pass without results and are counted, a warning, results resume);
 //! `max-failures` turns an outage into an element error; bad settings and refusals are clear
 //! errors; grpcs:// with a CA file and credentials.
@@ -176,6 +177,26 @@ fn remote_inference_on_lva_server_gives_the_local_detections() {
         "{e}"
     );
     eprintln!("took {:?}", started.elapsed());
+}
+
+#[test]
+fn remote_inference_on_triton_gives_the_local_detections() {
+    let started = Instant::now();
+    let triton = common::triton::Triton::start_ssd();
+    let ready = started.elapsed();
+    let local = documents(&format!("model={}", ssd_model()));
+    let url = triton.grpc_url();
+    let remote = documents(&format!(
+        "server={url} remote-model={}",
+        common::triton::SSD
+    ));
+    assert_same(&local, &remote, "Triton nireq=1");
+    let four = documents(&format!(
+        "server={url} remote-model={} nireq=4",
+        common::triton::SSD
+    ));
+    assert_same(&local, &four, "Triton nireq=4");
+    eprintln!("Triton ready in {ready:?}, took {:?}", started.elapsed());
 }
 
 /// Runs bikes.mp4 (FRAMES frames, slowed to ~`ms` ms each) through a remote ovinfer named
