@@ -38,7 +38,10 @@ impl Server {
         let mut config = json!({
             "grpc-listen": format!("127.0.0.1:{grpc_port}"),
             "streams": {"state-dir": dir.join("state")},
-            "models": {"ssd": {"model": ssd_model(), "decoder": "ssd", "workers": 2, "max-queue": 16}}
+            "models": {
+                "ssd": {"model": ssd_model(), "decoder": "ssd", "workers": 2, "max-queue": 16},
+                "colour": {"model": common::tiny("colour_classifier.onnx"), "workers": 1, "max-queue": 16}
+            }
         });
         for (k, v) in extra.as_object().expect("an object") {
             config[k] = v.clone();
@@ -72,13 +75,19 @@ impl Server {
 /// bikes.mp4's first FRAMES frames through `ovinfer PROPS ! lvajson skip-empty=false`: one
 /// document per frame.
 fn documents(props: &str) -> Vec<Value> {
+    documents_of(&format!(
+        "ovinfer {props} labels={} threshold=0.4",
+        ssd_labels()
+    ))
+}
+
+/// bikes.mp4's first FRAMES frames through `ELEMENTS ! lvajson skip-empty=false`.
+fn documents_of(elements: &str) -> Vec<Value> {
     let outcome = common::run_sinks(
         &format!(
             "filesrc location={} ! decodebin ! videoconvert ! identity eos-after={FRAMES} \
-             ! ovinfer {props} labels={} threshold=0.4 ! lvajson skip-empty=false \
-             ! appsink name=sink",
+             ! {elements} ! lvajson skip-empty=false ! appsink name=sink",
             asset("media/bikes.mp4"),
-            ssd_labels()
         ),
         &["sink"],
     );
@@ -90,8 +99,11 @@ fn documents(props: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A document's entities: (tag, confidence, [l, t, w, h]).
-fn entities(doc: &Value) -> Vec<(String, f64, [f64; 4])> {
+/// An entity: its tag, confidence, [l, t, w, h] and attributes (name, value, confidence).
+type Entity = (String, f64, [f64; 4], Vec<(String, String, f64)>);
+
+/// A document's entities.
+fn entities(doc: &Value) -> Vec<Entity> {
     doc["inferences"]
         .as_array()
         .expect("inferences")
@@ -103,6 +115,20 @@ fn entities(doc: &Value) -> Vec<(String, f64, [f64; 4])> {
                 e["tag"]["value"].as_str().expect("tag").to_string(),
                 e["tag"]["confidence"].as_f64().expect("confidence"),
                 ["l", "t", "w", "h"].map(|k| b[k].as_f64().expect("box")),
+                e["attributes"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|a| {
+                                (
+                                    a["name"].as_str().unwrap_or_default().to_string(),
+                                    a["value"].as_str().unwrap_or_default().to_string(),
+                                    a["confidence"].as_f64().unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             )
         })
         .collect()
@@ -110,10 +136,7 @@ fn entities(doc: &Value) -> Vec<(String, f64, [f64; 4])> {
 
 /// The largest difference between two frames' entities (same labels in the same order), or
 /// why they differ.
-fn difference(
-    local: &[(String, f64, [f64; 4])],
-    remote: &[(String, f64, [f64; 4])],
-) -> Result<f64, String> {
+fn difference(local: &[Entity], remote: &[Entity]) -> Result<f64, String> {
     if local.len() != remote.len() {
         return Err(format!(
             "{} entities locally, {} remotely",
@@ -129,6 +152,15 @@ fn difference(
         worst = worst.max((a.1 - b.1).abs());
         for k in 0..4 {
             worst = worst.max((a.2[k] - b.2[k]).abs());
+        }
+        if a.3.len() != b.3.len() {
+            return Err(format!("attributes {:?} locally, {:?} remotely", a.3, b.3));
+        }
+        for (x, y) in a.3.iter().zip(&b.3) {
+            if (&x.0, &x.1) != (&y.0, &y.1) {
+                return Err(format!("attribute {x:?} locally, {y:?} remotely"));
+            }
+            worst = worst.max((x.2 - y.2).abs());
         }
     }
     Ok(worst)
@@ -195,6 +227,39 @@ fn remote_inference_on_triton_gives_the_local_detections() {
     ));
     assert_same(&local, &four, "Triton nireq=4");
     eprintln!("Triton ready in {ready:?}, took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_second_stage_on_rois_infers_remotely_too() {
+    // The SSD's cars classified by colour (an FP32 NCHW input scaled to [0,1]: the remote
+    // request lays out and scales the pixels as OpenVINO's pre-processing does locally).
+    let server = Server::start(json!({}));
+    let url = server.url();
+    let chain = |ssd: &str, colour: &str| {
+        documents_of(&format!(
+            "ovinfer {ssd} labels={} threshold=0.4 ! ovinfer {colour} labels={} \
+             inference-region=roi-list object-class=car attribute-name=color threshold=0",
+            ssd_labels(),
+            common::tiny("colours.txt")
+        ))
+    };
+    let local = chain(
+        &format!("model={}", ssd_model()),
+        &format!("model={}", common::tiny("colour_classifier.onnx")),
+    );
+    let remote = chain(
+        &format!("server={url} remote-model=ssd"),
+        &format!("server={url} remote-model=colour nireq=2"),
+    );
+    let colours = local
+        .iter()
+        .take(FRAMES)
+        .flat_map(entities)
+        .filter(|e| !e.3.is_empty())
+        .count();
+    assert!(colours >= 10, "only {colours} cars classified");
+    assert_same(&local, &remote, "SSD then colours on the cars");
+    eprintln!("{colours} cars classified");
 }
 
 /// Runs bikes.mp4 (FRAMES frames, slowed to ~`ms` ms each) through a remote ovinfer named
