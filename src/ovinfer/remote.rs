@@ -879,6 +879,156 @@ mod tests {
         assert!(to_f32(DataType::F32, &[0, 0, 0]).is_err());
     }
 
+    fn tensor(name: &str, datatype: &str, shape: &[i64]) -> TensorMetadata {
+        TensorMetadata {
+            name: name.into(),
+            datatype: datatype.into(),
+            shape: shape.to_vec(),
+        }
+    }
+
+    #[test]
+    fn metadata_ovinfer_cannot_feed_is_refused_with_the_reason() {
+        let ssd = ModelMetadataResponse {
+            inputs: vec![tensor("image", "UINT8", &[-1, 300, 300, 3])],
+            outputs: vec![tensor("detection_out", "FP32", &[1, 1, 100, 7])],
+            ..Default::default()
+        };
+        let model = Model::from_metadata(&ssd).expect("the SSD");
+        assert_eq!(model.input.shape, [None, Some(300), Some(300), Some(3)]);
+        assert_eq!(model.input_datatype, DataType::U8);
+        let two = ModelMetadataResponse {
+            inputs: vec![tensor("a", "FP32", &[1]), tensor("b", "FP32", &[1])],
+            ..ssd.clone()
+        };
+        let e = Model::from_metadata(&two).unwrap_err();
+        assert!(e.contains("has 2 inputs (a, b)"), "{e}");
+        let int = ModelMetadataResponse {
+            inputs: vec![tensor("image", "INT64", &[1, 3, 8, 8])],
+            ..ssd.clone()
+        };
+        let e = Model::from_metadata(&int).unwrap_err();
+        assert!(
+            e.contains("is INT64") && e.contains("UINT8, FP32 or FP16"),
+            "{e}"
+        );
+        let text = ModelMetadataResponse {
+            outputs: vec![tensor("label", "BYTES", &[1])],
+            ..ssd
+        };
+        let e = Model::from_metadata(&text).unwrap_err();
+        assert!(e.contains("output 'label' is BYTES"), "{e}");
+    }
+
+    /// A Remote for `batch` frames of 2x1 UINT8 NHWC pixels, two outputs; no call is made.
+    fn remote(batch: usize) -> Remote {
+        let client = Client::new(Options {
+            target: Target::parse("grpc://127.0.0.1:1").expect("parses"),
+            model: "m".into(),
+            version: String::new(),
+            timeout: Duration::from_secs(1),
+            ca_file: None,
+            authorization: Some("Bearer t".into()),
+        })
+        .expect("a lazy client");
+        let prep = Prep {
+            width: 2,
+            height: 1,
+            channels_first: false,
+            datatype: DataType::U8,
+            mean: 0.0,
+            scale: 1.0,
+        };
+        Remote::new(
+            client,
+            "image".into(),
+            prep,
+            batch,
+            vec!["a".into(), "b".into()],
+        )
+    }
+
+    #[test]
+    fn a_batch_goes_out_as_one_tensor_and_outputs_come_back_by_name() {
+        let remote = remote(2);
+        let request = remote.infer_request(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(
+            request
+                .metadata()
+                .get("authorization")
+                .map(|v| v.to_str().ok()),
+            Some(Some("Bearer t"))
+        );
+        let message = request.into_inner();
+        assert_eq!(message.inputs[0].shape, [2, 1, 2, 3]);
+        assert_eq!(message.inputs[0].datatype, "UINT8");
+        assert_eq!(message.raw_input_contents[0].len(), 12);
+        // The server's order is not the metadata's; values of any type come back as f32.
+        use crate::kserve::proto::model_infer_response::InferOutputTensor;
+        let output = |name: &str, datatype: &str, shape: &[i64]| InferOutputTensor {
+            name: name.into(),
+            datatype: datatype.into(),
+            shape: shape.to_vec(),
+            ..Default::default()
+        };
+        let answer = ModelInferResponse {
+            outputs: vec![output("b", "INT32", &[2]), output("a", "FP16", &[2, 1])],
+            raw_output_contents: vec![
+                [7i32.to_le_bytes(), (-1i32).to_le_bytes()].concat(),
+                [0x3c00u16.to_le_bytes(), 0xc000u16.to_le_bytes()].concat(),
+            ],
+            ..Default::default()
+        };
+        let read = remote.read(answer.clone()).expect("reads");
+        assert_eq!(
+            read,
+            [(vec![2, 1], vec![1.0, -2.0]), (vec![2], vec![7.0, -1.0])]
+        );
+        let short = ModelInferResponse {
+            outputs: vec![output("a", "FP16", &[2, 2]), answer.outputs[0].clone()],
+            raw_output_contents: answer.raw_output_contents.iter().rev().cloned().collect(),
+            ..Default::default()
+        };
+        let e = remote.read(short).unwrap_err();
+        assert!(
+            e.contains("output 'a' has shape [2, 2] and 2 values"),
+            "{e}"
+        );
+        let missing = ModelInferResponse {
+            outputs: vec![answer.outputs[1].clone()],
+            raw_output_contents: vec![answer.raw_output_contents[1].clone()],
+            ..Default::default()
+        };
+        assert!(remote.read(missing).unwrap_err().contains("no output 'b'"));
+    }
+
+    #[test]
+    fn a_failing_server_is_not_called_again_before_its_back_off() {
+        let remote = remote(1);
+        assert!(remote.backing_off().is_none());
+        remote.failed("UNAVAILABLE: refused");
+        let delay = remote.health().retry_at.expect("a retry time") - Instant::now();
+        assert!(delay <= BACKOFF_FIRST, "{delay:?}");
+        // Far enough for a loaded machine to run the rest before it ends.
+        remote.health().retry_at = Some(Instant::now() + Duration::from_secs(60));
+        let why = remote.backing_off().expect("backing off");
+        assert!(why.contains("UNAVAILABLE: refused"), "{why}");
+        assert_eq!(
+            remote.take_outage().as_deref(),
+            Some("UNAVAILABLE: refused")
+        );
+        assert_eq!(remote.take_outage(), None, "once per outage");
+        // A request started now fails at once, with no call.
+        let mut request = RemoteRequest::new(Arc::new(remote));
+        request.start().expect("starts");
+        assert!(request.is_done());
+        assert_eq!(request.wait(), Ok(false));
+        let remote = &request.remote;
+        remote.succeeded();
+        assert!(remote.take_recovery());
+        assert!(remote.backing_off().is_none());
+    }
+
     #[test]
     fn status_codes_have_their_protocol_names() {
         assert_eq!(code_name(tonic::Code::NotFound), "NOT_FOUND");
