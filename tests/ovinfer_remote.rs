@@ -193,8 +193,12 @@ fn remote_inference_on_lva_server_gives_the_local_detections() {
     let url = server.url();
     let remote = documents(&format!("server={url} remote-model=ssd"));
     assert_same(&local, &remote, "nireq=1");
-    // Four calls in flight on the one connection; frames still leave in order.
-    let four = documents(&format!("server={url} remote-model=ssd nireq=4"));
+    // Four calls in flight on the one connection; frames still leave in order. OpenVINO's
+    // pre-processing does not apply remotely: asking for it changes nothing (nor is a
+    // letterbox refused with it, as it is locally).
+    let four = documents(&format!(
+        "server={url} remote-model=ssd nireq=4 pre-process-backend=openvino"
+    ));
     assert_same(&local, &four, "nireq=4");
     // The SSD is served with its fixed batch of 1: batches are refused, with the fix.
     let r = run(&format!(
@@ -500,6 +504,15 @@ fn bad_settings_and_refusals_are_clear_errors() {
     assert!(
         e.contains("scheme 'http'") && e.contains("grpc://HOST:PORT"),
         "{e}"
+    );
+    let r = run(&format!(
+        "videotestsrc num-buffers=2 ! ovinfer server={url} remote-model=ssd \
+         pre-process-backend=openvino pre-process-resize=letterbox ! appsink name=sink"
+    ));
+    assert!(
+        r.errors.is_empty() && r.frames.len() == 2,
+        "{}",
+        r.error_text()
     );
     let e = error_of(&format!("server={url}"));
     assert!(e.contains("remote-model"), "{e}");

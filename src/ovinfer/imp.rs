@@ -352,7 +352,8 @@ impl OvInfer {
         let range = settings.range()?;
         let labels = settings.read_labels()?;
         let attribute = settings.attribute(&options.model)?;
-        settings.check_resize()?;
+        // No check_resize: pre-process-backend does not apply (ovinfer's converter places
+        // every picture, letterboxed or not).
         let input_size = settings
             .input_size()
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
