@@ -510,6 +510,16 @@ impl OvInfer {
                  and scales the frames it sends"
             );
         }
+        if settings.device != DEFAULT_DEVICE || !settings.ov_config.trim().is_empty() {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "device={} and ov-config='{}' do not apply with a server: the server chooses \
+                 how it compiles '{name}'",
+                settings.device,
+                settings.ov_config
+            );
+        }
         gst::info!(
             CAT,
             imp = self,
