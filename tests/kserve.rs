@@ -464,3 +464,245 @@ fn credentials_and_tls_hold_on_both_protocols() {
     assert_eq!(with(&["-H", "authorization: Bearer t0ken"], "/v2"), 200);
     assert_eq!(with(&[], "/v2"), 401);
 }
+
+// gRPC against slow and idle clients (docs/security.md, "KServe v2"): the real tonic client of
+// the library's generated code over loopback.
+
+use gstovlva::kserve::proto;
+use proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use tonic::transport::Channel;
+
+async fn channel(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("a URI")
+        .connect()
+        .await
+        .expect("connected to the gRPC port")
+}
+
+const MODEL_INFER: &str = "/inference.GRPCInferenceService/ModelInfer";
+const MODEL_METADATA: &str = "/inference.GRPCInferenceService/ModelMetadata";
+
+/// A call of `path` whose request message never comes (its HTTP/2 stream stays open with
+/// headers only): the error it ends with (within 15 s), and when.
+async fn stalled_call(channel: Channel, path: &'static str) -> (tonic::Status, Duration) {
+    let started = Instant::now();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let uri = http::uri::PathAndQuery::from_static(path);
+    let never = tonic::codegen::tokio_stream::pending::<proto::ModelInferRequest>();
+    // No message goes either way, so the types are any.
+    let codec =
+        tonic_prost::ProstCodec::<proto::ModelInferRequest, proto::ModelInferResponse>::default();
+    let result = tokio::time::timeout(
+        Duration::from_secs(15),
+        grpc.client_streaming(tonic::Request::new(never), uri, codec),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{path}: a call without a message still open after 15 s"));
+    let status = result.expect_err("a call without a message cannot succeed");
+    (status, started.elapsed())
+}
+
+/// The SSD's request: a black 300x300 picture.
+fn ssd_request(id: &str) -> proto::ModelInferRequest {
+    proto::ModelInferRequest {
+        model_name: "ssd".into(),
+        id: id.into(),
+        inputs: vec![proto::model_infer_request::InferInputTensor {
+            name: "image".into(),
+            datatype: "UINT8".into(),
+            shape: vec![1, 300, 300, 3],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![vec![0; 300 * 300 * 3]],
+        ..Default::default()
+    }
+}
+
+/// ServerLive on a new connection, and how long it took.
+async fn server_live(addr: &str) -> (bool, Duration) {
+    let started = Instant::now();
+    let mut client = GrpcInferenceServiceClient::new(channel(addr).await);
+    let live = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.server_live(proto::ServerLiveRequest {}),
+    )
+    .await
+    .expect("ServerLive within 5 s")
+    .expect("ServerLive answered")
+    .into_inner()
+    .live;
+    (live, started.elapsed())
+}
+
+/// The server of the slow-client tests: the SSD admitting 2 inferences (1 worker, 1 waiting),
+/// messages due within 2 s, places waited for up to 8 s, connections idle for 1.5 s closed.
+fn slow_client_server() -> Server {
+    Server::start(json!({
+        "body-timeout-ms": 2000,
+        "queue-timeout-ms": 8000,
+        "idle-timeout-ms": 1500,
+        "models": {"ssd": {"model": ssd_model(), "workers": 1, "max-queue": 1}}
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_whose_message_never_comes_are_cut_and_starve_no_one() {
+    let server = slow_client_server();
+    // As many stalled ModelInfer calls as the model admits, and one more.
+    let stalled = channel(&server.grpc).await;
+    let calls: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(stalled_call(stalled.clone(), MODEL_INFER)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Metadata answers at once meanwhile: it does not wait behind inferences.
+    let mut client = GrpcInferenceServiceClient::new(channel(&server.grpc).await);
+    let t = Instant::now();
+    let metadata = client
+        .model_metadata(proto::ModelMetadataRequest {
+            name: "ssd".into(),
+            version: String::new(),
+        })
+        .await
+        .expect("ModelMetadata answered")
+        .into_inner();
+    assert_eq!(metadata.inputs[0].name, "image");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // 8 stalled metadata calls fill the metadata places too (11 calls in all: one more than
+    // every place a gRPC call could take before); health needs none and answers at once.
+    let metadata_calls: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(stalled_call(stalled.clone(), MODEL_METADATA)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (live, took) = server_live(&server.grpc).await;
+    assert!(live);
+    assert!(took < Duration::from_secs(1), "ServerLive took {took:?}");
+    for call in metadata_calls {
+        let (status, _) = call.await.expect("the call's task");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    }
+    // The two with places end at body-timeout-ms; the third then gets a place, and the same.
+    let mut ended = Vec::new();
+    for call in calls {
+        ended.push(call.await.expect("the call's task"));
+    }
+    ended.sort_by_key(|(_, took)| *took);
+    eprintln!("stalled calls ended: {ended:?}");
+    for (status, _) in &ended {
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+        assert!(
+            status.message().contains("body-timeout-ms (2000 ms)"),
+            "{status:?}"
+        );
+    }
+    let took: Vec<_> = ended.iter().map(|(_, t)| t.as_secs_f64()).collect();
+    assert!(took[0] >= 1.9 && took[1] < 3.5, "{took:?}");
+    assert!(
+        took[2] >= 3.9 && took[2] < 6.0,
+        "the third waited for a place: {took:?}"
+    );
+    // Their places are free again: an inference runs.
+    let answer = client
+        .model_infer(ssd_request("after"))
+        .await
+        .expect("an inference after the stalled calls")
+        .into_inner();
+    assert_eq!(answer.id, "after");
+    assert_eq!(answer.outputs[0].shape, vec![1, 1, 100, 7]);
+    let log = server.started.log_text();
+    assert!(
+        log.contains("gRPC ModelInfer: the request message did not arrive within body-timeout-ms"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_stream_inferences_take_the_same_places_as_unary_calls() {
+    let server = slow_client_server();
+    // Both places held by calls whose message never comes (freed at body-timeout-ms, 2 s).
+    let stalled = channel(&server.grpc).await;
+    let t0 = Instant::now();
+    let calls: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(stalled_call(stalled.clone(), MODEL_INFER)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A stream's request waits for a place as a unary call does, then is answered.
+    let mut client = GrpcInferenceServiceClient::new(channel(&server.grpc).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = client
+        .model_stream_infer(tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        ))
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    tx.send(ssd_request("s1")).await.expect("sent");
+    let first = answers
+        .message()
+        .await
+        .expect("an answer")
+        .expect("not the end");
+    let waited = t0.elapsed();
+    assert_eq!(first.error_message, "", "{first:?}");
+    let response = first.infer_response.expect("a response");
+    assert_eq!((response.id.as_str(), response.outputs.len()), ("s1", 1));
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "the stream's inference did not wait for a place: answered after {waited:?}"
+    );
+    for call in calls {
+        let (status, _) = call.await.expect("the call's task");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+    }
+    // With places free, the stream's next request goes at once.
+    let t1 = Instant::now();
+    tx.send(ssd_request("s2")).await.expect("sent");
+    let second = answers.message().await.expect("an answer").expect("more");
+    assert_eq!(second.infer_response.expect("a response").id, "s2");
+    assert!(t1.elapsed() < Duration::from_secs(2), "{:?}", t1.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_connections_without_calls_are_closed_at_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = slow_client_server();
+    // A client that opens HTTP/2 (preface and empty SETTINGS) and makes no call.
+    let t0 = Instant::now();
+    let mut tcp = tokio::net::TcpStream::connect(&server.grpc)
+        .await
+        .expect("connected");
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("preface sent");
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let after = t0.elapsed();
+    assert!(closed.is_ok(), "still open after 10 s");
+    assert!(
+        after >= Duration::from_millis(1400) && after < Duration::from_secs(4),
+        "closed after {after:?}, idle-timeout-ms is 1500"
+    );
+    // A stream open longer than that, quiet, is not idle: it still answers.
+    let mut client = GrpcInferenceServiceClient::new(channel(&server.grpc).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = client
+        .model_stream_infer(tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        ))
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    tx.send(ssd_request("late")).await.expect("sent");
+    let answer = answers.message().await.expect("an answer").expect("more");
+    assert_eq!(answer.infer_response.expect("a response").id, "late");
+}

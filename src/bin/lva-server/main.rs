@@ -103,6 +103,9 @@ fn run(args: Args) -> Result<(), String> {
                 max_connections: config.max_connections,
                 handshake_timeout: config.header_timeout(),
                 busy_delay: config.busy_delay(),
+                idle_timeout: config.idle_timeout(),
+                message_timeout: config.body_timeout(),
+                place_timeout: config.queue_timeout(),
             };
             let auth = app.service.auth().cloned();
             let started = runtime.block_on(kserve::grpc::start(

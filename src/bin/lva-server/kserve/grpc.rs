@@ -1,17 +1,25 @@
 //! KServe v2 over gRPC (`inference.GRPCInferenceService`), on its own port (`grpc-listen`):
 //! tonic's HTTP/2 server on connections this module accepts itself, so that they get the HTTP
-//! side's TLS certificate (with ALPN `h2`, which gRPC clients require), its handshake timeout
-//! and a bound on open connections (`max-connections`, counted apart from HTTP's).
+//! side's TLS certificate (with ALPN `h2`, which gRPC clients require), its handshake timeout,
+//! a bound on open connections (`max-connections`, counted apart from HTTP's) and its idle
+//! timeout (`idle-timeout-ms`: a connection with no call open that long is closed).
 //!
 //! Every method but ServerLive and ServerReady needs the configured credentials in the
 //! `authorization` metadata (`Bearer TOKEN` or `Basic BASE64`), else UNAUTHENTICATED, answered
 //! from the call's headers before its message is read ([`Gate`]). Unknown model or version:
 //! NOT_FOUND; a wrong request: INVALID_ARGUMENT with the reason; busy: UNAVAILABLE; a model
 //! failing: INTERNAL. Messages are at most `max-body-bytes` (larger ones: OUT_OF_RANGE from
-//! tonic), and tonic reads a message whole before the method runs, so the gate also bounds the
-//! calls being read or run at once, over all connections, by what the models admit (their
-//! `workers` + `max-queue`, plus a few for metadata): the others wait, their data held back by
-//! HTTP/2 flow control. Inference runs on tokio's blocking pool, admitted as the REST side's.
+//! tonic).
+//!
+//! Places, as the REST side's admission: a ModelInfer call takes one of the inference places
+//! (what the models admit: their `workers` + `max-queue`) from its headers, before tonic reads
+//! its message, and keeps it until it is answered; each message of a ModelStreamInfer stream
+//! takes one once it is read, for its inference. Metadata calls have places of their own, and
+//! health calls need none, so neither waits behind inferences. A call waits for a place up to
+//! `queue-timeout-ms` (then UNAVAILABLE), its data held back by HTTP/2 flow control. A unary
+//! call's message must then arrive whole within `body-timeout-ms` (as a REST body), and a
+//! stream's each message within that from its first byte: else DEADLINE_EXCEEDED, and the place
+//! is free. Inference runs on tokio's blocking pool, admitted as the REST side's.
 //! ModelStreamInfer (Triton's extension) answers each request of the stream in order.
 
 use std::future::Future;
@@ -29,7 +37,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::proto::grpc_inference_service_server::{
@@ -49,9 +57,15 @@ pub struct Options {
     pub handshake_timeout: Duration,
     /// How long a busy answer is held back (`busy-delay-ms`).
     pub busy_delay: Duration,
+    /// A connection with no call open this long is closed (`idle-timeout-ms`).
+    pub idle_timeout: Duration,
+    /// A request message must arrive whole within this (`body-timeout-ms`).
+    pub message_timeout: Duration,
+    /// How long a call waits for a place (`queue-timeout-ms`).
+    pub place_timeout: Duration,
 }
 
-/// Calls read or run at once beyond the inferences the models admit (metadata, health).
+/// Metadata calls (not health) read or run at once.
 const METADATA_CALLS: usize = 8;
 
 /// Calls at once on one HTTP/2 connection.
@@ -73,6 +87,7 @@ pub fn status(refusal: Refusal) -> Status {
 pub struct Grpc {
     kserve: Arc<Kserve>,
     busy_delay: Duration,
+    places: Places,
 }
 
 /// The methods that need no credentials (health, as `/v2/health/*` and `/healthz`).
@@ -81,19 +96,245 @@ const OPEN: [&str; 2] = [
     "/inference.GRPCInferenceService/ServerReady",
 ];
 
+const MODEL_INFER: &str = "/inference.GRPCInferenceService/ModelInfer";
+const MODEL_STREAM_INFER: &str = "/inference.GRPCInferenceService/ModelStreamInfer";
+
+/// The places calls take, over all connections: inferences (ModelInfer calls and the messages
+/// of streams) and metadata calls, each waited for up to `wait`.
+#[derive(Clone)]
+struct Places {
+    inference: Arc<Semaphore>,
+    metadata: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Places {
+    async fn take(&self, pool: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Status> {
+        match tokio::time::timeout(self.wait, pool.clone().acquire_owned()).await {
+            Ok(Ok(place)) => Ok(place),
+            // Waited queue-timeout-ms (or the server is stopping).
+            _ => Err(status(Refusal::Busy)),
+        }
+    }
+
+    async fn inference(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.take(&self.inference).await
+    }
+}
+
+/// What a connection tells its calls (tonic puts it in each request's extensions).
+#[derive(Clone)]
+struct ConnInfo {
+    remote: Option<SocketAddr>,
+    calls: Calls,
+}
+
+/// The calls open on one connection, for its idle timeout.
+#[derive(Clone)]
+struct Calls(Arc<std::sync::Mutex<CallsState>>);
+
+struct CallsState {
+    open: usize,
+    /// Since when no call has been open.
+    idle_since: Instant,
+}
+
+impl Calls {
+    fn new() -> Calls {
+        Calls(Arc::new(std::sync::Mutex::new(CallsState {
+            open: 0,
+            idle_since: Instant::now(),
+        })))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut CallsState) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A call is open until the guard is dropped.
+    fn open(&self) -> OpenCall {
+        self.with(|s| s.open += 1);
+        OpenCall(self.clone())
+    }
+
+    /// When the connection is idle too long, if no call is open.
+    fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+        self.with(|s| (s.open == 0).then_some(s.idle_since + idle))
+    }
+}
+
+/// An open call: its answer's body holds it until the answer's end.
+struct OpenCall(Calls);
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        self.0.with(|s| {
+            s.open -= 1;
+            s.idle_since = Instant::now();
+        });
+    }
+}
+
+/// An answer's body with its call's [`OpenCall`] and place (a unary call's; none for streams).
+struct Answer {
+    body: tonic::body::Body,
+    _open: OpenCall,
+    _place: Option<OwnedSemaphorePermit>,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Status>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request's body with its read deadline: a unary call's message (and the end of its body)
+/// within `timeout` of the call getting its place, a stream's each message within `timeout`
+/// of its first byte. Past it, a DEADLINE_EXCEEDED error, which tonic answers with.
+struct Paced<B> {
+    inner: B,
+    timeout: Duration,
+    unary: bool,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The 5-byte prefix (flag, length) of the message being received, as far as it came.
+    prefix: Vec<u8>,
+    /// Bytes of the message being received still to come, once its prefix is whole.
+    left: usize,
+    /// For the log line: the peer and the method.
+    who: String,
+}
+
+impl<B> Paced<B> {
+    fn new(inner: B, timeout: Duration, unary: bool, who: String) -> Paced<B> {
+        let deadline = unary.then(|| Box::pin(tokio::time::sleep(timeout)));
+        Paced {
+            inner,
+            timeout,
+            unary,
+            deadline,
+            prefix: Vec::with_capacity(5),
+            left: 0,
+            who,
+        }
+    }
+
+    /// Follows the gRPC framing of `data`: a stream's deadline starts at a message's first
+    /// byte and ends with its last.
+    fn received(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.prefix.len() < 5 {
+                if self.prefix.is_empty() && !self.unary {
+                    self.deadline = Some(Box::pin(tokio::time::sleep(self.timeout)));
+                }
+                let n = (5 - self.prefix.len()).min(data.len());
+                self.prefix.extend_from_slice(&data[..n]);
+                data = &data[n..];
+                if self.prefix.len() == 5 {
+                    let len = u32::from_be_bytes([
+                        self.prefix[1],
+                        self.prefix[2],
+                        self.prefix[3],
+                        self.prefix[4],
+                    ]);
+                    self.left = usize::try_from(len).unwrap_or(usize::MAX);
+                }
+            } else {
+                let n = self.left.min(data.len());
+                self.left -= n;
+                data = &data[n..];
+            }
+            if self.prefix.len() == 5 && self.left == 0 {
+                self.prefix.clear();
+                if !self.unary {
+                    self.deadline = None;
+                }
+            }
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Paced<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    type Data = Bytes;
+    type Error = tonic::codegen::StdError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let this = self.as_mut().get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received(data);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => {
+                this.deadline = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let due = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+                if !due {
+                    return Poll::Pending;
+                }
+                this.deadline = None;
+                let ms = this.timeout.as_millis();
+                eprintln!(
+                    "lva-server: {}: the request message did not arrive within \
+                     body-timeout-ms ({ms} ms)",
+                    this.who
+                );
+                let status = Status::deadline_exceeded(format!(
+                    "the request message did not arrive within body-timeout-ms ({ms} ms)"
+                ));
+                Poll::Ready(Some(Err(Box::new(status))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
 /// In front of the service, on each call's HTTP/2 request before tonic reads its message:
-/// credentials (UNAUTHENTICATED without them), then a place among the calls being read or run
-/// at once, over all connections (a call waits for one).
+/// credentials (UNAUTHENTICATED without them), then a place (see the module's doc), the read
+/// deadline on the request's body and the call counted open on its connection until its answer
+/// ends.
 #[derive(Clone)]
 struct Gate<S> {
     inner: S,
     auth: Option<Authenticator>,
-    places: Arc<Semaphore>,
+    places: Places,
+    message_timeout: Duration,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for Gate<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+    S: tower::Service<http::Request<Paced<B>>, Response = http::Response<tonic::body::Body>>
         + Clone
         + Send
         + 'static,
@@ -110,6 +351,12 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path().to_string();
+        let info = request.extensions().get::<ConnInfo>().cloned();
+        let peer = info
+            .as_ref()
+            .and_then(|i| i.remote)
+            .map_or_else(|| "?".into(), |a| a.to_string());
+        let method = path.rsplit('/').next().unwrap_or("?").to_string();
         if let Some(auth) = &self.auth
             && !OPEN.contains(&path.as_str())
         {
@@ -122,23 +369,48 @@ where
                 let status = Status::unauthenticated(
                     "credentials missing or wrong: send authorization metadata (Basic or Bearer)",
                 );
-                let peer = request
-                    .extensions()
-                    .get::<TcpConnectInfo>()
-                    .and_then(|i| i.remote_addr)
-                    .map_or_else(|| "?".into(), |a| a.to_string());
-                let method = path.rsplit('/').next().unwrap_or("?");
-                log::<()>(method, "", &Err(status.clone()), started, &peer);
+                log::<()>(&method, "", &Err(status.clone()), started, &peer);
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         }
+        let open = info.map(|i| i.calls.open());
         // The service that was made ready goes into the future; a clone stays for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let places = self.places.clone();
+        let timeout = self.message_timeout;
         Box::pin(async move {
-            let _place = places.acquire_owned().await;
-            inner.call(request).await
+            let pool = match path.as_str() {
+                MODEL_INFER => Some(&places.inference),
+                // Each message takes an inference place once read; health takes none.
+                MODEL_STREAM_INFER => None,
+                p if OPEN.contains(&p) => None,
+                _ => Some(&places.metadata),
+            };
+            let place = match pool {
+                Some(pool) => match places.take(pool).await {
+                    Ok(place) => Some(place),
+                    Err(status) => {
+                        log::<()>(&method, "", &Err(status.clone()), Instant::now(), &peer);
+                        return Ok(status.into_http());
+                    }
+                },
+                None => None,
+            };
+            let unary = path != MODEL_STREAM_INFER;
+            let who = format!("{peer}: gRPC {method}");
+            let request = request.map(|body| Paced::new(body, timeout, unary, who));
+            let response = inner.call(request).await?;
+            Ok(match open {
+                None => response,
+                Some(open) => response.map(|body| {
+                    tonic::body::Body::new(Answer {
+                        body,
+                        _open: open,
+                        _place: place,
+                    })
+                }),
+            })
         })
     }
 }
@@ -191,7 +463,9 @@ fn log<T>(method: &str, model: &str, result: &Result<T, Status>, started: Instan
 
 fn peer<T>(request: &Request<T>) -> String {
     request
-        .remote_addr()
+        .extensions()
+        .get::<ConnInfo>()
+        .and_then(|i| i.remote)
         .map_or_else(|| "?".into(), |a| a.to_string())
 }
 
@@ -447,7 +721,12 @@ impl GrpcInferenceService for Grpc {
                 let started = Instant::now();
                 let model = r.model_name.clone();
                 let id = r.id.clone();
-                let result = this.infer(r).await;
+                // As a ModelInfer call, the inference takes a place (freed once answered).
+                let result = async {
+                    let _place = this.places.inference().await?;
+                    this.infer(r).await
+                }
+                .await;
                 log("ModelStreamInfer", &model, &result, started, &peer);
                 let answer = match result {
                     Ok(response) => proto::ModelStreamInferResponse {
@@ -474,11 +753,39 @@ impl GrpcInferenceService for Grpc {
     }
 }
 
-/// A TCP or TLS connection, holding its place among `max-connections` while it is open.
+/// A TCP or TLS connection, holding its place among `max-connections` while it is open, and
+/// ended (its reads end, so that hyper closes it) once no call has been open for `idle`.
 struct Conn {
     stream: Stream2,
-    info: TcpConnectInfo,
+    info: ConnInfo,
+    idle: Duration,
+    /// Wakes the connection when it may have been idle too long.
+    timer: Pin<Box<tokio::time::Sleep>>,
     _slot: OwnedSemaphorePermit,
+}
+
+impl Conn {
+    /// True once the connection has had no call open for `idle`; else the timer is set to
+    /// look again.
+    fn idle_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let now = Instant::now();
+        // With calls open, looked at again an idle time later.
+        let at = self
+            .info
+            .calls
+            .idle_deadline(self.idle)
+            .unwrap_or(now + self.idle);
+        if at <= now {
+            return true;
+        }
+        let at = tokio::time::Instant::from_std(at);
+        if self.timer.deadline() != at {
+            self.timer.as_mut().reset(at);
+        }
+        // Registers the wake-up (a timer in the future is pending).
+        let _ = self.timer.as_mut().poll(cx);
+        false
+    }
 }
 
 enum Stream2 {
@@ -487,9 +794,9 @@ enum Stream2 {
 }
 
 impl Connected for Conn {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ConnInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
+    fn connect_info(&self) -> ConnInfo {
         self.info.clone()
     }
 }
@@ -500,10 +807,16 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match &mut self.get_mut().stream {
+        let this = self.get_mut();
+        let poll = match &mut this.stream {
             Stream2::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream2::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        // Nothing to read and idle too long: the end of the stream, as if the client had left.
+        if poll.is_pending() && this.idle_out(cx) {
+            return Poll::Ready(Ok(()));
         }
+        poll
     }
 }
 
@@ -579,6 +892,7 @@ pub async fn start(
     let (tx, rx) = mpsc::channel::<Result<Conn, std::io::Error>>(16);
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let handshake = options.handshake_timeout;
+    let idle = options.idle_timeout;
     let mut stop_accepting = shutdown.clone();
     tokio::spawn(async move {
         loop {
@@ -598,9 +912,9 @@ pub async fn start(
                 continue;
             };
             let _ = tcp.set_nodelay(true);
-            let info = TcpConnectInfo {
-                local_addr: tcp.local_addr().ok(),
-                remote_addr: Some(remote),
+            let info = ConnInfo {
+                remote: Some(remote),
+                calls: Calls::new(),
             };
             let (tx, tls) = (tx.clone(), tls.clone());
             tokio::spawn(async move {
@@ -615,6 +929,8 @@ pub async fn start(
                     .send(Ok(Conn {
                         stream,
                         info,
+                        idle,
+                        timer: Box::pin(tokio::time::sleep(idle)),
                         _slot: slot,
                     }))
                     .await;
@@ -622,20 +938,30 @@ pub async fn start(
         }
     });
     let max_message = usize::try_from(kserve.max_body).unwrap_or(usize::MAX);
-    let places = Arc::new(Semaphore::new(kserve.capacity() + METADATA_CALLS));
+    let places = Places {
+        inference: Arc::new(Semaphore::new(kserve.capacity())),
+        metadata: Arc::new(Semaphore::new(METADATA_CALLS)),
+        wait: options.place_timeout,
+    };
+    let message_timeout = options.message_timeout;
     let service = GrpcInferenceServiceServer::new(Grpc {
         kserve,
         busy_delay: options.busy_delay,
+        places: places.clone(),
     })
     .max_decoding_message_size(max_message)
     .max_encoding_message_size(usize::MAX);
     let mut stop = shutdown;
     let server = tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS)
+        // A peer gone without a word, calls still open: pinged every idle time, closed when
+        // it does not answer.
+        .http2_keepalive_interval(Some(idle))
         .layer(tower::layer::layer_fn(move |inner| Gate {
             inner,
             auth: auth.clone(),
             places: places.clone(),
+            message_timeout,
         }))
         .add_service(service)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), async move {
