@@ -1379,14 +1379,16 @@ fn a_stream_publishes_every_document_to_mqtt_and_kafka_and_a_stop_flushes_within
             "bikes",
             &json!({"source": {"uri": bikes_uri()}, "model": "ssd",
                 "outputs": {"mqtt": {"port": mosquitto.port, "spool-dir": "spool"},
-                            "kafka": {"brokers": kafka.bootstrap(), "acks": "some"}}})
+                            "kafka": {"brokers": kafka.bootstrap(), "acks": "some"},
+                            "http": {"location": "http://127.0.0.1:9/", "spool-dir": "spool"}}})
             .to_string(),
         ),
     );
-    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert_eq!(refused.len(), 5, "{refused:?}");
     for expected in [
         "outputs.mqtt needs a \"host\"",
         "outputs.mqtt.spool-dir 'spool' is not an absolute path",
+        "outputs.http.spool-dir 'spool' is not an absolute path",
         "outputs.kafka needs a \"topic\"",
         "outputs.kafka.acks: 'some' is not a valid value for lvakafkasink's acks",
     ] {

@@ -441,6 +441,9 @@ fn http_status(sink: &gst::Element) -> HttpStatus {
         queued: count("queued"),
         retried: count("retried"),
         timeouts: count("timeouts"),
+        undelivered: count("undelivered"),
+        recovered: count("recovered"),
+        discarded: count("discarded"),
     }
 }
 

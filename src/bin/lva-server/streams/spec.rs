@@ -13,7 +13,7 @@
 //! | `model` | string | (required) | a model name of the configuration |
 //! | `ovinfer` | object | `{}` | `ovinfer` properties for this stream (`threshold`, `interval`, ...); not `model`, `model-instance-id` |
 //! | `outputs.jsonl.path` | string | | absolute path of a JSON Lines file, appended to |
-//! | `outputs.http` | object | | `location` (required) and any other `lvahttpsink` property |
+//! | `outputs.http` | object | | `location` (required) and any other `lvahttpsink` property; `spool-dir` absolute |
 //! | `outputs.mqtt` | object | | `host` (required) and any other `lvamqttsink` property; `stream-id` defaults to the stream's id, `topic` to `lva/{stream}`; `spool-dir` absolute |
 //! | `outputs.kafka` | object | | `brokers`, `topic` (required) and any other `lvakafkasink` property (`properties`: librdkafka settings as an object or the element's structure text); `stream-id` (so the records' key) defaults to the stream's id; `spool-dir` absolute |
 //! | `track` | bool or object | `false` | follow the objects (`ovtrack` after `ovinfer`): `true`, or an object of `ovtrack` properties (`tracking-type`, `max-age`, ...); `predict-on-empty` defaults to `ovinfer`'s `interval` > 1 |
@@ -746,9 +746,7 @@ fn check_sink(sink: Sink, props: &BTreeMap<String, Value>) -> Result<SinkOutput,
             "{at}.location '{location}' must be an http:// or https:// URL with a host"
         ));
     }
-    // lvahttpsink has no spool: its element says so.
     if let Some(dir) = props.get("spool-dir").and_then(scalar)
-        && sink != Sink::Http
         && !Path::new(&dir).is_absolute()
     {
         reasons.push(format!(

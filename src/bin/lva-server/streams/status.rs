@@ -186,6 +186,13 @@ pub struct HttpStatus {
     pub queued: u64,
     pub retried: u64,
     pub timeouts: u64,
+    /// Documents left when the EOS flush ran out or at a stop: dropped without a spool, kept in
+    /// the spool with one.
+    pub undelivered: u64,
+    /// Documents found in `spool-dir` at start, left by an earlier run, delivered first.
+    pub recovered: u64,
+    /// Damaged spool records cut off at start.
+    pub discarded: u64,
 }
 
 /// `lvamqttsink`'s or `lvakafkasink`'s counters: the publishing core's (see

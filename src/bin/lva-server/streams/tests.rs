@@ -795,6 +795,10 @@ fn bad_definitions_are_refused_with_their_reasons() {
             "outputs.mqtt.spool-dir 'spool' is not an absolute path",
         ),
         (
+            r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"http": {"location": "http://h/", "spool-dir": "spool"}}}"#,
+            "outputs.http.spool-dir 'spool' is not an absolute path",
+        ),
+        (
             r#"{"source": {"uri": "BIKES"}, "model": "ssd", "outputs": {"mqtt": {"host": "h", "retain": [true]}}}"#,
             "outputs.mqtt.retain must be a string, number or boolean",
         ),
@@ -1174,38 +1178,55 @@ fn mqtt_and_kafka_outputs_check_into_element_settings_with_the_streams_defaults(
     assert_eq!(checked.sinks[0].sink, Sink::Kafka);
 }
 
-/// An MQTT output whose broker is not there, with a spool: the spool is one stream's (a second
-/// stream on the folder is refused with the element's reason), a stop keeps what it could not
-/// deliver there (undelivered, not dropped) within the short `flush-timeout`, and the stream
-/// that replaces it finds those documents to send first (recovered).
-#[test]
-fn a_spool_dir_is_one_streams_and_what_a_stop_left_in_it_is_recovered_by_the_next_start() {
+/// What a spooling output reports: (sent, dropped, undelivered, recovered, queued).
+type SpoolCounters = (u64, u64, u64, u64, u64);
+
+/// An output (`kind`: mqtt or http) whose broker or receiver is not there, with a spool: the
+/// spool is one stream's (a second stream on the folder is refused with the element's reason),
+/// a stop keeps what it could not deliver there (undelivered, not dropped) within the short
+/// `flush-timeout`, and the stream that replaces it finds those documents to send first
+/// (recovered).
+fn a_spool_keeps_what_a_stop_left_for_the_next_start(kind: &str, output: &str) {
     init();
     let (registry, _) = Registry::open(models(), Options::default(), video_env()).expect("opens");
-    let spool = scratch("stream-spool").join("mqtt");
+    let spool = scratch("stream-spool").join(kind);
     let nobody = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    let output = output.replace("NOBODY", &nobody.to_string());
     let definition = spec(&format!(
         r#"{{"source": {{"pipeline": "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1"}},
             "model": "tiny",
-            "outputs": {{"mqtt": {{"host": "127.0.0.1", "port": {nobody}, "spool-dir": "{}",
+            "outputs": {{"{kind}": {{{output}, "spool-dir": "{}",
                                    "flush-timeout": 200, "retry-delay": 100}}}}}}"#,
         spool.display()
     ));
+    let counters = |s: &Status| -> SpoolCounters {
+        let sinks = &s.outputs.sinks;
+        match kind {
+            "http" => sinks
+                .http
+                .as_ref()
+                .map(|h| (h.sent, h.dropped, h.undelivered, h.recovered, h.queued)),
+            _ => sinks
+                .mqtt
+                .as_ref()
+                .map(|m| (m.sent, m.dropped, m.undelivered, m.recovered, m.queued)),
+        }
+        .unwrap_or_else(|| panic!("no {kind} status"))
+    };
     registry.put("a", definition.clone()).expect("created");
     let first = registry.stream("a").expect("a");
-    let queued = |s: &Status| s.outputs.sinks.mqtt.as_ref().map_or(0, |m| m.queued);
     wait(&first, "documents waiting", Duration::from_secs(30), |s| {
-        queued(s) >= 5
+        counters(s).4 >= 5
     });
     let refused = registry
         .put("b", definition.clone())
         .expect_err("the folder is taken")
         .to_string();
     assert!(
-        refused.contains("the stream cannot start: mqtt: spool-dir")
+        refused.contains(&format!("the stream cannot start: {kind}: spool-dir"))
             && refused.contains("is in use by another element"),
         "{refused}"
     );
@@ -1217,21 +1238,39 @@ fn a_spool_dir_is_one_streams_and_what_a_stop_left_in_it_is_recovered_by_the_nex
     let old = first.status();
     assert_eq!(old.state, State::Stopped);
     assert_eq!(old.error, None, "flushed (into the spool) in time");
-    let left = old.outputs.sinks.mqtt.clone().expect("mqtt");
-    eprintln!("stopped with {left:?}");
-    assert_eq!((left.sent, left.dropped), (0, 0), "nothing lost");
-    assert_eq!(left.undelivered, old.documents, "kept in the spool");
-    assert!(left.disconnects >= 1);
+    let (sent, dropped, undelivered, _, _) = counters(&old);
+    eprintln!("{kind} stopped with {:?}", old.outputs.sinks);
+    assert_eq!((sent, dropped), (0, 0), "nothing lost");
+    assert_eq!(undelivered, old.documents, "kept in the spool");
+    if kind == "mqtt" {
+        assert!(
+            old.outputs
+                .sinks
+                .mqtt
+                .as_ref()
+                .is_some_and(|m| m.disconnects >= 1)
+        );
+    }
     let second = registry.stream("a").expect("the new a");
-    let recovered = second
-        .status()
-        .outputs
-        .sinks
-        .mqtt
-        .map(|m| m.recovered)
-        .expect("mqtt");
-    assert_eq!(recovered, left.undelivered, "found in the spool at start");
+    let recovered = counters(&second.status()).3;
+    assert_eq!(recovered, undelivered, "found in the spool at start");
     registry.delete("a").expect("deleted");
+}
+
+#[test]
+fn an_mqtt_spool_keeps_what_a_stop_left_for_the_next_start() {
+    a_spool_keeps_what_a_stop_left_for_the_next_start(
+        "mqtt",
+        r#""host": "127.0.0.1", "port": NOBODY"#,
+    );
+}
+
+#[test]
+fn an_http_spool_keeps_what_a_stop_left_for_the_next_start() {
+    a_spool_keeps_what_a_stop_left_for_the_next_start(
+        "http",
+        r#""location": "http://127.0.0.1:NOBODY/events""#,
+    );
 }
 
 /// VmRSS and Threads of this process.
