@@ -520,6 +520,24 @@ fn ssd_request(id: &str) -> proto::ModelInferRequest {
     }
 }
 
+/// A ModelStreamInfer stream on a new connection: where its requests go, its answers.
+async fn open_stream(
+    addr: &str,
+) -> (
+    tokio::sync::mpsc::Sender<proto::ModelInferRequest>,
+    tonic::Streaming<proto::ModelStreamInferResponse>,
+) {
+    let mut client = GrpcInferenceServiceClient::new(channel(addr).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let requests = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx);
+    let answers = client
+        .model_stream_infer(requests)
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    (tx, answers)
+}
+
 /// ServerLive on a new connection, and how long it took.
 async fn server_live(addr: &str) -> (bool, Duration) {
     let started = Instant::now();
@@ -628,15 +646,7 @@ async fn grpc_stream_inferences_take_the_same_places_as_unary_calls() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A stream's request waits for a place as a unary call does, then is answered.
-    let mut client = GrpcInferenceServiceClient::new(channel(&server.grpc).await);
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut answers = client
-        .model_stream_infer(tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(
-            rx,
-        ))
-        .await
-        .expect("the stream opens")
-        .into_inner();
+    let (tx, mut answers) = open_stream(&server.grpc).await;
     tx.send(ssd_request("s1")).await.expect("sent");
     let first = answers
         .message()
@@ -692,15 +702,7 @@ async fn grpc_connections_without_calls_are_closed_at_the_idle_timeout() {
         "closed after {after:?}, idle-timeout-ms is 1500"
     );
     // A stream open longer than that, quiet, is not idle: it still answers.
-    let mut client = GrpcInferenceServiceClient::new(channel(&server.grpc).await);
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut answers = client
-        .model_stream_infer(tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(
-            rx,
-        ))
-        .await
-        .expect("the stream opens")
-        .into_inner();
+    let (tx, mut answers) = open_stream(&server.grpc).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
     tx.send(ssd_request("late")).await.expect("sent");
     let answer = answers.message().await.expect("an answer").expect("more");

@@ -1000,6 +1000,94 @@ mod tests {
         }
     }
 
+    /// A request body with frames given in advance, then nothing more (never ends).
+    struct Frames(std::collections::VecDeque<Bytes>);
+
+    impl hyper::body::Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            match self.0.pop_front() {
+                Some(b) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    fn paced(frames: &[&[u8]], unary: bool) -> Paced<Frames> {
+        let frames = frames.iter().map(|f| Bytes::copy_from_slice(f)).collect();
+        Paced::new(
+            Frames(frames),
+            Duration::from_millis(100),
+            unary,
+            "test".into(),
+        )
+    }
+
+    /// Polls `body` until it has no frame ready: the frames' bytes, and the error if it ended
+    /// with one.
+    async fn drain(body: &mut Paced<Frames>) -> (usize, Option<Status>) {
+        use http_body_util::BodyExt;
+        let mut bytes = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_millis(20), body.frame()).await {
+                Err(_) | Ok(None) => return (bytes, None),
+                Ok(Some(Ok(frame))) => bytes += frame.data_ref().map_or(0, |d| d.len()),
+                Ok(Some(Err(e))) => {
+                    let status = e.downcast::<Status>().expect("a status");
+                    return (bytes, Some(*status));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streams_deadline_runs_from_a_messages_first_byte_to_its_last() {
+        // A message of 3 bytes whose prefix and body come in pieces, then the next's first byte.
+        let mut body = paced(&[&[0, 0, 0], &[0, 3, 1], &[2, 3], &[0]], false);
+        assert!(
+            body.deadline.is_none(),
+            "no deadline before a message starts"
+        );
+        let (bytes, status) = drain(&mut body).await;
+        assert_eq!((bytes, status.is_none()), (9, true));
+        assert!(body.deadline.is_some(), "the next message has started");
+        assert_eq!((body.prefix.len(), body.left), (1, 0));
+        // That message never ends: DEADLINE_EXCEEDED after the timeout.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (_, status) = drain(&mut body).await;
+        let status = status.expect("the deadline passed");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        assert!(
+            status.message().contains("body-timeout-ms (100 ms)"),
+            "{status:?}"
+        );
+        // Whole messages in one frame leave no deadline behind.
+        let mut body = paced(&[&[0, 0, 0, 0, 1, 7, 0, 0, 0, 0, 0]], false);
+        let (bytes, status) = drain(&mut body).await;
+        assert_eq!((bytes, status.is_none()), (11, true));
+        assert!(body.deadline.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_unary_calls_deadline_runs_until_its_body_ends() {
+        // The whole message came, but the request never ends: still cut at the deadline.
+        let mut body = paced(&[&[0, 0, 0, 0, 1, 7]], true);
+        let (bytes, status) = drain(&mut body).await;
+        assert_eq!((bytes, status.is_none()), (6, true));
+        assert!(body.deadline.is_some());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (_, status) = drain(&mut body).await;
+        assert_eq!(
+            status.map(|s| s.code()),
+            Some(tonic::Code::DeadlineExceeded)
+        );
+    }
+
     #[test]
     fn typed_contents_become_little_endian_bytes() {
         let r = proto::ModelInferRequest {
