@@ -380,6 +380,7 @@ where
         let places = self.places.clone();
         let timeout = self.message_timeout;
         Box::pin(async move {
+            let started = Instant::now();
             let pool = match path.as_str() {
                 MODEL_INFER => Some(&places.inference),
                 // Each message takes an inference place once read; health takes none.
@@ -391,7 +392,7 @@ where
                 Some(pool) => match places.take(pool).await {
                     Ok(place) => Some(place),
                     Err(status) => {
-                        log::<()>(&method, "", &Err(status.clone()), Instant::now(), &peer);
+                        log::<()>(&method, "", &Err(status.clone()), started, &peer);
                         return Ok(status.into_http());
                     }
                 },
