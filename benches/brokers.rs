@@ -18,14 +18,8 @@ mod kafka;
 mod mqtt;
 
 use std::path::PathBuf;
-use std::time::Instant;
-
-use gst::prelude::*;
 
 const DOCS: usize = 5000;
-
-/// A document as bikes.mp4 through the SSD makes them (195 bytes; their median is 196).
-const DOC: &[u8] = br#"{"inferences":[{"type":"entity","subtype":"ssd_mobilenet_v2_coco","entity":{"tag":{"value":"person","confidence":0.73046875},"box":{"l":0.2542913,"t":0.004008293,"w":0.34160602,"h":0.9959917}}}]}"#;
 
 /// For the included broker runners.
 fn root() -> PathBuf {
@@ -39,83 +33,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Seconds to push `DOCS` documents through `sink` (a gst-launch sink description named
-/// "sink") to EOS, every one acknowledged.
-fn deliver(sink: &str) -> f64 {
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time caps=application/json ! {sink} max-queue={DOCS} flush-timeout=60000"
-    ))
-    .expect("pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("pipeline");
-    let src = pipeline
-        .by_name("src")
-        .expect("src")
-        .downcast::<gst_app::AppSrc>()
-        .expect("appsrc");
-    let start = Instant::now();
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    for n in 0..DOCS {
-        let mut b = gst::Buffer::from_slice(DOC);
-        b.get_mut()
-            .expect("writable")
-            .set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
-        src.push_buffer(b).expect("push");
-    }
-    src.end_of_stream().expect("eos");
-    let msg = pipeline.bus().expect("bus").timed_pop_filtered(
-        gst::ClockTime::from_seconds(120),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let elapsed = start.elapsed().as_secs_f64();
-    let sent = pipeline
-        .by_name("sink")
-        .expect("sink")
-        .property::<u64>("sent");
-    pipeline.set_state(gst::State::Null).expect("null");
-    if let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) {
-        panic!("{sink}: {}", e.error());
-    }
-    assert_eq!(sent, DOCS as u64, "{sink}: every document acknowledged");
-    elapsed
-}
-
 /// Documents per second through `sink`: a warm-up, then the mean of `rounds`.
 fn rate(sink: &str, rounds: usize) -> f64 {
-    deliver(sink);
-    let seconds: f64 = (0..rounds).map(|_| deliver(sink)).sum();
+    let sink = format!("{sink} max-queue={DOCS} flush-timeout=60000");
+    common::deliver(&sink, DOCS);
+    let seconds: f64 = (0..rounds).map(|_| common::deliver(&sink, DOCS)).sum();
     (rounds * DOCS) as f64 / seconds
-}
-
-/// CPU seconds this process has used so far, all threads (user + system, from /proc/self/stat):
-/// unlike wall time, not inflated by other processes on a shared machine.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // After the command name: state is field 3, utime 14 and stime 15 (clock ticks).
-    let ticks = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(14) + ticks(15)) / 100.0
 }
 
 /// Wall and CPU seconds for bikes.mp4 through ovinfer and lvajson into `tail`.
 fn bikes(tail: &str) -> (f64, f64) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let description = format!(
-        "filesrc location={root}/media/bikes.mp4 ! decodebin ! videoconvert \
-         ! ovinfer model={root}/models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml \
-         labels={root}/models/ssd_mobilenet_v2_coco/labels.txt ! lvajson ! {tail}"
-    );
-    let cpu = cpu_seconds();
-    let wall = common::pipeline_time(&description, |_| {});
-    (wall, cpu_seconds() - cpu)
+    let cpu = common::cpu_seconds();
+    let wall = common::pipeline_time(&common::bikes(tail), |_| {});
+    (wall, common::cpu_seconds() - cpu)
 }
 
 fn main() {
@@ -138,7 +68,7 @@ fn main() {
     let rounds = 3;
     println!(
         "documents of {} bytes, {DOCS} per run, {rounds} runs after a warm-up:",
-        DOC.len()
+        common::DOC.len()
     );
     for (name, sink) in [
         (

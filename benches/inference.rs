@@ -24,10 +24,11 @@
 
 mod common;
 
+use common::{mean, root};
+
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use gst::prelude::*;
 
@@ -38,10 +39,6 @@ const VIDEO_FRAMES: u64 = 250;
 const HINT: &str = "throughput";
 /// The batching runs' model: one whose outputs keep each frame's results apart in a batch.
 const BATCH_MODEL: &str = "models/blazeface/face_detection_short_range.tflite";
-
-fn root(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Resident set size of this process in kB.
 fn rss_kb() -> u64 {
@@ -74,10 +71,7 @@ impl Looped {
 /// compilation is excluded as benchmark_app excludes it) to EOS. Frames are counted as they leave
 /// the `ovinfer` elements.
 fn looped(description: &str, streams: usize, loops: u64, rss_at: &[u64]) -> Looped {
-    let pipeline = gst::parse::launch(description)
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
+    let pipeline = common::launch(description);
     let count = Arc::new(AtomicU64::new(0));
     let rss = Arc::new(Mutex::new(Vec::new()));
     for i in 0..streams {
@@ -94,45 +88,11 @@ fn looped(description: &str, streams: usize, loops: u64, rss_at: &[u64]) -> Loop
             gst::PadProbeReturn::Ok
         });
     }
-    let bus = pipeline.bus().expect("bus");
-    let wait = |types: &[gst::MessageType]| {
-        let mut all = types.to_vec();
-        all.push(gst::MessageType::Error);
-        let msg = bus
-            .timed_pop_filtered(gst::ClockTime::from_seconds(600), &all)
-            .expect("the pipeline answers");
-        if let gst::MessageView::Error(e) = msg.view() {
-            panic!("{description}: {} ({:?})", e.error(), e.debug());
-        }
-        msg
-    };
-    pipeline.set_state(gst::State::Paused).expect("paused");
-    wait(&[gst::MessageType::AsyncDone]);
-    let seek = |flags: gst::SeekFlags| {
-        pipeline
-            .seek_simple(flags, gst::ClockTime::ZERO)
-            .expect("seekable");
-    };
-    let segment = |more: bool| {
-        if more {
-            gst::SeekFlags::SEGMENT
-        } else {
-            gst::SeekFlags::empty()
-        }
-    };
-    // Every loop but the last ends in SEGMENT_DONE; the last one in EOS. Frames are counted
-    // from this seek on (the pre-rolled one after it included).
+    common::preroll(&pipeline);
+    // Frames are counted from the rewind on (the pre-rolled one, which passes again, included).
     count.store(0, Ordering::Relaxed);
-    seek(gst::SeekFlags::FLUSH | segment(loops > 1));
-    wait(&[gst::MessageType::AsyncDone]);
-    let start = Instant::now();
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    for done in 1..loops {
-        wait(&[gst::MessageType::SegmentDone]);
-        seek(segment(done + 1 < loops));
-    }
-    wait(&[gst::MessageType::Eos]);
-    let seconds = start.elapsed().as_secs_f64();
+    common::rewind(&pipeline, loops);
+    let seconds = common::play(&pipeline, loops);
     pipeline.set_state(gst::State::Null).expect("null");
     let rss = rss.lock().expect("rss").clone();
     Looped {
@@ -164,18 +124,7 @@ fn streams(n: usize, tail: &str) -> String {
 }
 
 fn benchmark_app(model: &str, batch: u32, seconds: u32) -> f64 {
-    let out = Command::new(root(".venv/bin/benchmark_app"))
-        .args(["-m", &root(model), "-d", "CPU", "-hint", HINT, "-b"])
-        .arg(batch.to_string())
-        .arg("-t")
-        .arg(seconds.to_string())
-        .output()
-        .expect("benchmark_app runs (make setup installs it)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.split("Throughput:").nth(1))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no throughput in benchmark_app's output:\n{text}"))
+    common::benchmark_app_rate(&root(model), HINT, seconds, &["-b", &batch.to_string()])
 }
 
 fn python_loop(frames: u64) -> f64 {
@@ -249,20 +198,17 @@ fn main() {
             fps[i].push(value);
         }
     }
-    let mean: Vec<f64> = fps
-        .iter()
-        .map(|v| v.iter().sum::<f64>() / v.len() as f64)
-        .collect();
+    let means: Vec<f64> = fps.iter().map(|v| mean(v)).collect();
     println!();
     println!("{:<52} {:>7} {:>22}", "run", "mean", "per round");
     for (i, name) in RUNS.iter().enumerate() {
         let each: Vec<String> = fps[i].iter().map(|v| format!("{v:.1}")).collect();
-        println!("{name:<52} {:>7.1} {:>22}", mean[i], each.join(" "));
+        println!("{name:<52} {:>7.1} {:>22}", means[i], each.join(" "));
     }
     println!("(e) 1 stream is (b)");
     println!();
     let ratio = |name: &str, x: usize, y: usize, target: Option<f64>| {
-        let r = mean[x] / mean[y];
+        let r = means[x] / means[y];
         let each: Vec<String> = fps[x]
             .iter()
             .zip(&fps[y])
@@ -342,7 +288,6 @@ fn batching(rounds: u64, loops: u64) {
             fps[i].1.push(run(4));
         }
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     println!(
         "{:<32} {:>9} {:>9} {:>10}",
         "run", "batch 1", "batch 4", "4/1"

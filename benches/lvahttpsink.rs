@@ -7,9 +7,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use gst::prelude::*;
+use std::time::Duration;
 
 const DOCS: usize = 5000;
 
@@ -37,51 +35,15 @@ fn receiver() -> (String, Arc<AtomicU64>, Arc<AtomicBool>) {
 
 /// Seconds to push `DOCS` documents through `lvahttpsink` to EOS (all delivered).
 fn deliver(url: &str) -> f64 {
-    let doc = br#"{"inferences":[{"type":"entity","subtype":"ssd_mobilenet_v2_coco","entity":{"tag":{"value":"person","confidence":0.73046875},"box":{"l":0.2542913,"t":0.004008293,"w":0.34160602,"h":0.9959917}}}]}"#;
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time caps=application/json ! lvahttpsink name=sink location={url} max-queue={DOCS}"
-    ))
-    .expect("pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("pipeline");
-    let src = pipeline
-        .by_name("src")
-        .expect("src")
-        .downcast::<gst_app::AppSrc>()
-        .expect("appsrc");
-    let start = Instant::now();
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    for n in 0..DOCS {
-        let mut b = gst::Buffer::from_slice(doc);
-        b.get_mut()
-            .expect("writable")
-            .set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
-        src.push_buffer(b).expect("push");
-    }
-    src.end_of_stream().expect("eos");
-    let _ = pipeline.bus().expect("bus").timed_pop_filtered(
-        gst::ClockTime::NONE,
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let elapsed = start.elapsed().as_secs_f64();
-    let sent = pipeline
-        .by_name("sink")
-        .expect("sink")
-        .property::<u64>("sent");
-    pipeline.set_state(gst::State::Null).expect("null");
-    assert_eq!(sent, DOCS as u64, "every document delivered");
-    elapsed
+    common::deliver(
+        &format!("lvahttpsink name=sink location={url} max-queue={DOCS}"),
+        DOCS,
+    )
 }
 
 /// Seconds for bikes.mp4 through ovinfer and lvajson into `tail`.
 fn bikes(tail: &str) -> f64 {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let description = format!(
-        "filesrc location={root}/media/bikes.mp4 ! decodebin ! videoconvert \
-         ! ovinfer model={root}/models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml \
-         labels={root}/models/ssd_mobilenet_v2_coco/labels.txt ! lvajson ! {tail}"
-    );
-    common::pipeline_time(&description, |_| {})
+    common::pipeline_time(&common::bikes(tail), |_| {})
 }
 
 fn main() {

@@ -17,8 +17,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use common::{env_u64, mean, root};
+
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -33,17 +34,6 @@ const VIDEO_FRAMES: u64 = 250;
 const OBJECTS: usize = 50;
 /// Issue 18's goal for the tracker's cost per frame.
 const GOAL_US: f64 = 50.0;
-
-fn root(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// xorshift64*: the same pseudo-random scene on every run, no dependency.
 struct Rng(u64);
@@ -228,59 +218,13 @@ fn looped_fps(middle: &str, loops: u64) -> f64 {
          ! fakesink name=out sync=false",
         root(VIDEO)
     );
-    let pipeline = gst::parse::launch(&description)
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
-    let count = Arc::new(AtomicU64::new(0));
-    let pad = pipeline
-        .by_name("out")
-        .and_then(|e| e.static_pad("sink"))
-        .expect("fakesink's pad");
-    let counted = count.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        counted.fetch_add(1, Ordering::Relaxed);
-        gst::PadProbeReturn::Ok
-    });
-    let bus = pipeline.bus().expect("bus");
-    let wait = |t: gst::MessageType| {
-        let msg = bus
-            .timed_pop_filtered(
-                gst::ClockTime::from_seconds(600),
-                &[t, gst::MessageType::Error],
-            )
-            .expect("the pipeline answers");
-        if let gst::MessageView::Error(e) = msg.view() {
-            panic!("{description}: {} ({:?})", e.error(), e.debug());
-        }
-    };
-    pipeline.set_state(gst::State::Paused).expect("paused");
-    wait(gst::MessageType::AsyncDone);
-    let segment = |more: bool| {
-        if more {
-            gst::SeekFlags::SEGMENT
-        } else {
-            gst::SeekFlags::empty()
-        }
-    };
+    let pipeline = common::launch(&description);
+    let count = common::count_buffers(&pipeline, "out", "sink");
+    common::preroll(&pipeline);
+    // Frames are counted from the rewind on (the pre-rolled one, which passes again, included).
     count.store(0, Ordering::Relaxed);
-    pipeline
-        .seek_simple(
-            gst::SeekFlags::FLUSH | segment(loops > 1),
-            gst::ClockTime::ZERO,
-        )
-        .expect("seekable");
-    wait(gst::MessageType::AsyncDone);
-    let start = Instant::now();
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    for done in 1..loops {
-        wait(gst::MessageType::SegmentDone);
-        pipeline
-            .seek_simple(segment(done + 1 < loops), gst::ClockTime::ZERO)
-            .expect("seekable");
-    }
-    wait(gst::MessageType::Eos);
-    let seconds = start.elapsed().as_secs_f64();
+    common::rewind(&pipeline, loops);
+    let seconds = common::play(&pipeline, loops);
     pipeline.set_state(gst::State::Null).expect("null");
     let frames = count.load(Ordering::Relaxed);
     assert!(
@@ -289,10 +233,6 @@ fn looped_fps(middle: &str, loops: u64) -> f64 {
         loops * VIDEO_FRAMES
     );
     frames as f64 / seconds
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
 }
 
 /// The density part: detect every frame against detect every third frame and track.
