@@ -19,27 +19,20 @@
 //! OVLVA_BENCH_ROUNDS (default 3) rounds; OVLVA_BENCH_SECONDS (default 10) seconds per run;
 //! OVLVA_BENCH_CLIENTS (default 4) client threads of the throughput runs.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+
+use common::{mean, root};
 use std::time::Duration;
 
 const SSD: &str = "models/ssd_mobilenet_v2_coco/ssd_mobilenet_v2_coco.xml";
 const IMAGE: &str = "media/person.jpg";
 
-fn root(rel: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(rel)
-        .display()
-        .to_string()
-}
-
 fn env_or(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    u32::try_from(common::env_u64(name, default.into())).unwrap_or(default)
 }
 
 /// The server, killed when dropped.
@@ -101,33 +94,13 @@ impl Server {
 
     /// The server's CPU time so far, seconds (user + system, from /proc).
     fn cpu(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-        let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        common::proc_cpu(&self.child.id().to_string(), false)
     }
 }
 
 /// CPU time of this process's finished children so far, seconds (cutime + cstime).
 fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(13) + ticks(14)) / 100.0
+    common::proc_cpu("self", true)
 }
 
 /// `benchmark_app -hint throughput` (threads not pinned when `unpinned`): (FPS, CPU ms per
@@ -135,27 +108,27 @@ fn children_cpu() -> f64 {
 /// the model, over the inferences it counted).
 fn benchmark_app(seconds: u32, unpinned: bool, startup: f64) -> [f64; 2] {
     let cpu = children_cpu();
-    let mut command = Command::new(root(".venv/bin/benchmark_app"));
-    command
-        .args(["-m", &root(SSD), "-d", "CPU", "-hint", "throughput", "-t"])
-        .arg(seconds.to_string());
+    let seconds = seconds.to_string();
+    let mut args = vec![
+        "-m".to_string(),
+        root(SSD),
+        "-d".into(),
+        "CPU".into(),
+        "-hint".into(),
+        "throughput".into(),
+        "-t".into(),
+        seconds,
+    ];
     if unpinned {
         // benchmark_app takes -pin only without -hint; a device property file it takes.
         let config = std::env::temp_dir().join(format!("kserve-bench-{}.json", std::process::id()));
         std::fs::write(&config, r#"{"CPU": {"ENABLE_CPU_PINNING": "NO"}}"#).expect("config");
-        command.arg("-load_config").arg(config);
+        args.push("-load_config".into());
+        args.push(config.display().to_string());
     }
-    let out = command
-        .output()
-        .expect("benchmark_app runs (make setup installs it)");
+    let text = common::benchmark_app(&args);
     let cpu = children_cpu() - cpu;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let number = |key: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.split(key).nth(1))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in benchmark_app's output:\n{text}"))
-    };
+    let number = |key: &str| common::reported(&text, key);
     [
         number("Throughput:"),
         (cpu - startup) * 1000.0 / number("Count:").max(1.0),
@@ -207,10 +180,6 @@ fn client(server: &Server, protocol: &str, threads: u32, seconds: u32) -> [f64; 
     ]
 }
 
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
 fn main() {
     let rounds = env_or("OVLVA_BENCH_ROUNDS", 3);
     let seconds = env_or("OVLVA_BENCH_SECONDS", 10);
@@ -231,19 +200,16 @@ fn main() {
     let mut results: Vec<Vec<[f64; 5]>> = runs.iter().map(|_| Vec::new()).collect();
     // benchmark_app's start (Python, reading and compiling the model) with 2 inferences.
     let cpu = children_cpu();
-    let _ = Command::new(root(".venv/bin/benchmark_app"))
-        .args([
-            "-m",
-            &root(SSD),
-            "-d",
-            "CPU",
-            "-hint",
-            "throughput",
-            "-niter",
-            "2",
-        ])
-        .output()
-        .expect("benchmark_app runs (make setup installs it)");
+    common::benchmark_app([
+        "-m",
+        &root(SSD),
+        "-d",
+        "CPU",
+        "-hint",
+        "throughput",
+        "-niter",
+        "2",
+    ]);
     let startup = children_cpu() - cpu;
     println!("benchmark_app starts in {startup:.2} s of CPU");
     for round in 1..=rounds {
