@@ -382,20 +382,7 @@ fn tritonclient_over_http_and_grpc_gets_openvinos_own_outputs() {
 #[test]
 fn credentials_and_tls_hold_on_both_protocols() {
     let dir = scratch("kserve-tls");
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs (scripts/setup.sh installs it)");
-    assert!(made.success());
+    common::self_signed_cert(&dir);
     let server = Server::start(json!({
         "tls": {"cert": dir.join("cert.pem"), "key": dir.join("key.pem")},
         "auth": {"bearer": ["t0ken"], "basic": [{"user": "lva", "password": "pa55"}]},

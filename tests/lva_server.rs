@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -727,26 +727,7 @@ fn http_details_expect_continue_chunked_keep_alive_and_shutdown() {
 #[test]
 fn tls_serves_https_with_the_configured_certificate() {
     let dir = temp_dir();
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs (scripts/setup.sh installs it)");
-    assert!(made.success());
+    common::self_signed_cert(&dir);
     let jpeg = std::fs::read(asset("media/person.jpg")).expect("jpeg");
     let server = Server::start(json!({
         "tls": {"cert": dir.join("cert.pem"), "key": dir.join("key.pem")},

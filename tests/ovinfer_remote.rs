@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -531,20 +531,7 @@ fn bad_settings_and_refusals_are_clear_errors() {
 #[test]
 fn grpcs_with_a_ca_file_and_credentials() {
     let dir = scratch("ovinfer-remote-tls");
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs (scripts/setup.sh installs it)");
-    assert!(made.success());
+    common::self_signed_cert(&dir);
     let server = Server::start(json!({
         "tls": {"cert": dir.join("cert.pem"), "key": dir.join("key.pem")},
         "auth": {"bearer": ["t0ken"], "basic": [{"user": "lva", "password": "pa55"}]},

@@ -15,6 +15,28 @@ use std::time::Duration;
 use gst::prelude::*;
 use gstovlva::meta::{self, FrameClassification, Roi};
 
+/// A self-signed certificate for `localhost` and 127.0.0.1 (EC P-256, two days) made by openssl
+/// in `dir`: `(cert.pem, key.pem)`, for servers a test runs with TLS (the certificate is its own
+/// CA for the clients).
+pub fn self_signed_cert(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs (scripts/setup.sh installs it)");
+    assert!(made.success(), "openssl could not make a certificate");
+    (cert, key)
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
