@@ -111,6 +111,23 @@ impl Scene {
     }
 }
 
+/// A scratch folder for the scene's picture, removed when dropped (a failed run included).
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(format!("ovlva-bench-roi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
 /// The settings compared: (label, ovinfer properties).
 const SERIAL: (&str, &str) = ("serial", "nireq=1 performance-hint=latency");
 const POOL: (&str, &str) = ("pool", "nireq=4 performance-hint=throughput");
@@ -288,9 +305,8 @@ fn main() {
         .iter()
         .filter(|c| only.is_empty() || only.split(',').any(|o| c.name.contains(o.trim())))
         .collect();
-    let dir = std::env::temp_dir().join(format!("ovlva-bench-roi-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    let scenes: Vec<Made> = cases.iter().map(|c| c.scene.make(&dir)).collect();
+    let dir = Scratch::new();
+    let scenes: Vec<Made> = cases.iter().map(|c| c.scene.make(&dir.0)).collect();
     let mut results: BTreeMap<(&str, &str), Vec<Measure>> = BTreeMap::new();
     let mut ceilings: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     // What the first run of each model read (serial's, in the first round).
@@ -334,7 +350,7 @@ fn main() {
             }
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
+    drop(dir);
     let mean =
         |v: &[Measure], f: fn(&Measure) -> f64| common::mean(&v.iter().map(f).collect::<Vec<_>>());
     println!(
