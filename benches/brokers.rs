@@ -16,6 +16,8 @@ mod kafka;
 #[allow(dead_code)]
 #[path = "../tests/common/mqtt.rs"]
 mod mqtt;
+#[path = "../tests/common/process.rs"]
+mod process;
 
 use std::path::PathBuf;
 

@@ -31,6 +31,8 @@
 //! OVLVA_BENCH_CLIENTS (default 4) client threads of the throughput runs.
 
 mod common;
+#[path = "../tests/common/process.rs"]
+mod process;
 #[allow(dead_code)]
 #[path = "../tests/common/triton.rs"]
 mod triton;

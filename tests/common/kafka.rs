@@ -16,13 +16,7 @@ use std::time::Duration;
 
 use super::{free_port, root};
 
-// Each service runner includes the process runner itself: benches include the runners one by one
-// (benches/brokers.rs), without tests/common/mod.rs.
-#[allow(clippy::duplicate_mod)]
-#[path = "process.rs"]
-mod process;
-
-use process::{Process, scratch_dir};
+use super::process::{Process, scratch_dir};
 
 /// The noida-db executable: `NOIDA_DB_BIN` when set, else the one inside the `noida_db` package
 /// of `.venv` (run directly: its `.venv/bin/noida-db` wrapper would leave it running when killed).

@@ -4,6 +4,7 @@
 
 pub mod kafka;
 pub mod mqtt;
+pub mod process;
 pub mod reference;
 pub mod server;
 pub mod triton;

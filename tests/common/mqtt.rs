@@ -11,13 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::free_port;
 
-// Each service runner includes the process runner itself: benches include the runners one by one
-// (benches/brokers.rs), without tests/common/mod.rs.
-#[allow(clippy::duplicate_mod)]
-#[path = "process.rs"]
-mod process;
-
-use process::{Process, scratch_dir};
+use super::process::{Process, scratch_dir};
 
 /// A scratch folder for a test's files (spool, certificates).
 pub fn scratch(kind: &str) -> PathBuf {

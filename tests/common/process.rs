@@ -4,8 +4,8 @@
 //! the panic message, a stop (SIGTERM, then SIGKILL to the whole group after a grace period), a
 //! restart with the same command (the same ports), and the group killed when it is dropped.
 //!
-//! Only `std`: the service runners include it with `#[path = "process.rs"] mod process;` (they
-//! are also included by benches, which have no `common` module).
+//! Only `std`: it is `common::process` for the tests, and benches that include a service runner
+//! (`#[path]`) include it beside it as their own `process` module.
 
 // Each includer uses part of it.
 #![allow(dead_code)]
@@ -18,11 +18,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A new, empty folder under the system's temporary directory, named after `kind`, this test
-/// process and a counter.
+/// process and a counter (short paths: services put their sockets there).
 pub fn scratch_dir(kind: &str) -> PathBuf {
+    scratch_in(&std::env::temp_dir(), &format!("ovlva-{kind}"))
+}
+
+/// A new, empty folder `NAME-PID-N` in `base`: N counts the folders this process made.
+pub fn scratch_in(base: &Path, name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "ovlva-{kind}-{}-{}",
+    let dir = base.join(format!(
+        "{name}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));

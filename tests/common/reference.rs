@@ -69,15 +69,7 @@ struct Answer {
 
 /// A fresh folder under target/ for one test's files.
 pub fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = root().join("target/test-scratch").join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
+    super::process::scratch_in(&root().join("target/test-scratch"), name)
 }
 
 /// The reference's detections (and picture size) for each case, in one Python run.

@@ -12,13 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-// Each service runner includes the process runner itself: benches include the runners one by one
-// (benches/brokers.rs), without tests/common/mod.rs.
-#[allow(clippy::duplicate_mod)]
-#[path = "process.rs"]
-mod process;
-
-use process::{Process, free_ports, scratch_dir};
+use super::process::{Process, free_ports, scratch_dir};
 
 /// How long Triton may take to load the model (it takes 6-30 s on a loaded 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(180);
