@@ -14,6 +14,13 @@ batch (its box decoding reshapes to a fixed [1,1917,4]) and its DetectionOutput 
 detections in one [1,1,N*100,7] tensor rather than along a leading batch dimension, which is what
 Triton's batching would split. Concurrency comes from the instances instead.
 
+With --max-batch-size N > 0 the model is served with Triton's batching instead: its first dimension
+is reshaped to -1 (dynamic) before compiling, the tensors are declared per item (without the batch
+dimension, so the metadata shows [-1,...]), and a request may carry up to N items in its first
+dimension (Triton's dynamic batcher may join requests too). For models whose outputs are per item
+along a leading batch dimension, e.g. the tiny colour classifier (`image` FP32 [N,3,16,16] ->
+`probabilities` FP32 [N,3]).
+
 Triton's Python backend runs a stub process that links libpython3.X.so.1.0; when this Python is
 not the system's (pyenv, a venv made from one), the stub would pick up the system's libpython of
 the same version or none at all: this script puts this interpreter's own LIBDIR first on
@@ -24,8 +31,10 @@ PyTriton needs numpy < 2).
 
 usage:
   .venv/triton/bin/python scripts/triton_serve.py [--model XML] [--model-dir DIR] [--model-name NAME] [--grpc-port P] [--http-port P]
-      [--workspace DIR] [--instances N] [--address ADDR]
-Prints `triton ready grpc=HOST:P http=HOST:P model=NAME instances=N` once the model is ready;
+      [--workspace DIR] [--instances N] [--address ADDR] [--max-batch-size N]
+The model's statistics (GET /v2/models/NAME/stats) are open, the other restricted endpoints are not.
+Prints `triton ready grpc=HOST:P http=HOST:P model=NAME instances=N max_batch_size=N` once the model
+is ready;
 exits 0 on SIGTERM or SIGINT after stopping tritonserver.
 """
 import argparse
@@ -65,20 +74,41 @@ def libpython_first():
         os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{current}" if current else libdir
 
 
-def tensors(ports):
-    """PyTriton tensor declarations of OpenVINO ports: their names, static shapes and types."""
+def tensors(ports, batched):
+    """PyTriton tensor declarations of OpenVINO ports: their names, static shapes and types; with
+    `batched`, the shape of one item (the dynamic first dimension left out)."""
     from pytriton.model_config import Tensor
 
     out = []
     for port in ports:
-        if port.get_partial_shape().is_dynamic:
+        shape = port.get_partial_shape()
+        if batched:
+            shape = shape[1:]
+        if shape.is_dynamic:
             raise SystemExit(f"{port.get_any_name()}: dynamic shape {port.get_partial_shape()}; "
-                             "this server serves models of a static shape only")
+                             "this server serves models of a static shape only (but for the batch "
+                             "with --max-batch-size)")
         element = port.get_element_type()
         if element not in NUMPY:
             raise SystemExit(f"{port.get_any_name()}: element type {element} not served")
-        out.append(Tensor(name=port.get_any_name(), dtype=NUMPY[element], shape=tuple(port.get_shape())))
+        out.append(Tensor(name=port.get_any_name(), dtype=NUMPY[element], shape=tuple(shape.to_shape())))
     return out
+
+
+def batchable(model):
+    """`model` with the first dimension of every input dynamic, for Triton's batching."""
+    shapes = {}
+    for port in model.inputs:
+        shape = port.get_partial_shape()
+        if shape.rank.is_dynamic or len(shape) == 0:
+            raise SystemExit(f"{port.get_any_name()}: shape {shape} has no batch dimension to batch")
+        shape[0] = ov.Dimension(-1)
+        shapes[port] = shape
+    try:
+        model.reshape(shapes)
+    except RuntimeError as e:
+        raise SystemExit(f"--max-batch-size: the model cannot take a dynamic batch: {e}")
+    return model
 
 
 def instance(compiled):
@@ -110,6 +140,9 @@ def main():
                         "by default")
     parser.add_argument("--instances", type=int, default=0,
                         help="model instances (0: the compiled model's optimal number of requests)")
+    parser.add_argument("--max-batch-size", type=int, default=0,
+                        help="Triton's max_batch_size: 0 serves the model's own fixed shapes; N > 0 "
+                        "makes its first dimension a batch of up to N items (see the module doc)")
     args = parser.parse_args()
 
     model = pathlib.Path(args.model)
@@ -127,9 +160,16 @@ def main():
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from pytriton.model_config import ModelConfig
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, Triton, TritonConfig, TritonSecurityConfig
 
-    compiled = ov.Core().compile_model(str(model), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+    if args.max_batch_size < 0:
+        raise SystemExit(f"--max-batch-size: {args.max_batch_size} is negative")
+    batched = args.max_batch_size > 0
+    core = ov.Core()
+    source = core.read_model(str(model))
+    if batched:
+        source = batchable(source)
+    compiled = core.compile_model(source, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
     count = args.instances or compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
 
     # SIGTERM stops like Ctrl-C, once: the first signal interrupts serving, and further ones are
@@ -156,20 +196,26 @@ def main():
     # PyTriton makes the workspace itself and refuses one that exists: a fresh name in the directory.
     workspace = tempfile.mkdtemp(prefix="pytriton-", dir=args.workspace)
     os.rmdir(workspace)
-    triton = Triton(config=config, workspace=workspace)
+    # PyTriton restricts some endpoints to a token of its own; the per-model statistics
+    # (GET /v2/models/NAME/stats: inference_count, execution_count) are read-only and stay open,
+    # for tests to see what reached the model.
+    security = TritonSecurityConfig(
+        restricted_endpoints=[e for e in DEFAULT_PROTECTED_ENDPOINTS if e != "statistics"])
+    triton = Triton(config=config, workspace=workspace, security_config=security)
     try:
         triton.bind(
             model_name=args.model_name,
             infer_func=[instance(compiled) for _ in range(count)],
-            inputs=tensors(compiled.inputs),
-            outputs=tensors(compiled.outputs),
-            config=ModelConfig(batching=False),  # max_batch_size 0 (see the module doc)
+            inputs=tensors(compiled.inputs, batched),
+            outputs=tensors(compiled.outputs, batched),
+            # max_batch_size 0 without --max-batch-size (see the module doc)
+            config=ModelConfig(batching=batched, max_batch_size=args.max_batch_size),
             strict=True,
         )
         triton.run()
         print(
             f"triton ready grpc={args.address}:{args.grpc_port} http={args.address}:{args.http_port} "
-            f"model={args.model_name} instances={count}",
+            f"model={args.model_name} instances={count} max_batch_size={args.max_batch_size}",
             flush=True,
         )
         triton.serve()  # returns when tritonserver or a model instance has stopped

@@ -167,8 +167,8 @@ fn difference(local: &[Entity], remote: &[Entity]) -> Result<f64, String> {
 }
 
 /// Every frame's detections the same as local inference's (labels, boxes and confidences
-/// within 1e-4).
-fn assert_same(local: &[Value], remote: &[Value], what: &str) {
+/// within 1e-4); gives the largest difference.
+fn assert_same(local: &[Value], remote: &[Value], what: &str) -> f64 {
     assert!(local.len() >= FRAMES, "{} local frames", local.len());
     assert!(remote.len() >= FRAMES, "{what}: {} frames", remote.len());
     let mut worst = 0f64;
@@ -183,6 +183,7 @@ fn assert_same(local: &[Value], remote: &[Value], what: &str) {
     assert!(boxes >= 30, "only {boxes} boxes in {FRAMES} frames");
     assert!(worst <= 1e-4, "{what}: largest difference {worst}");
     eprintln!("{what}: {boxes} boxes on {FRAMES} frames, largest difference {worst:e}");
+    worst
 }
 
 #[test]
@@ -233,6 +234,61 @@ fn remote_inference_on_triton_gives_the_local_detections() {
     eprintln!("Triton ready in {ready:?}, took {:?}", started.elapsed());
 }
 
+/// bikes.mp4's SSD cars (local SSD) classified by colour with `COLOUR` (the model's settings),
+/// batched: `batch-size=4 nireq=2`.
+fn cars_in_colours(colour: &str) -> Vec<Value> {
+    documents_of(&format!(
+        "ovinfer model={} labels={} threshold=0.4 ! ovinfer {colour} labels={} \
+         inference-region=roi-list object-class=car attribute-name=color threshold=0 \
+         batch-size=4 nireq=2",
+        ssd_model(),
+        ssd_labels(),
+        common::tiny("colours.txt")
+    ))
+}
+
+/// How many entities of the first FRAMES documents have an attribute.
+fn classified(docs: &[Value]) -> usize {
+    docs.iter()
+        .take(FRAMES)
+        .flat_map(entities)
+        .filter(|e| !e.3.is_empty())
+        .count()
+}
+
+#[test]
+fn batches_of_cars_reach_triton_and_give_the_local_colours() {
+    // The colour classifier served by the real Triton with its batching (max_batch_size 8, the
+    // metadata's first dimension -1): batch-size=4 sends up to four cars in one request.
+    let started = Instant::now();
+    let model = std::path::PathBuf::from(common::tiny("colour_classifier.onnx"));
+    let triton = common::triton::Triton::start_model(&model, "colour", 8);
+    let ready = started.elapsed();
+    let local = cars_in_colours(&format!("model={}", model.display()));
+    let remote = cars_in_colours(&format!("server={} remote-model=colour", triton.grpc_url()));
+    let colours = classified(&local);
+    assert!(colours >= 10, "only {colours} cars classified");
+    // The same SSD boxes locally: the differences are the colours' confidences.
+    let worst = assert_same(&local, &remote, "cars in batches of 4 on Triton");
+    assert!(worst <= 1e-5, "colour confidences differ by {worst}");
+    // Triton counts items inferred and model executions: fewer executions than items means
+    // requests of more than one car reached the model.
+    let (items, executions) = triton.counts();
+    eprintln!(
+        "Triton ready in {ready:?}; {colours} cars classified in the first {FRAMES} frames; \
+         Triton: {items} items in {executions} executions; took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        items >= colours as u64,
+        "{items} items inferred for {colours} cars"
+    );
+    assert!(
+        executions < items,
+        "no batch of more than one: {items} items in {executions} executions"
+    );
+}
+
 #[test]
 fn a_second_stage_on_rois_infers_remotely_too() {
     // The SSD's cars classified by colour (an FP32 NCHW input scaled to [0,1]: the remote
@@ -255,12 +311,7 @@ fn a_second_stage_on_rois_infers_remotely_too() {
         &format!("server={url} remote-model=ssd"),
         &format!("server={url} remote-model=colour nireq=2"),
     );
-    let colours = local
-        .iter()
-        .take(FRAMES)
-        .flat_map(entities)
-        .filter(|e| !e.3.is_empty())
-        .count();
+    let colours = classified(&local);
     assert!(colours >= 10, "only {colours} cars classified");
     assert_same(&local, &remote, "SSD then colours on the cars");
     eprintln!("{colours} cars classified");

@@ -3,12 +3,13 @@
 //! `ssd` through OpenVINO, on two free ports of 127.0.0.1 (KServe v2 gRPC and HTTP), stopped
 //! and started again on the same ports, killed when the test lets go of it.
 //!
-//! The model is the SSD's own: input `image` UINT8 [1,300,300,3], output `detection_out` FP32
-//! [1,1,100,7], max_batch_size 0.
+//! The SSD is served with its own tensors: input `image` UINT8 [1,300,300,3], output
+//! `detection_out` FP32 [1,1,100,7], max_batch_size 0. `start_model` serves another model
+//! under a name, with Triton's batching when `max_batch_size` > 0 (its first dimension -1).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct Triton {
     pub http_port: u16,
     process: Process,
     dir: PathBuf,
+    /// The name the model is served under.
+    model: String,
 }
 
 /// The name the SSD is served under.
@@ -52,17 +55,26 @@ pub fn python() -> PathBuf {
 impl Triton {
     /// Starts Triton serving the SSD as `ssd` on free ports and waits until the model is ready.
     pub fn start_ssd() -> Triton {
+        Triton::start_model(&root().join(SSD_MODEL), SSD, 0)
+    }
+
+    /// Starts Triton serving `model` (IR or ONNX) as `name` on free ports, with Triton's
+    /// batching of up to `max_batch_size` items per request when it is > 0 (the model's first
+    /// dimension made dynamic), and waits until the model is ready.
+    pub fn start_model(model: &Path, name: &str, max_batch_size: usize) -> Triton {
         let dir = scratch_dir("triton");
         let [grpc_port, http_port] = free_ports();
         let python = python();
         let workspace = dir.clone();
+        let (model, served) = (model.to_path_buf(), name.to_string());
         let process = Process::start("triton", &dir.join("triton.log"), move || {
             let mut command = Command::new(&python);
             command
                 .arg(root().join("scripts/triton_serve.py"))
                 .arg("--model")
-                .arg(root().join(SSD_MODEL))
-                .args(["--model-name", SSD])
+                .arg(&model)
+                .args(["--model-name", &served])
+                .args(["--max-batch-size", &max_batch_size.to_string()])
                 .args(["--grpc-port", &grpc_port.to_string()])
                 .args(["--http-port", &http_port.to_string()])
                 .arg("--workspace")
@@ -74,6 +86,7 @@ impl Triton {
             http_port,
             process,
             dir,
+            model: name.to_string(),
         };
         triton.wait();
         triton
@@ -84,10 +97,10 @@ impl Triton {
         format!("grpc://127.0.0.1:{}", self.grpc_port)
     }
 
-    /// Waits until `GET /v2/models/ssd/ready` answers 200.
+    /// Waits until `GET /v2/models/NAME/ready` answers 200.
     fn wait(&mut self) {
         let port = self.http_port;
-        let path = format!("/v2/models/{SSD}/ready");
+        let path = format!("/v2/models/{}/ready", self.model);
         self.process
             .wait_until(&format!("ready at {path}"), START_TIMEOUT, || {
                 http_status(port, &path) == Some(200)
@@ -116,6 +129,24 @@ impl Triton {
         self.process.cpu_seconds()
     }
 
+    /// The model's `(inference_count, execution_count)` from Triton's statistics
+    /// (`GET /v2/models/NAME/stats`): items inferred, and the model executions they took (fewer
+    /// when requests carried batches).
+    pub fn counts(&self) -> (u64, u64) {
+        let path = format!("/v2/models/{}/stats", self.model);
+        let body = http_get(self.http_port, &path)
+            .unwrap_or_else(|| panic!("GET {path} answered nothing:\n{}", self.log_text()));
+        let stats: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
+        let model = &stats["model_stats"][0];
+        let count = |key: &str| {
+            model[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("GET {path}: no {key}: {body}"))
+        };
+        (count("inference_count"), count("execution_count"))
+    }
+
     /// What Triton and the script printed so far.
     pub fn log_text(&self) -> String {
         self.process.log_text()
@@ -141,8 +172,8 @@ impl Drop for Triton {
     }
 }
 
-/// The status of `GET path` on 127.0.0.1:`port`, or None when nothing answers.
-fn http_status(port: u16, path: &str) -> Option<u16> {
+/// The status and body of `GET path` on 127.0.0.1:`port`, or None when nothing answers.
+fn http_response(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -150,7 +181,20 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let response = String::from_utf8(response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    Some((status, body.unwrap_or_default()))
+}
+
+/// The status of `GET path` on 127.0.0.1:`port`, or None when nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_response(port, path).map(|(status, _)| status)
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` when it answers 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    http_response(port, path).and_then(|(status, body)| (status == 200).then_some(body))
 }
