@@ -9,8 +9,8 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::reference::scratch;
@@ -186,8 +186,16 @@ fn assert_same(local: &[Value], remote: &[Value], what: &str) -> f64 {
     worst
 }
 
+/// One test at a time: the tests restart servers on the ports they had, and a parallel test's
+/// free port could take such a port in between (a CI run saw it).
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn remote_inference_on_lva_server_gives_the_local_detections() {
+    let _serial = serial();
     let started = Instant::now();
     let server = Server::start(json!({}));
     let local = documents(&format!("model={}", ssd_model()));
@@ -216,6 +224,7 @@ fn remote_inference_on_lva_server_gives_the_local_detections() {
 
 #[test]
 fn remote_inference_on_triton_gives_the_local_detections() {
+    let _serial = serial();
     let started = Instant::now();
     let triton = common::triton::Triton::start_ssd();
     let ready = started.elapsed();
@@ -258,6 +267,7 @@ fn classified(docs: &[Value]) -> usize {
 
 #[test]
 fn batches_of_cars_reach_triton_and_give_the_local_colours() {
+    let _serial = serial();
     // The colour classifier served by the real Triton with its batching (max_batch_size 8, the
     // metadata's first dimension -1): batch-size=4 sends up to four cars in one request.
     let started = Instant::now();
@@ -291,6 +301,7 @@ fn batches_of_cars_reach_triton_and_give_the_local_colours() {
 
 #[test]
 fn a_second_stage_on_rois_infers_remotely_too() {
+    let _serial = serial();
     // The SSD's cars classified by colour (an FP32 NCHW input scaled to [0,1]: the remote
     // request lays out and scales the pixels as OpenVINO's pre-processing does locally).
     let server = Server::start(json!({}));
@@ -370,6 +381,7 @@ fn run_with(
 
 #[test]
 fn a_server_killed_and_restarted_mid_stream_costs_only_the_frames_of_the_outage() {
+    let _serial = serial();
     let mut server = Server::start(json!({}));
     let url = server.url();
     // The reference: the same frames inferred locally.
@@ -452,6 +464,7 @@ fn a_server_killed_and_restarted_mid_stream_costs_only_the_frames_of_the_outage(
 
 #[test]
 fn a_server_that_stops_answering_costs_only_timeouts_never_a_hang() {
+    let _serial = serial();
     let server = Server::start(json!({}));
     let url = server.url();
     let pid = server.started.child.id().to_string();
@@ -495,6 +508,7 @@ fn a_server_that_stops_answering_costs_only_timeouts_never_a_hang() {
 
 #[test]
 fn max_failures_turns_an_outage_into_an_error_naming_the_server() {
+    let _serial = serial();
     let mut server = Server::start(json!({}));
     let url = server.url();
     let mut killed = None;
@@ -532,6 +546,7 @@ fn error_of(props: &str) -> String {
 
 #[test]
 fn bad_settings_and_refusals_are_clear_errors() {
+    let _serial = serial();
     let server = Server::start(json!({}));
     let url = server.url();
     let e = error_of(&format!("server={url} remote-model=nosuch"));
@@ -581,6 +596,7 @@ fn bad_settings_and_refusals_are_clear_errors() {
 
 #[test]
 fn grpcs_with_a_ca_file_and_credentials() {
+    let _serial = serial();
     let dir = scratch("ovinfer-remote-tls");
     common::self_signed_cert(&dir);
     let server = Server::start(json!({
