@@ -7,8 +7,6 @@
 //! `detection_out` FP32 [1,1,100,7], max_batch_size 0. `start_model` serves another model
 //! under a name, with Triton's batching when `max_batch_size` > 0 (its first dimension -1).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -134,17 +132,17 @@ impl Triton {
     /// when requests carried batches).
     pub fn counts(&self) -> (u64, u64) {
         let path = format!("/v2/models/{}/stats", self.model);
-        let body = http_get(self.http_port, &path)
-            .unwrap_or_else(|| panic!("GET {path} answered nothing:\n{}", self.log_text()));
-        let stats: serde_json::Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
-        let model = &stats["model_stats"][0];
-        let count = |key: &str| {
-            model[key]
-                .as_u64()
-                .unwrap_or_else(|| panic!("GET {path}: no {key}: {body}"))
-        };
-        (count("inference_count"), count("execution_count"))
+        // Asked up to 5 times: on a loaded CI machine one answer took longer than a read timeout.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match http_response(self.http_port, &path) {
+                Ok((200, body)) => return stats_counts(&path, &body),
+                Ok((status, body)) => last = format!("status {status}: {body}"),
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!("GET {path}: {last}\n{}", self.log_text())
     }
 
     /// What Triton and the script printed so far.
@@ -172,29 +170,39 @@ impl Drop for Triton {
     }
 }
 
-/// The status and body of `GET path` on 127.0.0.1:`port`, or None when nothing answers.
-fn http_response(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let response = String::from_utf8(response).ok()?;
-    let status = response.get(9..12)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    Some((status, body.unwrap_or_default()))
+/// The status and body of `GET path` on 127.0.0.1:`port`, or why there is none (nothing
+/// listening, no answer within 10 s).
+fn http_response(port: u16, path: &str) -> Result<(u16, String), String> {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let mut response = agent
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .call()
+        .map_err(|e| e.to_string())?;
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok((response.status().as_u16(), body))
 }
 
 /// The status of `GET path` on 127.0.0.1:`port`, or None when nothing answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
-    http_response(port, path).map(|(status, _)| status)
+    http_response(port, path).ok().map(|(status, _)| status)
 }
 
-/// The body of `GET path` on 127.0.0.1:`port` when it answers 200.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    http_response(port, path).and_then(|(status, body)| (status == 200).then_some(body))
+/// `(inference_count, execution_count)` of the first model in a statistics answer.
+fn stats_counts(path: &str, body: &str) -> (u64, u64) {
+    let stats: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
+    let model = &stats["model_stats"][0];
+    let count = |key: &str| {
+        model[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("GET {path}: no {key}: {body}"))
+    };
+    (count("inference_count"), count("execution_count"))
 }
