@@ -81,21 +81,27 @@ impl BatchLayout {
         Ok(BatchLayout { batch, runs })
     }
 
-    /// Frame `slot`'s values of output `output` (`data`: that output for the whole batch):
+    /// Frame `slot`'s values of output `output` (`data`: that output for the frames inferred
+    /// together, at most `batch`; a remote batch started half full holds just its frames):
     /// borrowed when they are contiguous, else gathered.
     pub fn frame<'a>(&self, output: usize, data: &'a [f32], slot: usize) -> Option<Cow<'a, [f32]>> {
         let runs = self.runs.get(output)?;
-        if slot >= self.batch || data.len() != self.batch * runs.iter().sum::<usize>() {
+        let per_frame: usize = runs.iter().sum();
+        if per_frame == 0 || !data.len().is_multiple_of(per_frame) {
+            return None;
+        }
+        let frames = data.len() / per_frame;
+        if slot >= frames || frames > self.batch {
             return None;
         }
         if let [len] = runs[..] {
             return Some(Cow::Borrowed(&data[slot * len..(slot + 1) * len]));
         }
-        let mut values = Vec::with_capacity(runs.iter().sum());
+        let mut values = Vec::with_capacity(per_frame);
         let mut block = 0;
         for &len in runs {
             values.extend_from_slice(&data[block + slot * len..block + (slot + 1) * len]);
-            block += self.batch * len;
+            block += frames * len;
         }
         Some(Cow::Owned(values))
     }
@@ -113,6 +119,11 @@ mod tests {
         assert!(matches!(layout.frame(0, &data, 0), Some(Cow::Borrowed(_))));
         assert_eq!(layout.frame(0, &data, 2), None, "no third frame");
         assert_eq!(layout.frame(0, &data[..5], 0), None, "wrong size");
+        // One frame of a batch of two (sent alone to a server).
+        assert_eq!(layout.frame(0, &data[..3], 0).unwrap()[..], [0.0, 1.0, 2.0]);
+        assert_eq!(layout.frame(0, &data[..3], 1), None, "no second frame");
+        let three = [data.as_slice(), &data[..3]].concat();
+        assert_eq!(layout.frame(0, &three, 0), None, "more frames than a batch");
     }
 
     #[test]

@@ -65,10 +65,12 @@ impl Request {
         }
     }
 
-    fn start(&mut self) -> Result<(), String> {
+    /// Starts the inference of the first `frames` slots (a local request always infers its
+    /// whole batch; a remote one sends only those frames when the served batch is dynamic).
+    fn start(&mut self, frames: usize) -> Result<(), String> {
         match self {
             Request::Local(r) => r.start().map_err(|e| e.to_string()),
-            Request::Remote(r) => r.start(),
+            Request::Remote(r) => r.start(frames),
         }
     }
 
@@ -95,8 +97,9 @@ impl Request {
         }
     }
 
+    /// One inference of the whole batch.
     fn infer(&mut self) -> Result<bool, String> {
-        self.start()?;
+        self.start(usize::MAX)?;
         self.wait()
     }
 }
@@ -390,7 +393,7 @@ impl Instance {
         else {
             unreachable!("matched above");
         };
-        match request.start() {
+        match request.start(inner.frames) {
             Ok(()) => {
                 inner.state = JobState::Running(request, keeps);
                 pool.running.push_back(job.clone());

@@ -503,12 +503,14 @@ impl Remote {
         self.health().last_error.clone()
     }
 
+    /// The call for `pixels`, the pixels of as many frames as they hold.
     fn infer_request(&self, pixels: &[u8]) -> tonic::Request<ModelInferRequest> {
         let p = &self.prep;
+        let frames = pixels.len() / p.frame_pixels().max(1);
         let shape = if p.channels_first {
-            [self.batch, 3, p.height, p.width]
+            [frames, 3, p.height, p.width]
         } else {
-            [self.batch, p.height, p.width, 3]
+            [frames, p.height, p.width, 3]
         };
         let options = &self.client.options;
         self.client.request(ModelInferRequest {
@@ -610,8 +612,10 @@ impl RemoteRequest {
         &mut self.pixels
     }
 
-    /// Sends the call (or, backing off, fails it at once without one).
-    pub fn start(&mut self) -> Result<(), String> {
+    /// Sends the call for the first `frames` frames (or, backing off, fails it at once without
+    /// one). Batches of more than one frame are only taken by a model of a dynamic batch, so a
+    /// batch a frame's end starts half full goes out with just its frames.
+    pub fn start(&mut self, frames: usize) -> Result<(), String> {
         let done = Arc::new(Done::default());
         self.done = Some((done.clone(), Instant::now()));
         self.outputs.clear();
@@ -620,7 +624,8 @@ impl RemoteRequest {
             return Ok(());
         }
         let remote = self.remote.clone();
-        let request = remote.infer_request(&self.pixels);
+        let frames = frames.clamp(1, remote.batch);
+        let request = remote.infer_request(&self.pixels[..frames * remote.prep.frame_pixels()]);
         let mut client = remote.client.client.clone();
         let timeout = remote.client.options.timeout;
         runtime()?.spawn(async move {
@@ -1000,6 +1005,10 @@ mod tests {
             ..Default::default()
         };
         assert!(remote.read(missing).unwrap_err().contains("no output 'b'"));
+        // A batch started with one frame of two sends that frame only.
+        let half = remote.infer_request(&[1, 2, 3, 4, 5, 6]).into_inner();
+        assert_eq!(half.inputs[0].shape, [1, 1, 2, 3]);
+        assert_eq!(half.raw_input_contents[0], [1, 2, 3, 4, 5, 6]);
     }
 
     #[test]
@@ -1020,7 +1029,7 @@ mod tests {
         assert_eq!(remote.take_outage(), None, "once per outage");
         // A request started now fails at once, with no call.
         let mut request = RemoteRequest::new(Arc::new(remote));
-        request.start().expect("starts");
+        request.start(1).expect("starts");
         assert!(request.is_done());
         assert_eq!(request.wait(), Ok(false));
         let remote = &request.remote;
