@@ -10,7 +10,7 @@ use gst_video::prelude::*;
 
 use super::convert::{Converter, Layout, YuvMatrix};
 use super::pool::{Instance, Keep, Request};
-use super::state::State;
+use super::state::{Shape, State};
 use super::{InferenceRegion, ModelColorFormat};
 use super::{frame, input};
 use crate::openvino::{InputPreprocessing, PixelFormat};
@@ -19,6 +19,8 @@ use crate::openvino::{InputPreprocessing, PixelFormat};
 pub struct Compiled {
     /// This element's own, or shared by `model-instance-id`.
     pub instance: Arc<Instance>,
+    /// The model's input and outputs as compiled.
+    pub shape: Shape,
     pub info: gst_video::VideoInfo,
     /// The frames' format as the input tensor takes them (when OpenVINO pre-processes them).
     pub format: PixelFormat,
@@ -147,17 +149,18 @@ fn mismatch(planes: &[(&[u8], usize)], expected: &str, tensor: usize) -> String 
     )
 }
 
-/// How the negotiated frames (`info`) reach the model of `state`: their format as the input
-/// tensor takes them, ovinfer's converter when it pre-processes them (else OpenVINO does), and
-/// the pre-processing built into the model for them.
+/// How the negotiated frames (`info`) reach the model of `state` at input `shape`: their
+/// format as the input tensor takes them, ovinfer's converter when it pre-processes them (else
+/// OpenVINO does), and the pre-processing built into the model for them.
 pub fn frames_input(
     state: &State,
+    shape: &Shape,
     info: &gst_video::VideoInfo,
 ) -> Result<(PixelFormat, Option<Converter>, InputPreprocessing), String> {
     let layout = Layout::of(info.format())
         .ok_or_else(|| format!("unsupported video format {:?}", info.format()))?;
     let (w, h) = (info.width() as usize, info.height() as usize);
-    let model_size = (state.model_input.width, state.model_input.height);
+    let model_size = (shape.model_input.width, shape.model_input.height);
     let model_bgr = state.settings.model_color_format == ModelColorFormat::Bgr;
     let model_color = if model_bgr {
         PixelFormat::Bgr
@@ -192,7 +195,7 @@ pub fn frames_input(
         }
     };
     let pre = input::preprocessing(
-        &state.model_input,
+        &shape.model_input,
         format,
         tensor_w,
         tensor_h,

@@ -33,7 +33,7 @@ use super::settings::{
     MAX_INPUT_SIDE, MAX_NIREQ, Settings,
 };
 use super::shared::{COMPILED, INSTANCES, core};
-use super::state::{self, Pending, RoiJob, RoiWork, State, Work};
+use super::state::{self, Pending, RoiJob, RoiWork, Shape, Sizing, State, Work};
 use super::stats::{Snapshot, Stats};
 use super::{
     DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend,
@@ -112,7 +112,7 @@ impl OvInfer {
         let dynamic = model::dynamic_image_layout(&inputs[0].shape);
         // Dynamic height or width: the outputs of a probe size tell the decoder, which (or
         // input-size) tells the size of each use.
-        let mut sized_per_frame = None;
+        let mut sizing = Sizing::Fixed;
         let port = match dynamic {
             None => inputs[0].clone(),
             Some(layout) => {
@@ -155,11 +155,20 @@ impl OvInfer {
                     .map_err(in_err)?;
                 let (w, h) = match (input_size, kind) {
                     (Some(size), _) => size,
-                    (None, DecoderKind::TextRecognition) => model::TEXT_RECOGNITION_SIZE,
+                    (None, DecoderKind::TextRecognition) => {
+                        sizing = Sizing::RecognitionWidth {
+                            layout,
+                            max_width: settings.input_max_side as usize,
+                        };
+                        model::TEXT_RECOGNITION_SIZE
+                    }
                     (None, DecoderKind::TextDetection)
                         if settings.inference_region == InferenceRegion::FullFrame =>
                     {
-                        sized_per_frame = Some((layout, settings.input_max_side as usize));
+                        sizing = Sizing::DetectionPerFrame {
+                            layout,
+                            max_side: settings.input_max_side as usize,
+                        };
                         (pw, ph)
                     }
                     (None, kind) => {
@@ -316,19 +325,22 @@ impl OvInfer {
             labels.len()
         );
         Ok(State {
-            sized_per_frame,
-            input_dims: dims,
+            sizing,
+            shape: Shape {
+                input_dims: dims,
+                model_input,
+                model_shape,
+                layout,
+            },
             path: path.canonicalize().unwrap_or_else(|_| path.clone()),
             model_name: model::model_stem(&path),
-            model_input,
-            model_shape,
-            layout,
             decoder,
             labels,
             range,
             ov_config,
             settings: settings.clone(),
             compiled: None,
+            wider: Vec::new(),
             frames: 0,
             pending: VecDeque::new(),
             ready: VecDeque::new(),
@@ -537,19 +549,22 @@ impl OvInfer {
             *first = batch as i64;
         }
         Ok(State {
-            sized_per_frame: None,
-            input_dims,
+            sizing: Sizing::Fixed,
+            shape: Shape {
+                input_dims,
+                model_input,
+                model_shape,
+                layout,
+            },
             path: PathBuf::from(&url).join(&name),
             model_name: name,
-            model_input,
-            model_shape,
-            layout,
             decoder,
             labels,
             range,
             ov_config: Vec::new(),
             settings: settings.clone(),
             compiled: None,
+            wider: Vec::new(),
             frames: 0,
             pending: VecDeque::new(),
             ready: VecDeque::new(),
@@ -625,20 +640,76 @@ impl OvInfer {
         }
     }
 
-    /// Text detection on full frames (`sized_per_frame`): the input size for `info`'s frames,
-    /// the model's outputs and batch layout for it.
+    /// The input size for `info`'s frames of a model sized per frame (`state.sizing`): text
+    /// detection at the frame's size within `input-max-side`; text recognition on whole
+    /// frames (a picture of one line) as wide as the line needs.
     fn size_for_frames(
         &self,
         state: &mut State,
         info: &gst_video::VideoInfo,
     ) -> Result<(), String> {
-        let Some((layout, max_side)) = state.sized_per_frame else {
-            return Ok(());
+        let frame = (info.width() as usize, info.height() as usize);
+        let height = state.shape.model_input.height;
+        let (layout, (w, h), why) = match state.sizing {
+            Sizing::Fixed => return Ok(()),
+            Sizing::DetectionPerFrame { layout, max_side } => (
+                layout,
+                model::text_detection_size(frame, max_side),
+                format!(
+                    "text detection: longer side at most input-max-side={max_side}, multiples of 32"
+                ),
+            ),
+            Sizing::RecognitionWidth { .. }
+                if state.settings.inference_region == InferenceRegion::RoiList =>
+            {
+                return Ok(());
+            }
+            Sizing::RecognitionWidth { layout, max_width } => (
+                layout,
+                (
+                    model::text_recognition_width(
+                        frame,
+                        height,
+                        model::TEXT_RECOGNITION_SIZE.0,
+                        max_width,
+                    ),
+                    height,
+                ),
+                format!(
+                    "text recognition: as wide as the line, at most input-max-side={max_width}"
+                ),
+            ),
         };
-        let (w, h) =
-            model::text_detection_size((info.width() as usize, info.height() as usize), max_side);
-        if (w, h) == (state.model_input.width, state.model_input.height) {
+        if (w, h) == (state.shape.model_input.width, height) {
             return Ok(());
+        }
+        state.shape = self.shape_at(state, layout, w, h)?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "{}x{} frames: input {w}x{h} ({why})",
+            frame.0,
+            frame.1
+        );
+        Ok(())
+    }
+
+    /// The model's input and outputs at input size `w`x`h` (`layout`: the input's), for a
+    /// model of a dynamic input size.
+    fn shape_at(
+        &self,
+        state: &State,
+        layout: &'static str,
+        w: usize,
+        h: usize,
+    ) -> Result<Shape, String> {
+        if (w, h)
+            == (
+                state.shape.model_input.width,
+                state.shape.model_input.height,
+            )
+        {
+            return Ok(state.shape.clone());
         }
         let core = core().map_err(|e| e.to_string())?;
         let mut dims = model::image_dims(layout, w, h);
@@ -648,42 +719,43 @@ impl OvInfer {
             input_width: w,
             input_height: h,
         };
-        let batch = state.layout.batch();
+        let batch = state.shape.layout.batch();
         let layout = if batch == 1 {
             BatchLayout::single(&one.outputs)
         } else {
             dims[0] = batch as i64;
             model::batched_layout(&mut model, &dims, &one, batch, state.decoder)?
         };
-        gst::info!(
-            CAT,
-            imp = self,
-            "text detection on {}x{} frames: input {w}x{h} (longer side at most input-max-side={max_side}, multiples of 32)",
-            info.width(),
-            info.height()
-        );
-        state.model_input.width = w;
-        state.model_input.height = h;
-        state.model_shape = one;
-        state.layout = layout;
-        state.input_dims = dims;
-        Ok(())
+        let mut model_input = state.shape.model_input.clone();
+        model_input.width = w;
+        model_input.height = h;
+        Ok(Shape {
+            input_dims: dims,
+            model_input,
+            model_shape: one,
+            layout,
+        })
     }
 
     /// Compiles the model with pre-processing from the negotiated frames (with a server: the
     /// converter for them, and the pool of remote requests).
-    fn compile(&self, state: &State, info: &gst_video::VideoInfo) -> Result<Compiled, String> {
+    fn compile(
+        &self,
+        state: &State,
+        shape: &Shape,
+        info: &gst_video::VideoInfo,
+    ) -> Result<Compiled, String> {
         let (w, h) = (info.width() as usize, info.height() as usize);
-        let (format, converter, pre) = compiled::frames_input(state, info)?;
+        let (format, converter, pre) = compiled::frames_input(state, shape, info)?;
         let converter = converter.map(|c| c.with_resize(state.resize_mode()));
         let hint = state.settings.performance_hint.openvino_name();
-        let batch = state.layout.batch();
+        let batch = shape.layout.batch();
         let (backend, optimal, key, reused) = match &state.remote {
             Some(remote) => {
                 let options = &remote.client.options;
                 let key = format!(
                     "{} model '{}' version '{}'|batch {batch}|input {:?}",
-                    options.target.url, options.model, options.version, state.input_dims
+                    options.target.url, options.model, options.version, shape.input_dims
                 );
                 // One request in flight for the latency hint, two with throughput.
                 (Backend::Remote(remote.clone()), 1, key, false)
@@ -694,11 +766,11 @@ impl OvInfer {
                     state.path.display(),
                     state.settings.device,
                     state.ov_config,
-                    state.input_dims
+                    shape.input_dims
                 );
                 let (compiled, reused) = COMPILED.get_or_try_insert(&key, || {
                     let core = core().map_err(|e| e.to_string())?;
-                    let model = model::read_shaped(core, &state.path, &state.input_dims)
+                    let model = model::read_shaped(core, &state.path, &shape.input_dims)
                         .and_then(|model| model.with_preprocessing(&pre))
                         .map_err(|e| e.to_string())?;
                     let mut properties = vec![("PERFORMANCE_HINT", hint)];
@@ -729,14 +801,21 @@ impl OvInfer {
             n => n as usize,
         };
         let new = || {
-            let outputs = state.model_shape.outputs.clone();
-            let layout = state.layout.clone();
+            let outputs = shape.model_shape.outputs.clone();
+            let layout = shape.layout.clone();
             Instance::new(backend.clone(), nireq, outputs, layout, key.clone())
         };
         let instance = match &state.settings.model_instance_id {
             None => Arc::new(new()?),
             Some(id) => {
-                let (instance, joined) = INSTANCES.get_or_try_insert(id, new)?;
+                // A recogniser's wider inputs are instances of their own.
+                let id = if shape.input_dims == state.shape.input_dims {
+                    id.clone()
+                } else {
+                    let input = &shape.model_input;
+                    format!("{id} (input {}x{})", input.width, input.height)
+                };
+                let (instance, joined) = INSTANCES.get_or_try_insert(&id, new)?;
                 if joined && instance.config != key {
                     return Err(format!(
                         "model-instance-id '{id}' is already used by an ovinfer with other \
@@ -787,6 +866,7 @@ impl OvInfer {
         }
         Ok(Compiled {
             instance,
+            shape: shape.clone(),
             info: info.clone(),
             format,
             converter,
@@ -839,19 +919,24 @@ impl OvInfer {
         Ok(())
     }
 
-    /// A slot of the instance with `write`'s input in it. With every request in flight, this
-    /// element's oldest frames finish first, and when it has none in flight, the instance's
-    /// oldest inference is harvested (which may be one of the ROIs of the frame coming in).
-    fn add_job(&self, state: &mut State, write: &mut WriteWith<'_>) -> Result<Slot, String> {
+    /// A slot of the instance at input width `width` (see `State::compiled_at`) with
+    /// `write`'s input in it. With every request in flight, this element's oldest frames finish
+    /// first, and when it has none in flight, the instance's oldest inference is harvested
+    /// (which may be one of the ROIs of the frame coming in).
+    fn add_job(
+        &self,
+        state: &mut State,
+        width: usize,
+        write: &mut WriteWith<'_>,
+    ) -> Result<Slot, String> {
         let instance = state
-            .compiled
-            .as_ref()
+            .compiled_at(width)
             .ok_or("no caps negotiated before the first frame")?
             .instance
             .clone();
         loop {
             {
-                let compiled = state.compiled.as_ref().ok_or("caps went away")?;
+                let compiled = state.compiled_at(width).ok_or("caps went away")?;
                 let mut write = |request: &mut Request, slot: usize| write(compiled, request, slot);
                 if let Some(added) = instance.try_add(&mut write) {
                     return added;
@@ -871,7 +956,8 @@ impl OvInfer {
             .as_ref()
             .is_some_and(|c| c.converter.is_some());
         let mut in_place = false;
-        let slot = self.add_job(state, &mut |compiled, request, slot| {
+        let width = state.shape.model_input.width;
+        let slot = self.add_job(state, width, &mut |compiled, request, slot| {
             let keep = compiled.feed(request, slot, buffer)?;
             in_place = keep.is_some();
             Ok(keep)
@@ -905,16 +991,12 @@ impl OvInfer {
         buffer: &gst::Buffer,
         n: u64,
     ) -> Result<RoiWork, String> {
-        let compiled = state
+        let info = state
             .compiled
             .as_ref()
-            .ok_or("no caps negotiated before the first frame")?;
-        let info = compiled.info.clone();
-        let instance = compiled.instance.clone();
-        let whole = compiled
-            .converter
-            .clone()
-            .ok_or("ROIs need ovinfer's converter, and the frames have none")?;
+            .ok_or("no caps negotiated before the first frame")?
+            .info
+            .clone();
         let frame_size = (info.width(), info.height());
         state.tracks.begin_frame();
         let mut counts = RoiCounts::default();
@@ -952,35 +1034,37 @@ impl OvInfer {
             Some(frame) => compiled::planes(frame)?,
             None => Vec::new(),
         };
-        let batch = instance.batch;
+        // The input width of each ROI (of a text recogniser sized per crop, else the input's).
+        let input = &state.shape.model_input;
+        let mut widths = match state.sizing {
+            Sizing::RecognitionWidth { max_width, .. } => {
+                let crops: Vec<(usize, usize)> = plan
+                    .iter()
+                    .map(|&(_, (_, _, w, h), _)| (w as usize, h as usize))
+                    .collect();
+                model::text_recognition_widths(&crops, input.height, input.width, max_width)
+            }
+            _ => vec![input.width; plan.len()],
+        }
+        .into_iter();
         for (index, rect, decision) in plan {
+            let width = widths.next().unwrap_or(state.shape.model_input.width);
             let (slot, result) = match decision {
                 Decision::Reuse(result) => {
                     counts.reused += 1;
                     (None, result)
                 }
-                Decision::Infer(result) => {
-                    let (x, y, w, h) = rect;
-                    let window = (x as usize, y as usize, w as usize, h as usize);
-                    let added = whole
-                        .cropped(window)
-                        .ok_or_else(|| format!("ROI {index} {rect:?} is not inside the frame"))
-                        .and_then(|crop| {
-                            self.add_job(state, &mut |_, request, slot| {
-                                compiled::write_converted(request, slot, batch, &crop, &planes)
-                            })
-                        });
-                    match added {
-                        Ok(slot) => {
-                            counts.inferred += 1;
-                            (Some(slot), result)
-                        }
-                        Err(e) => {
-                            state::discard_jobs(jobs, &instance);
-                            return Err(format!("ROI {index} at {rect:?}: {e}"));
-                        }
+                Decision::Infer(result) => match self.start_roi(state, &info, rect, width, &planes)
+                {
+                    Ok(slot) => {
+                        counts.inferred += 1;
+                        (Some(slot), result)
                     }
-                }
+                    Err(e) => {
+                        state::discard_jobs(jobs);
+                        return Err(format!("ROI {index} at {rect:?}: {e}"));
+                    }
+                },
             };
             jobs.push(RoiJob {
                 index,
@@ -1000,6 +1084,49 @@ impl OvInfer {
             counts.too_small
         );
         Ok(RoiWork { jobs, counts })
+    }
+
+    /// Starts the inference of one ROI of the frame (`planes`, of `info`): cropped and scaled
+    /// from the frame in place into a slot of the instance for input width `width`. A text
+    /// recogniser sized per crop (`Sizing::RecognitionWidth`) reads long lines at wider inputs,
+    /// each compiled the first time a crop needs it.
+    fn start_roi(
+        &self,
+        state: &mut State,
+        info: &gst_video::VideoInfo,
+        rect: roi::Rect,
+        width: usize,
+        planes: &[(&[u8], usize)],
+    ) -> Result<(Slot, Arc<Instance>), String> {
+        let (x, y, w, h) = rect;
+        if let Sizing::RecognitionWidth { layout, .. } = state.sizing
+            && state.compiled_at(width).is_none()
+        {
+            let height = state.shape.model_input.height;
+            let shape = self.shape_at(state, layout, width, height)?;
+            let wider = self.compile(state, &shape, info)?;
+            gst::info!(
+                CAT,
+                imp = self,
+                "text recognition at input {width}x{height} for crops up to {:.1} times as wide \
+                 as high",
+                width as f64 / height as f64
+            );
+            state.wider.push(wider);
+        }
+        let compiled = state.compiled_at(width).ok_or("caps went away")?;
+        let instance = compiled.instance.clone();
+        let batch = instance.batch;
+        let crop = compiled
+            .converter
+            .as_ref()
+            .ok_or("ROIs need ovinfer's converter, and the frames have none")?
+            .cropped((x as usize, y as usize, w as usize, h as usize))
+            .ok_or("it is not inside the frame")?;
+        let slot = self.add_job(state, width, &mut |_, request, slot| {
+            compiled::write_converted(request, slot, batch, &crop, planes)
+        })?;
+        Ok((slot, instance))
     }
 
     /// How long a live stream's frames may wait inside the element for their turn: one frame
@@ -1238,9 +1365,9 @@ impl OvInfer {
         let frame = (compiled.info.width(), compiled.info.height());
         let decoded = state.decoder.decode_picture(
             tensors,
-            &state.model_shape,
+            &compiled.shape.model_shape,
             threshold,
-            &placement(state, frame),
+            &placement(state, &compiled.shape, frame),
         )?;
         match decoded {
             Decoded::Detections(found) => self.add_detections(state, buffer, &found, n),
@@ -1303,12 +1430,17 @@ impl OvInfer {
         let mut read = Vec::new();
         while let Some(mut job) = jobs.next() {
             let inferred = job.slot.is_some();
-            if let Some(slot) = job.slot.take() {
-                let decoded = compiled
-                    .instance
+            if let Some((slot, instance)) = job.slot.take() {
+                let shape = state
+                    .compiled
+                    .iter()
+                    .chain(&state.wider)
+                    .find(|c| Arc::ptr_eq(&c.instance, &instance))
+                    .map_or(&state.shape, |c| &c.shape);
+                let decoded = instance
                     .read(slot, |outputs| {
-                        let crop = placement(state, (job.rect.2, job.rect.3));
-                        let model = &state.model_shape;
+                        let crop = placement(state, shape, (job.rect.2, job.rect.3));
+                        let model = &shape.model_shape;
                         state
                             .decoder
                             .decode_picture(outputs, model, threshold, &crop)
@@ -1319,7 +1451,7 @@ impl OvInfer {
                     Ok(Some(decoded)) => drop(job.result.set(decoded)),
                     Ok(None) => failed += 1,
                     Err(e) => {
-                        state::discard_jobs(jobs, &compiled.instance);
+                        state::discard_jobs(jobs);
                         return Err(format!("ROI {} at {:?}: {e}", job.index, job.rect));
                     }
                 }
@@ -1445,11 +1577,11 @@ impl OvInfer {
 /// Where `pre-process-resize` puts a `picture`-sized picture (a frame, or an ROI's crop) in the
 /// model's input: whoever pre-processes it (ovinfer's converter places it so; OpenVINO only
 /// stretches, refused with a letterbox at start), the same rectangle.
-fn placement(state: &State, picture: (u32, u32)) -> Placement {
+fn placement(state: &State, shape: &Shape, picture: (u32, u32)) -> Placement {
     Placement::new(
         state.resize_mode(),
         (picture.0 as usize, picture.1 as usize),
-        (state.model_input.width, state.model_input.height),
+        (shape.model_input.width, shape.model_input.height),
     )
 }
 
@@ -1617,13 +1749,13 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecString::builder("input-size")
                     .nick("Input size")
-                    .blurb("The model's input size as WIDTHxHEIGHT (e.g. \"320x48\"): models whose input height or width is dynamic are reshaped to it (a model of a static size too, if it can take it). Empty: the model's own size; for a dynamic one the decoder's choice: text-recognition 320x48 (PP-OCR's), text-detection on full frames the frame's size within input-max-side; other decoders need it set")
+                    .blurb("The model's input size as WIDTHxHEIGHT (e.g. \"320x48\"): models whose input height or width is dynamic are reshaped to it (a model of a static size too, if it can take it). Empty: the model's own size; for a dynamic one the decoder's choice: text-recognition height 48 and at least 320 wide, wider for long lines within input-max-side (PP-OCR's); text-detection on full frames the frame's size within input-max-side; other decoders need it set")
                     .default_value(Some(""))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("input-max-side")
                     .nick("Input longer side at most")
-                    .blurb("Text detection of a dynamic input size on full frames (input-size empty): the frame's size scaled down so that its longer side is at most this many pixels (never enlarged), each side rounded to a multiple of 32 (PaddleOCR's det_limit_side_len with limit_type max); one compiled model per size used")
+                    .blurb("The longer side of a dynamic input the decoder chooses (input-size empty). Text detection on full frames: the frame's size scaled down so that its longer side is at most this many pixels (never enlarged), each side rounded to a multiple of 32 (PaddleOCR's det_limit_side_len with limit_type max). Text recognition: the widest input long lines are read at (rounded down to a multiple of 160). One compiled model per size used")
                     .minimum(32)
                     .maximum(MAX_INPUT_SIDE)
                     .default_value(DEFAULT_INPUT_MAX_SIDE)
@@ -1930,9 +2062,10 @@ impl BaseTransformImpl for OvInfer {
         // the old instance: they go with it.
         state.discard();
         state.compiled = None;
+        state.wider.clear();
         match self
             .size_for_frames(state, &info)
-            .and_then(|()| self.compile(state, &info))
+            .and_then(|()| self.compile(state, &state.shape, &info))
         {
             Ok(compiled) => {
                 let warm_up = compiled.instance.inference_time;

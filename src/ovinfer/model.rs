@@ -257,9 +257,92 @@ pub fn text_detection_size(frame: (usize, usize), max_side: usize) -> (usize, us
     (side(w), side(h))
 }
 
+/// Steps in which a text recogniser's input widens for longer lines: few sizes, so few
+/// compiled models, and crops of similar lengths share batches.
+pub const TEXT_RECOGNITION_STEP: usize = 160;
+
+/// The input width at which a text recogniser of input height `height` reads a `picture`-sized
+/// crop (width, height): wide enough for the crop at its aspect ratio (as PP-OCR widens a batch
+/// to its longest crop), at least `min` (PP-OCR's 320), rounded up to a multiple of
+/// `TEXT_RECOGNITION_STEP` and at most `max` rounded down to one (a longer line is squeezed
+/// into it).
+pub fn text_recognition_width(
+    picture: (usize, usize),
+    height: usize,
+    min: usize,
+    max: usize,
+) -> usize {
+    let step = TEXT_RECOGNITION_STEP;
+    let (w, h) = (picture.0.max(1), picture.1.max(1));
+    let needed = height.saturating_mul(w).div_ceil(h);
+    let width = needed.div_ceil(step).saturating_mul(step);
+    width.min(max / step * step).max(min)
+}
+
+/// How many crops PP-OCR reads in one batch (`rec_batch_num`), each batch as wide as its
+/// longest crop.
+pub const TEXT_RECOGNITION_GROUP: usize = 6;
+
+/// The input width of each of a frame's `crops` (width, height) for a text recogniser of input
+/// height `height`, as PP-OCR reads them: sorted by aspect ratio, in groups of
+/// `TEXT_RECOGNITION_GROUP`, each group at the width its longest crop needs (see
+/// `text_recognition_width`). In the crops' order.
+pub fn text_recognition_widths(
+    crops: &[(usize, usize)],
+    height: usize,
+    min: usize,
+    max: usize,
+) -> Vec<usize> {
+    let ratio = |&(w, h): &(usize, usize)| w.max(1) as f64 / h.max(1) as f64;
+    let mut order: Vec<usize> = (0..crops.len()).collect();
+    order.sort_by(|&a, &b| ratio(&crops[a]).total_cmp(&ratio(&crops[b])));
+    let mut widths = vec![min; crops.len()];
+    for group in order.chunks(TEXT_RECOGNITION_GROUP) {
+        let longest = group[group.len() - 1];
+        let width = text_recognition_width(crops[longest], height, min, max);
+        for &i in group {
+            widths[i] = width;
+        }
+    }
+    widths
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crops_are_read_in_groups_as_wide_as_their_longest() {
+        // A page's lines and a word: one group, the longest line's width.
+        let page = [(290, 24), (377, 25), (382, 30), (60, 20)];
+        assert_eq!(text_recognition_widths(&page, 48, 320, 960), [800; 4]);
+        // Seven words and a line: the six shortest words read at 320, the seventh with the line.
+        let mut crops = vec![(40, 20); 7];
+        crops.push((400, 20));
+        let widths = text_recognition_widths(&crops, 48, 320, 960);
+        assert_eq!(widths.iter().filter(|&&w| w == 320).count(), 6);
+        assert_eq!(widths[7], 960);
+        assert_eq!(
+            text_recognition_widths(&[], 48, 320, 960),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn text_recognition_widens_in_steps_for_long_lines() {
+        // A plate (ratio 4) and a word: PP-OCR's default width.
+        assert_eq!(text_recognition_width((200, 50), 48, 320, 960), 320);
+        assert_eq!(text_recognition_width((10, 100), 48, 320, 960), 320);
+        // Ratio 7 needs 336: the next step.
+        assert_eq!(text_recognition_width((700, 100), 48, 320, 960), 480);
+        // A page's line 19 times as wide as high needs 912.
+        assert_eq!(text_recognition_width((1900, 100), 48, 320, 960), 960);
+        // Longer than the limit: squeezed into it; a limit below the default keeps the default.
+        assert_eq!(text_recognition_width((5000, 100), 48, 320, 960), 960);
+        assert_eq!(text_recognition_width((5000, 100), 48, 320, 1000), 960);
+        assert_eq!(text_recognition_width((5000, 100), 48, 320, 200), 320);
+        assert_eq!(text_recognition_width((0, 0), 48, 320, 960), 320);
+    }
 
     #[test]
     fn text_detection_sizes_are_multiples_of_32_within_the_limit() {

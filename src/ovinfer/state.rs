@@ -52,8 +52,9 @@ pub struct RoiJob {
     pub index: usize,
     /// What was inferred: the ROI clipped to the frame.
     pub rect: Rect,
-    /// Its inference, when it is inferred in this frame (else it reuses `result`).
-    pub slot: Option<Slot>,
+    /// Its inference, when it is inferred in this frame (else it reuses `result`), and the
+    /// instance it runs on (`State::compiled`, or one of `State::wider`).
+    pub slot: Option<(Slot, Arc<Instance>)>,
     /// The result: filled from `slot`, or by the earlier frame that inferred its track.
     pub result: ResultCell<Decoded>,
 }
@@ -65,7 +66,7 @@ impl Work {
             Work::Skipped => Ok(true),
             Work::Frame(slot) => slot.is_done(),
             Work::Rois(rois) => {
-                for slot in rois.jobs.iter().filter_map(|j| j.slot.as_ref()) {
+                for (slot, _) in rois.jobs.iter().filter_map(|j| j.slot.as_ref()) {
                     if !slot.is_done()? {
                         return Ok(false);
                     }
@@ -80,34 +81,62 @@ impl Work {
         match self {
             Work::Skipped => {}
             Work::Frame(slot) => instance.discard(slot),
-            Work::Rois(rois) => discard_jobs(rois.jobs, instance),
+            Work::Rois(rois) => discard_jobs(rois.jobs),
         }
     }
 }
 
 /// Ends the inferences of ROI jobs whose results are not wanted.
-pub fn discard_jobs(jobs: impl IntoIterator<Item = RoiJob>, instance: &Instance) {
-    for slot in jobs.into_iter().filter_map(|j| j.slot) {
+pub fn discard_jobs(jobs: impl IntoIterator<Item = RoiJob>) {
+    for (slot, instance) in jobs.into_iter().filter_map(|j| j.slot) {
         instance.discard(slot);
     }
 }
 
-/// Per-run state: from `start` to `stop`.
-pub struct State {
-    /// Text detection on full frames with a dynamic input size: the input's layout and
-    /// `input-max-side`; the size is chosen for the caps (see `model::text_detection_size`).
-    pub sized_per_frame: Option<(&'static str, usize)>,
+/// How the input size of a model of a dynamic input size follows the pictures (with
+/// `input-size` empty).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sizing {
+    /// One size, set at start.
+    Fixed,
+    /// Text detection on full frames: the frame's size within `max_side`, chosen for the caps
+    /// (see `model::text_detection_size`).
+    DetectionPerFrame {
+        layout: &'static str,
+        max_side: usize,
+    },
+    /// Text recognition: at least the model's default width, wider for a longer line of text
+    /// (up to `max_width`): chosen for the caps on full frames, per crop on ROIs (see
+    /// `model::text_recognition_width`).
+    RecognitionWidth {
+        layout: &'static str,
+        max_width: usize,
+    },
+}
+
+/// The model's input and outputs at one input size.
+#[derive(Debug, Clone)]
+pub struct Shape {
     /// The shape the model's input is given before compiling (`batch-size` frames, or 1 for a
-    /// dynamic batch). Each compilation reads the model again: pre-processing changes the model
-    /// it is built on, and new caps need new pre-processing.
+    /// dynamic batch).
     pub input_dims: Vec<i64>,
-    /// The model file, made absolute so that equal files share one compiled model.
-    pub path: PathBuf,
-    pub model_name: String,
     pub model_input: ModelInput,
     pub model_shape: ModelShape,
     /// Where each frame's results lie in the outputs of a batch (`batch-size`).
     pub layout: BatchLayout,
+}
+
+/// Per-run state: from `start` to `stop`.
+pub struct State {
+    /// How the input size follows the pictures, for a model of a dynamic input size.
+    pub sizing: Sizing,
+    /// The input and outputs at the size chosen at start or for the caps. Each compilation
+    /// reads the model again: pre-processing changes the model it is built on, and new caps
+    /// need new pre-processing.
+    pub shape: Shape,
+    /// The model file, made absolute so that equal files share one compiled model.
+    pub path: PathBuf,
+    pub model_name: String,
     pub decoder: DecoderKind,
     pub labels: Labels,
     pub range: InputRange,
@@ -115,6 +144,9 @@ pub struct State {
     pub ov_config: Vec<(String, String)>,
     pub settings: Settings,
     pub compiled: Option<Compiled>,
+    /// With `Sizing::RecognitionWidth` on ROIs: the model compiled at wider inputs for the caps,
+    /// as long crops need them.
+    pub wider: Vec<Compiled>,
     pub frames: u64,
     /// Frames in flight, oldest first.
     pub pending: VecDeque<Pending>,
@@ -158,6 +190,14 @@ impl State {
         ids.iter()
             .filter_map(|&id| self.labels.get(id as i32))
             .collect()
+    }
+
+    /// What is compiled for the caps at input width `width`: `compiled`, or one of `wider`.
+    pub fn compiled_at(&self, width: usize) -> Option<&Compiled> {
+        self.compiled
+            .iter()
+            .chain(&self.wider)
+            .find(|c| c.shape.model_input.width == width)
     }
 
     /// Frames in flight and done are dropped (flush, stop); the requests return to the pool.
