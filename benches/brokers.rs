@@ -28,6 +28,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// For the included Kafka runner (kafka-python is in the virtualenv).
+fn python() -> PathBuf {
+    root().join(".venv/bin/python")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -6,9 +6,10 @@ PP-OCR pipeline on the same pictures, and the pictures with text the tests read.
       Renders the test pictures into OUTDIR: plate.png, a licence plate ("KX 4821") in
       perspective on media/dog.jpg, and sign.png, a sign of two lines ("EXIT 12",
       "BUS STOP 42") on media/person.jpg; text in the DejaVu Sans Bold that ovoverlay embeds.
-  reference_ocr.py run [--rec-width W] IMAGE...
+  reference_ocr.py run [--rec-width W] [--cls] IMAGE...
       One JSON line per picture: {"image", "size": [w, h], "results": [{"text", "confidence",
-      "box": [x_min, y_min, x_max, y_max]}]}: rapidocr's detection, orientation and recognition,
+      "box": [x_min, y_min, x_max, y_max]}]}: rapidocr's detection and recognition (with
+      --cls, its orientation classifier in between, which turns crops it finds upside down),
       each box the upright box around its quadrilateral, in frame pixels. Detection as ovinfer's
       (det_limit_type=max, det_limit_side_len=960: the longer side at most 960, sides rounded to
       multiples of 32); recognition crops at least W (default 320) wide at height 48.
@@ -85,13 +86,13 @@ def upright(quad):
     return [float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))]
 
 
-def run(paths, rec_width):
+def run(paths, rec_width, use_cls):
     ocr = engine(rec_width)
     for path in paths:
         size = Image.open(path).size
-        # No orientation step: ovinfer's reading is detection then recognition (the classifier
-        # turns some upright long lines over, and their text is then lost).
-        result, _ = ocr(path, use_cls=False)
+        # By default no orientation step, as ovinfer's detection then recognition (the
+        # classifier turns some upright long lines over, and their text is then lost).
+        result, _ = ocr(path, use_cls=use_cls)
         results = [
             {"text": text, "confidence": float(score), "box": upright(box)}
             for box, text, score in (result or [])
@@ -118,11 +119,14 @@ def main():
     if len(args) >= 2 and args[0] == "make":
         make(args[1])
     elif args and args[0] == "run":
-        width = 320
+        width, use_cls = 320, False
         rest = args[1:]
-        if rest[:1] == ["--rec-width"]:
-            width, rest = int(rest[1]), rest[2:]
-        run(rest, width)
+        while rest[:1] in (["--rec-width"], ["--cls"]):
+            if rest[0] == "--cls":
+                use_cls, rest = True, rest[1:]
+            else:
+                width, rest = int(rest[1]), rest[2:]
+        run(rest, width, use_cls)
     elif args and args[0] == "cls":
         cls(args[1:])
     else:

@@ -51,23 +51,11 @@ impl Server {
 
 /// `scripts/kserve_client.py ARGS` in the project's virtualenv: its JSON report.
 fn client(args: &[&str]) -> Value {
-    let python = root().join(".venv/bin/python");
-    let out = Command::new(&python)
-        .arg(root().join("scripts/kserve_client.py"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{} cannot run ({e}): run `make setup`", python.display()));
-    assert!(
-        out.status.success(),
-        "kserve_client.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "kserve_client.py {args:?} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let script = root().join("scripts/kserve_client.py");
+    let script = script.to_string_lossy();
+    let out = common::python_out([&[script.as_ref()], args].concat());
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("kserve_client.py {args:?} printed no JSON ({e}): {out}"))
 }
 
 /// curl ARGS: (HTTP status, body).

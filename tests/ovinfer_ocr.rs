@@ -15,10 +15,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
-use common::{asset, root};
+use common::{asset, python_out, root};
 
 /// How far (pixels) an edge of our text box may be from rapidocr's upright box around its
 /// quadrilateral: both come from the same map, ours cut upright from the rotated rectangle.
@@ -36,8 +35,19 @@ fn cls() -> String {
     asset("models/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx")
 }
 
-fn python() -> PathBuf {
-    root().join(".venv/bin/python")
+/// rapidocr's reading of each picture by `scripts/reference_ocr.py run {options} IMAGES`.
+fn reference_run(options: &[&str], images: &[&str]) -> Vec<Vec<ReferenceRead>> {
+    let script = root().join("scripts/reference_ocr.py");
+    let script = script.to_string_lossy();
+    let args = [&[script.as_ref(), "run"], options, images].concat();
+    python_out(args)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Reference>(l)
+                .expect("a reference line")
+                .results
+        })
+        .collect()
 }
 
 /// The pictures scripts/reference_ocr.py makes, in a scratch folder (made once).
@@ -45,17 +55,11 @@ fn made() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = common::reference::scratch("ocr-pictures");
-        let out = Command::new(python())
-            .arg(root().join("scripts/reference_ocr.py"))
-            .arg("make")
-            .arg(&dir)
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "reference_ocr.py make: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        python_out([
+            root().join("scripts/reference_ocr.py").as_os_str(),
+            "make".as_ref(),
+            dir.as_os_str(),
+        ]);
         dir
     })
 }
@@ -98,11 +102,17 @@ fn documents(image: &str, middle: &str) -> (Vec<serde_json::Value>, f64) {
 
 /// The text entities of a picture read by `det ! rec` (`rec_props` on the recogniser).
 fn read(image: &str, rec_props: &str) -> (Vec<Read>, (u32, u32), f64) {
+    read_after(image, "", rec_props)
+}
+
+/// The text entities of a picture read by `det ! {between} rec` (`rec_props` on the
+/// recogniser).
+fn read_after(image: &str, between: &str, rec_props: &str) -> (Vec<Read>, (u32, u32), f64) {
     let size = picture_size(image);
     let (inferences, seconds) = documents(
         image,
         &format!(
-            "ovinfer model={} ! ovinfer model={} inference-region=roi-list {rec_props}",
+            "ovinfer model={} ! {between} ovinfer model={} inference-region=roi-list {rec_props}",
             det(),
             rec()
         ),
@@ -137,15 +147,11 @@ fn read(image: &str, rec_props: &str) -> (Vec<Read>, (u32, u32), f64) {
 }
 
 fn picture_size(image: &str) -> (u32, u32) {
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import sys; from PIL import Image; print(*Image.open(sys.argv[1]).size)",
-            image,
-        ])
-        .output()
-        .expect("python runs");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = python_out([
+        "-c",
+        "import sys; from PIL import Image; print(*Image.open(sys.argv[1]).size)",
+        image,
+    ]);
     let v: Vec<u32> = text
         .split_whitespace()
         .map(|s| s.parse().unwrap())
@@ -168,25 +174,7 @@ struct ReferenceRead {
 
 /// rapidocr's reading of each picture (recognition crops at least `rec_width` wide).
 fn reference(images: &[&str], rec_width: u32) -> Vec<Vec<ReferenceRead>> {
-    let out = Command::new(python())
-        .arg(root().join("scripts/reference_ocr.py"))
-        .args(["run", "--rec-width", &rec_width.to_string()])
-        .args(images)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "reference_ocr.py run: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Reference>(l)
-                .expect("a reference line")
-                .results
-        })
-        .collect()
+    reference_run(&["--rec-width", &rec_width.to_string()], images)
 }
 
 /// Levenshtein distance in characters.
@@ -368,11 +356,65 @@ fn long_lines_widen_the_recogniser_with_no_setting() {
     compare_with_reference("page.png, no setting", &ours, &reference, 3, 0.1);
 }
 
+/// PP-OCR's orientation classifier on the text boxes (`orientation` attribute, `0` or `180`),
+/// as an element description.
+fn orientation() -> String {
+    let labels = common::reference::scratch("ocr-orientation").join("orientation.txt");
+    std::fs::write(&labels, "0\n180\n").unwrap();
+    format!(
+        "ovinfer model={} inference-region=roi-list input-size=192x48 \
+         pre-process-resize=fit-height input-range=-1,1 labels={} attribute-name=orientation",
+        cls(),
+        labels.display()
+    )
+}
+
+/// Upside-down pictures (the made ones turned 180°): with the orientation classifier between
+/// detection and recognition, each crop it finds upside down (`180` at 0.9 or more) is read
+/// turned over, and the text is rapidocr's with its classifier on (`use_cls`); without it the
+/// recogniser reads nonsense, as rapidocr's does.
+#[test]
+fn upside_down_text_is_read_turned_over_after_the_orientation_classifier() {
+    let dir = common::reference::scratch("ocr-turned");
+    let mut turned = Vec::new();
+    for name in ["plate.png", "sign.png"] {
+        let to = dir.join(name).to_string_lossy().into_owned();
+        let from = made().join(name).to_string_lossy().into_owned();
+        python_out([
+            "-c",
+            "import sys; from PIL import Image; Image.open(sys.argv[1]).rotate(180).save(sys.argv[2])",
+            &from,
+            &to,
+        ]);
+        turned.push(to);
+    }
+    let images: Vec<&str> = turned.iter().map(String::as_str).collect();
+    let references = reference_run(&["--cls"], &images);
+    for ((image, mut expected), reference) in turned
+        .iter()
+        .zip([vec!["KX 4821"], vec!["EXIT 12", "BUS STOP 42"]])
+        .zip(references)
+    {
+        let (ours, _, _) = read_after(image, &format!("{} !", orientation()), "");
+        let mut texts: Vec<&str> = ours.iter().filter_map(|r| r.text.as_deref()).collect();
+        println!("{image} turned, with the classifier: {texts:?}");
+        // Upside down, the lines come bottom line first.
+        texts.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(texts, expected, "{image}");
+        compare_with_reference(image, &ours, &reference, 0, 0.05);
+        let (without, _, _) = read(image, "");
+        let without: Vec<&str> = without.iter().filter_map(|r| r.text.as_deref()).collect();
+        println!("{image} turned, without: {without:?}");
+        assert!(
+            without.iter().all(|t| !expected.contains(t)),
+            "{image}: read {without:?} without turning"
+        );
+    }
+}
+
 #[test]
 fn upside_down_text_is_told_by_the_orientation_classifier() {
-    let dir = common::reference::scratch("ocr-orientation");
-    let labels = dir.join("orientation.txt");
-    std::fs::write(&labels, "0\n180\n").unwrap();
     for (image, flip, want) in [
         ("sign.png", "", "0"),
         ("sign.png", "videoflip video-direction=180 ! ", "180"),
@@ -382,14 +424,7 @@ fn upside_down_text_is_told_by_the_orientation_classifier() {
         let path = made().join(image).to_string_lossy().into_owned();
         let (inferences, _) = documents(
             &path,
-            &format!(
-                "{flip}ovinfer model={} ! ovinfer model={} inference-region=roi-list \
-                 input-size=192x48 pre-process-resize=fit-height input-range=-1,1 labels={} \
-                 attribute-name=orientation",
-                det(),
-                cls(),
-                labels.display()
-            ),
+            &format!("{flip}ovinfer model={} ! {}", det(), orientation()),
         );
         assert!(!inferences.is_empty(), "{image} {flip}");
         for i in &inferences {
@@ -406,16 +441,12 @@ fn text_on_a_whole_frame_is_an_lva_text_inference() {
     // The plate's box, cut out: the recogniser on the whole frame.
     let dir = common::reference::scratch("ocr-crop");
     let crop = dir.join("plate-crop.png");
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import sys; from PIL import Image; Image.open(sys.argv[1]).crop((317, 111, 545, 177)).save(sys.argv[2])",
-        ])
-        .arg(made().join("plate.png"))
-        .arg(&crop)
-        .output()
-        .expect("python runs");
-    assert!(out.status.success());
+    python_out([
+        "-c".as_ref(),
+        "import sys; from PIL import Image; Image.open(sys.argv[1]).crop((317, 111, 545, 177)).save(sys.argv[2])".as_ref(),
+        made().join("plate.png").as_os_str(),
+        crop.as_os_str(),
+    ]);
     let (inferences, _) = documents(&crop.to_string_lossy(), &format!("ovinfer model={}", rec()));
     assert_eq!(inferences.len(), 1, "{inferences:?}");
     let i = &inferences[0];
@@ -445,20 +476,12 @@ fn a_recogniser_without_or_with_a_wrong_character_set_is_an_element_error() {
     let dir = common::reference::scratch("ocr-charset");
     // The recogniser without its metadata.
     let bare = dir.join("rec-bare.onnx");
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import sys, onnx; m = onnx.load(sys.argv[1]); del m.metadata_props[:]; onnx.save(m, sys.argv[2])",
-            &rec(),
-        ])
-        .arg(&bare)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_out([
+        "-c".as_ref(),
+        "import sys, onnx; m = onnx.load(sys.argv[1]); del m.metadata_props[:]; onnx.save(m, sys.argv[2])".as_ref(),
+        rec().as_ref(),
+        bare.as_os_str(),
+    ]);
     let e = start_error(&format!(
         "model={} decoder=text-recognition",
         bare.display()
@@ -483,21 +506,14 @@ fn a_recogniser_without_or_with_a_wrong_character_set_is_an_element_error() {
     );
     // The right length from a file: the model's own list written out.
     let list = dir.join("keys.txt");
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import sys, onnx; m = onnx.load(sys.argv[1]); \
-             open(sys.argv[2], 'w').write(next(p.value for p in m.metadata_props if p.key == 'character'))",
-            &rec(),
-        ])
-        .arg(&list)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_out([
+        "-c".as_ref(),
+        "import sys, onnx; m = onnx.load(sys.argv[1]); \
+         open(sys.argv[2], 'w').write(next(p.value for p in m.metadata_props if p.key == 'character'))"
+            .as_ref(),
+        rec().as_ref(),
+        list.as_os_str(),
+    ]);
     let plate = made().join("plate.png").to_string_lossy().into_owned();
     let (reads, _, _) = read(
         &plate,

@@ -15,7 +15,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use gst::prelude::*;
 use gstovlva::meta::{self, DetectionInfo};
@@ -34,24 +33,10 @@ struct Det {
     confidence: f64,
 }
 
-fn python() -> PathBuf {
-    let p = common::root().join(".venv/bin/python");
-    assert!(p.exists(), "{} is missing: run `make setup`", p.display());
-    p
-}
-
 fn mot_eval(args: &[String]) -> String {
-    let out = Command::new(python())
-        .arg(common::root().join("scripts/mot_eval.py"))
-        .args(args)
-        .output()
-        .expect("scripts/mot_eval.py runs");
-    assert!(
-        out.status.success(),
-        "mot_eval.py {args:?} failed (motmetrics missing? run `make setup`): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let script = common::root().join("scripts/mot_eval.py");
+    let script = script.to_string_lossy().into_owned();
+    common::python_out(std::iter::once(&script).chain(args))
 }
 
 /// The ground truth's boxes by frame (1..=last), ids dropped.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 /// `scripts/triton_check.py` against `triton` (in the project's .venv, where tritonclient is).
 fn check(triton: &Triton) -> Value {
-    let python = root().join(".venv/bin/python");
+    let python = common::python();
     let out = Command::new(&python)
         .arg(root().join("scripts/triton_check.py"))
         .args(["--http", &format!("127.0.0.1:{}", triton.http_port)])

@@ -69,7 +69,7 @@ impl Compiled {
             .map_err(|_| "cannot map the frame for reading".to_string())?;
         let planes = planes(&frame)?;
         match &self.converter {
-            Some(converter) => write_converted(request, slot, batch, converter, &planes),
+            Some(converter) => write_converted(request, slot, batch, converter, &planes, false),
             None => {
                 let dst = slot_bytes(request, slot, batch)?;
                 if !frame::pack(&planes, &sizes, dst) {
@@ -119,13 +119,14 @@ fn slot_bytes(request: &mut Request, slot: usize, batch: usize) -> Result<&mut [
 }
 
 /// Converts `planes` (a whole frame, or the window of it `converter` reads) into slot `slot`
-/// of the request's own input tensor.
+/// of the request's own input tensor, the picture turned over (180°) with `turn`.
 pub fn write_converted(
     request: &mut Request,
     slot: usize,
     batch: usize,
     converter: &Converter,
     planes: &[(&[u8], usize)],
+    turn: bool,
 ) -> Result<Option<Keep>, String> {
     let dst = slot_bytes(request, slot, batch)?;
     if !converter.convert(planes, dst) {
@@ -134,6 +135,9 @@ pub fn write_converted(
             &format!("{:?}", converter.planes()),
             dst.len(),
         ));
+    }
+    if turn {
+        converter.placement().turn_over(dst);
     }
     Ok(None)
 }

@@ -1007,7 +1007,10 @@ impl OvInfer {
             match state.selection.choose(&labels, roi.rect, frame_size) {
                 Choice::Infer(rect) => {
                     let decision = state.tracks.decide(roi.tracking_id().as_deref());
-                    plan.push((index, rect, decision));
+                    // Text an orientation classifier found upside down is read turned over.
+                    let turn = state.decoder == DecoderKind::TextRecognition
+                        && roi::upside_down(&roi.attribute_infos());
+                    plan.push((index, rect, decision, turn));
                 }
                 skipped => {
                     gst::log!(
@@ -1040,31 +1043,32 @@ impl OvInfer {
             Sizing::RecognitionWidth { max_width, .. } => {
                 let crops: Vec<(usize, usize)> = plan
                     .iter()
-                    .map(|&(_, (_, _, w, h), _)| (w as usize, h as usize))
+                    .map(|&(_, (_, _, w, h), _, _)| (w as usize, h as usize))
                     .collect();
                 model::text_recognition_widths(&crops, input.height, input.width, max_width)
             }
             _ => vec![input.width; plan.len()],
         }
         .into_iter();
-        for (index, rect, decision) in plan {
+        for (index, rect, decision, turn) in plan {
             let width = widths.next().unwrap_or(state.shape.model_input.width);
             let (slot, result) = match decision {
                 Decision::Reuse(result) => {
                     counts.reused += 1;
                     (None, result)
                 }
-                Decision::Infer(result) => match self.start_roi(state, &info, rect, width, &planes)
-                {
-                    Ok(slot) => {
-                        counts.inferred += 1;
-                        (Some(slot), result)
+                Decision::Infer(result) => {
+                    match self.start_roi(state, &info, rect, width, turn, &planes) {
+                        Ok(slot) => {
+                            counts.inferred += 1;
+                            (Some(slot), result)
+                        }
+                        Err(e) => {
+                            state::discard_jobs(jobs);
+                            return Err(format!("ROI {index} at {rect:?}: {e}"));
+                        }
                     }
-                    Err(e) => {
-                        state::discard_jobs(jobs);
-                        return Err(format!("ROI {index} at {rect:?}: {e}"));
-                    }
-                },
+                }
             };
             jobs.push(RoiJob {
                 index,
@@ -1087,15 +1091,16 @@ impl OvInfer {
     }
 
     /// Starts the inference of one ROI of the frame (`planes`, of `info`): cropped and scaled
-    /// from the frame in place into a slot of the instance for input width `width`. A text
-    /// recogniser sized per crop (`Sizing::RecognitionWidth`) reads long lines at wider inputs,
-    /// each compiled the first time a crop needs it.
+    /// from the frame in place into a slot of the instance for input width `width` (and turned
+    /// over with `turn`). A text recogniser sized per crop (`Sizing::RecognitionWidth`) reads
+    /// long lines at wider inputs, each compiled the first time a crop needs it.
     fn start_roi(
         &self,
         state: &mut State,
         info: &gst_video::VideoInfo,
         rect: roi::Rect,
         width: usize,
+        turn: bool,
         planes: &[(&[u8], usize)],
     ) -> Result<(Slot, Arc<Instance>), String> {
         let (x, y, w, h) = rect;
@@ -1124,7 +1129,7 @@ impl OvInfer {
             .cropped((x as usize, y as usize, w as usize, h as usize))
             .ok_or("it is not inside the frame")?;
         let slot = self.add_job(state, width, &mut |_, request, slot| {
-            compiled::write_converted(request, slot, batch, &crop, planes)
+            compiled::write_converted(request, slot, batch, &crop, planes, turn)
         })?;
         Ok((slot, instance))
     }

@@ -47,6 +47,24 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// Turns the picture over (180°) in `pixels`, the input's 3-byte pixels row after row: the
+    /// picture's rectangle read backwards, the padding left where it is.
+    pub fn turn_over(&self, pixels: &mut [u8]) {
+        let (x, y, w, h) = self.rect;
+        let width = self.input.0;
+        let at = |i: usize| ((y + i / w) * width + x + i % w) * 3;
+        let n = w * h;
+        if pixels.len() < self.input.0 * self.input.1 * 3 {
+            return;
+        }
+        for i in 0..n / 2 {
+            let (a, b) = (at(i), at(n - 1 - i));
+            for c in 0..3 {
+                pixels.swap(a + c, b + c);
+            }
+        }
+    }
+
     /// The placement of a `picture`-sized picture (width, height) in an `input`-sized input.
     pub fn new(mode: ResizeMode, picture: (usize, usize), input: (usize, usize)) -> Placement {
         let (iw, ih) = input;
@@ -120,6 +138,36 @@ impl Placement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turning_over_reverses_the_picture_and_keeps_the_padding() {
+        // A 2x2 picture at the top left of a 3x2 input; pixel values name their places.
+        let placement = Placement {
+            input: (3, 2),
+            rect: (0, 0, 2, 2),
+        };
+        let px = |v: u8| [v, v + 100, v + 200];
+        let mut pixels: Vec<u8> = [1, 2, 0, 3, 4, 0].iter().flat_map(|&v| px(v)).collect();
+        placement.turn_over(&mut pixels);
+        let want: Vec<u8> = [4, 3, 0, 2, 1, 0].iter().flat_map(|&v| px(v)).collect();
+        assert_eq!(pixels, want);
+        // An odd count: the middle pixel stays; twice is the picture again.
+        let placement = Placement {
+            input: (3, 1),
+            rect: (0, 0, 3, 1),
+        };
+        let mut pixels: Vec<u8> = [1, 2, 3].iter().flat_map(|&v| px(v)).collect();
+        placement.turn_over(&mut pixels);
+        placement.turn_over(&mut pixels);
+        assert_eq!(
+            pixels,
+            [1, 2, 3].iter().flat_map(|&v| px(v)).collect::<Vec<u8>>()
+        );
+        // Too short a buffer is left alone.
+        let mut short = vec![7u8; 5];
+        placement.turn_over(&mut short);
+        assert_eq!(short, [7; 5]);
+    }
 
     /// PaddleOCR's resize_norm_img by hand: resized_w = ceil(48 w / h), at most the input's width.
     #[test]

@@ -156,6 +156,22 @@ pub fn default_attribute_name(stem: &str) -> String {
     }
 }
 
+/// The attribute an orientation classifier gives text ROIs (PP-OCR's `0`/`180` classifier with
+/// `attribute-name=orientation`).
+pub const ORIENTATION: &str = "orientation";
+
+/// The confidence from which a text crop classified `180` is turned over before it is read
+/// (PaddleOCR's `cls_thresh`).
+pub const TURN_CONFIDENCE: f64 = 0.9;
+
+/// Whether an ROI's text is upside down: its `orientation` attribute is `180` with a confidence
+/// of at least `TURN_CONFIDENCE`.
+pub fn upside_down(attributes: &[crate::meta::AttributeInfo]) -> bool {
+    attributes.iter().any(|a| {
+        a.name == ORIENTATION && a.label == "180" && a.confidence.unwrap_or(0.0) >= TURN_CONFIDENCE
+    })
+}
+
 /// The attribute structure of a class given to an ROI (the meta contract's classification of
 /// an object): named after the attribute, with `label`, `confidence` and `label_id`.
 pub fn attribute(name: &str, label: &str, c: &Classification) -> gst::Structure {
@@ -293,6 +309,25 @@ mod tests {
                 too_small: 1
             }
         );
+    }
+
+    #[test]
+    fn text_is_upside_down_when_its_orientation_says_180_surely() {
+        let info = |name: &str, label: &str, confidence| crate::meta::AttributeInfo {
+            name: name.into(),
+            label: label.into(),
+            confidence,
+        };
+        assert!(upside_down(&[info("orientation", "180", Some(0.95))]));
+        assert!(upside_down(&[
+            info("colour", "red", Some(0.99)),
+            info("orientation", "180", Some(0.9))
+        ]));
+        assert!(!upside_down(&[info("orientation", "180", Some(0.89))]));
+        assert!(!upside_down(&[info("orientation", "180", None)]));
+        assert!(!upside_down(&[info("orientation", "0", Some(0.99))]));
+        assert!(!upside_down(&[info("angle", "180", Some(0.99))]));
+        assert!(!upside_down(&[]));
     }
 
     #[test]

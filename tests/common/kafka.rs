@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::{free_port, root};
+use super::{free_port, python, root};
 
 use super::process::{Process, scratch_dir};
 
@@ -43,11 +43,6 @@ pub fn binary() -> PathBuf {
         bin
     })
     .clone()
-}
-
-/// The project's virtualenv's Python (kafka-python is installed there).
-pub fn python() -> PathBuf {
-    root().join(".venv/bin/python")
 }
 
 /// A running (or stopped, to be started again) noida-db serving only Kafka.

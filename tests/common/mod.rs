@@ -42,6 +42,37 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The project's virtualenv's Python (`make setup` makes it, with the reference packages).
+pub fn python() -> PathBuf {
+    let python = root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make setup`",
+        python.display()
+    );
+    python
+}
+
+/// Runs the virtualenv's Python with `args` (a script and its arguments, or `-c CODE ...`),
+/// which must succeed: what it printed.
+pub fn python_out<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
+    let args: Vec<S> = args.into_iter().collect();
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    let out = std::process::Command::new(python())
+        .args(&args)
+        .output()
+        .unwrap_or_else(|e| panic!("python {shown:?} cannot run ({e}): run `make setup`"));
+    assert!(
+        out.status.success(),
+        "python {shown:?} failed (run `make setup` if a package is missing): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A file installed by `make setup`; panics with the fix when it is missing.
 pub fn asset(rel: &str) -> String {
     let p = root().join(rel);

@@ -88,22 +88,14 @@ fn run_script(script: &str, cases: &[Case], dir: &Path) -> Vec<(u32, u32, Vec<De
     static N: AtomicUsize = AtomicUsize::new(0);
     let file = dir.join(format!("cases-{}.json", N.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&file, serde_json::to_vec(cases).expect("cases JSON")).expect("cases file");
-    let python = root().join(".venv/bin/python");
-    let out = std::process::Command::new(&python)
-        .arg(root().join("scripts").join(script))
-        .arg("--batch")
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{} cannot run ({e}): run `make setup`", python.display()));
-    assert!(
-        out.status.success(),
-        "reference: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Vec<Answer> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("reference JSON line"))
-        .collect();
+    let answers: Vec<Answer> = super::python_out([
+        root().join("scripts").join(script).as_os_str(),
+        "--batch".as_ref(),
+        file.as_os_str(),
+    ])
+    .lines()
+    .map(|l| serde_json::from_str(l).expect("reference JSON line"))
+    .collect();
     assert_eq!(answers.len(), cases.len());
     answers
         .into_iter()
