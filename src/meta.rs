@@ -36,6 +36,9 @@ pub const FRAME_META: &str = "OvlvaFrameInferenceMeta";
 pub const TRACKING: &str = "object_id";
 /// Name of the ROI param structure carrying a tracker's state of the object (field `predicted`).
 pub const TRACKING_STATE: &str = "tracking";
+/// Name of the ROI param structure carrying a text detector's rotated rectangle (fields `x0`,
+/// `y0` .. `x3`, `y3`: its corners normalised to the frame, from the top-left one around).
+pub const ROTATED_BOX: &str = "rotated_box";
 /// Name of the custom meta carrying a counting element's lines, zones and counts.
 pub const ANALYTICS_META: &str = "OvlvaAnalyticsMeta";
 
@@ -86,6 +89,17 @@ pub struct AttributeInfo {
 }
 
 impl Roi {
+    /// The corners of the rotated rectangle its box is upright around (a [`ROTATED_BOX`]
+    /// structure, every field a double), normalised to the frame.
+    pub fn rotated_box(&self) -> Option<[f64; 8]> {
+        let s = self.attributes.iter().find(|s| s.name() == ROTATED_BOX)?;
+        let mut corners = [0.0; 8];
+        for (i, v) in corners.iter_mut().enumerate() {
+            *v = s.get::<f64>(rotated_box_field(i).as_str()).ok()?;
+        }
+        corners.iter().all(|v| v.is_finite()).then_some(corners)
+    }
+
     /// The tracking id of the object (the `id` of its [`TRACKING`] structure), as text.
     pub fn tracking_id(&self) -> Option<String> {
         self.attributes
@@ -136,6 +150,19 @@ pub fn pixel_rect(bbox: [f64; 4], width: u32, height: u32) -> (u32, u32, u32, u3
 
 /// Attaches one detection as an ROI meta with its `detection` structure.
 pub fn add_detection(buffer: &mut gst::BufferRef, width: u32, height: u32, d: &DetectionInfo) {
+    add_rotated_detection(buffer, width, height, d, None);
+}
+
+/// [`add_detection`], with the rotated rectangle the box is upright around when there is one
+/// (`corners`: x, y of each, normalised to the frame, from the top-left one around): a
+/// [`ROTATED_BOX`] structure.
+pub fn add_rotated_detection(
+    buffer: &mut gst::BufferRef,
+    width: u32,
+    height: u32,
+    d: &DetectionInfo,
+    corners: Option<[f64; 8]>,
+) {
     let rect = pixel_rect(d.bbox, width, height);
     let mut meta = VideoRegionOfInterestMeta::add(buffer, &d.label, rect);
     meta.add_param(
@@ -150,6 +177,18 @@ pub fn add_detection(buffer: &mut gst::BufferRef, width: u32, height: u32, d: &D
             .field("model", d.model.as_str())
             .build(),
     );
+    if let Some(c) = corners {
+        let mut s = gst::Structure::builder(ROTATED_BOX);
+        for (i, v) in c.iter().enumerate() {
+            s = s.field(rotated_box_field(i).as_str(), *v);
+        }
+        meta.add_param(s.build());
+    }
+}
+
+/// The name of the `i`th value of a [`ROTATED_BOX`]: `x0`, `y0`, `x1`, ...
+fn rotated_box_field(i: usize) -> String {
+    format!("{}{}", if i.is_multiple_of(2) { "x" } else { "y" }, i / 2)
 }
 
 fn detection_info(s: &gst::StructureRef) -> Option<DetectionInfo> {
@@ -486,7 +525,21 @@ mod tests {
         assert_eq!(rois[0].rect, (160, 240, 320, 240));
         assert_eq!(rois[0].detection.as_ref(), Some(&d));
         assert!(rois[0].attributes.is_empty());
+        assert_eq!(rois[0].rotated_box(), None);
         assert_eq!(frame_classifications(&buffer), vec![c]);
+        // A text box with its rotated rectangle: no attribute (no label), its corners back.
+        let corners = [0.3, 0.5, 0.7, 0.6, 0.68, 0.7, 0.28, 0.6];
+        let mut buffer = gst::Buffer::with_size(16).unwrap();
+        add_rotated_detection(buffer.get_mut().unwrap(), 640, 480, &d, Some(corners));
+        let rois = super::rois(&buffer);
+        assert_eq!(rois[0].rotated_box(), Some(corners));
+        assert!(rois[0].attribute_infos().is_empty());
+        assert_eq!(
+            rois[0].attributes[0].to_string(),
+            "rotated_box, x0=(double)0.29999999999999999, y0=(double)0.5, x1=(double)0.69999999999999996, \
+             y1=(double)0.59999999999999998, x2=(double)0.68000000000000005, y2=(double)0.69999999999999996, \
+             x3=(double)0.28000000000000003, y3=(double)0.59999999999999998;"
+        );
     }
 
     fn counting() -> AnalyticsInfo {

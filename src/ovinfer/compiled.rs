@@ -10,8 +10,10 @@ use gst_video::prelude::*;
 
 use super::convert::{Converter, Layout, YuvMatrix};
 use super::pool::{Instance, Keep, Request};
+use super::resize::{Placement, pad_level};
 use super::state::{Shape, State};
-use super::{InferenceRegion, ModelColorFormat};
+use super::straighten::Straight;
+use super::{InferenceRegion, ModelColorFormat, ResizeMode};
 use super::{frame, input};
 use crate::openvino::{InputPreprocessing, PixelFormat};
 
@@ -138,6 +140,41 @@ pub fn write_converted(
     }
     if turn {
         converter.placement().turn_over(dst);
+    }
+    Ok(None)
+}
+
+/// Writes a rotated text box straightened (see `straighten`) into slot `slot` of the request's
+/// own input tensor, a picture of `input` (width, height) where `mode` fits it: `native`
+/// converts the frame's window around the box (`straight` is relative to that window), then
+/// the box is sampled from it.
+pub fn write_straightened(
+    request: &mut Request,
+    slot: usize,
+    batch: usize,
+    native: &Converter,
+    straight: &Straight,
+    (input, mode): ((usize, usize), ResizeMode),
+    planes: &[(&[u8], usize)],
+) -> Result<Option<Keep>, String> {
+    let mut window = vec![0; native.dst_len()];
+    if !native.convert(planes, &mut window) {
+        return Err(mismatch(
+            planes,
+            &format!("{:?}", native.planes()),
+            window.len(),
+        ));
+    }
+    let size = native.placement().input;
+    let placement = Placement::new(mode, straight.size(), input);
+    let dst = slot_bytes(request, slot, batch)?;
+    if !straight.write(&window, size, &placement, pad_level(mode), dst) {
+        return Err(format!(
+            "the input tensor ({} bytes) does not hold a {}x{} picture",
+            dst.len(),
+            input.0,
+            input.1
+        ));
     }
     Ok(None)
 }

@@ -350,14 +350,25 @@ impl Converter {
     /// The converter of the window `x, y, w, h` of the same frames, to the same size: it reads
     /// the window in place from the whole frame's planes. None when the window is empty or not
     /// inside the frame.
-    pub fn cropped(&self, (x, y, w, h): (usize, usize, usize, usize)) -> Option<Converter> {
+    pub fn cropped(&self, window: (usize, usize, usize, usize)) -> Option<Converter> {
+        self.inside(window)
+            .then(|| self.window(window, self.placement.input, self.mode))
+    }
+
+    /// The converter of the window `x, y, w, h` of the same frames at its own size: its pixels
+    /// in the model's channel order. None when the window is empty or not inside the frame.
+    pub fn native(&self, window: (usize, usize, usize, usize)) -> Option<Converter> {
+        let (_, _, w, h) = window;
+        self.inside(window)
+            .then(|| self.window(window, (w, h), ResizeMode::Stretch))
+    }
+
+    /// Whether the window `x, y, w, h` is not empty and inside the frame.
+    fn inside(&self, (x, y, w, h): (usize, usize, usize, usize)) -> bool {
         let inside = |start: usize, len: usize, size: usize| {
             len > 0 && start.checked_add(len).is_some_and(|end| end <= size)
         };
-        if !inside(x, w, self.size.0) || !inside(y, h, self.size.1) {
-            return None;
-        }
-        Some(self.window((x, y, w, h), self.placement.input, self.mode))
+        inside(x, w, self.size.0) && inside(y, h, self.size.1)
     }
 
     /// This converter for the window `x, y, w, h` (inside the frame, not empty) fitted into a

@@ -35,6 +35,7 @@ use super::settings::{
 use super::shared::{COMPILED, INSTANCES, core};
 use super::state::{self, Pending, RoiJob, RoiWork, Shape, Sizing, State, Work};
 use super::stats::{Snapshot, Stats};
+use super::straighten::Straight;
 use super::{
     DecoderChoice, InferenceRegion, ModelColorFormat, PerformanceHint, PreProcessBackend,
     ResizeMode, model,
@@ -1007,10 +1008,8 @@ impl OvInfer {
             match state.selection.choose(&labels, roi.rect, frame_size) {
                 Choice::Infer(rect) => {
                     let decision = state.tracks.decide(roi.tracking_id().as_deref());
-                    // Text an orientation classifier found upside down is read turned over.
-                    let turn = state.decoder == DecoderKind::TextRecognition
-                        && roi::upside_down(&roi.attribute_infos());
-                    plan.push((index, rect, decision, turn));
+                    let crop = Crop::of(roi, rect, frame_size, state.decoder);
+                    plan.push((index, crop, decision));
                 }
                 skipped => {
                     gst::log!(
@@ -1025,7 +1024,8 @@ impl OvInfer {
             }
         }
         let mut jobs: Vec<RoiJob> = Vec::with_capacity(plan.len());
-        let mapped = if plan.iter().any(|p| matches!(p.2, Decision::Infer(_))) {
+        let inferred = |p: &&(usize, Crop, Decision<Decoded>)| matches!(p.2, Decision::Infer(_));
+        let mapped = if plan.iter().any(|p| inferred(&p)) {
             Some(
                 gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
                     .map_err(|_| "cannot map the frame for reading".to_string())?,
@@ -1037,28 +1037,28 @@ impl OvInfer {
             Some(frame) => compiled::planes(frame)?,
             None => Vec::new(),
         };
-        // The input width of each ROI (of a text recogniser sized per crop, else the input's).
+        // The input width of each ROI inferred: a text recogniser sized per crop reads the
+        // frame's crops inferred in groups (see `model::text_recognition_widths`).
         let input = &state.shape.model_input;
         let mut widths = match state.sizing {
             Sizing::RecognitionWidth { max_width, .. } => {
-                let crops: Vec<(usize, usize)> = plan
-                    .iter()
-                    .map(|&(_, (_, _, w, h), _, _)| (w as usize, h as usize))
-                    .collect();
+                let crops: Vec<(usize, usize)> =
+                    plan.iter().filter(inferred).map(|p| p.1.size()).collect();
                 model::text_recognition_widths(&crops, input.height, input.width, max_width)
             }
-            _ => vec![input.width; plan.len()],
+            _ => Vec::new(),
         }
         .into_iter();
-        for (index, rect, decision, turn) in plan {
-            let width = widths.next().unwrap_or(state.shape.model_input.width);
+        for (index, crop, decision) in plan {
+            let rect = crop.rect;
             let (slot, result) = match decision {
                 Decision::Reuse(result) => {
                     counts.reused += 1;
                     (None, result)
                 }
                 Decision::Infer(result) => {
-                    match self.start_roi(state, &info, rect, width, turn, &planes) {
+                    let width = widths.next().unwrap_or(state.shape.model_input.width);
+                    match self.start_roi(state, &info, &crop, width, &planes) {
                         Ok(slot) => {
                             counts.inferred += 1;
                             (Some(slot), result)
@@ -1091,19 +1091,18 @@ impl OvInfer {
     }
 
     /// Starts the inference of one ROI of the frame (`planes`, of `info`): cropped and scaled
-    /// from the frame in place into a slot of the instance for input width `width` (and turned
-    /// over with `turn`). A text recogniser sized per crop (`Sizing::RecognitionWidth`) reads
-    /// long lines at wider inputs, each compiled the first time a crop needs it.
+    /// from the frame in place into a slot of the instance for input width `width` (or its
+    /// rotated box straightened, see `Crop`). A text recogniser sized per crop
+    /// (`Sizing::RecognitionWidth`) reads long lines at wider inputs, each compiled the first
+    /// time a crop needs it.
     fn start_roi(
         &self,
         state: &mut State,
         info: &gst_video::VideoInfo,
-        rect: roi::Rect,
+        crop: &Crop,
         width: usize,
-        turn: bool,
         planes: &[(&[u8], usize)],
     ) -> Result<(Slot, Arc<Instance>), String> {
-        let (x, y, w, h) = rect;
         if let Sizing::RecognitionWidth { layout, .. } = state.sizing
             && state.compiled_at(width).is_none()
         {
@@ -1122,15 +1121,33 @@ impl OvInfer {
         let compiled = state.compiled_at(width).ok_or("caps went away")?;
         let instance = compiled.instance.clone();
         let batch = instance.batch;
-        let crop = compiled
+        let converter = compiled
             .converter
             .as_ref()
-            .ok_or("ROIs need ovinfer's converter, and the frames have none")?
-            .cropped((x as usize, y as usize, w as usize, h as usize))
-            .ok_or("it is not inside the frame")?;
-        let slot = self.add_job(state, width, &mut |_, request, slot| {
-            compiled::write_converted(request, slot, batch, &crop, planes, turn)
-        })?;
+            .ok_or("ROIs need ovinfer's converter, and the frames have none")?;
+        let (x, y, w, h) = crop.rect;
+        let slot = match crop.straight {
+            None => {
+                let upright = converter
+                    .cropped((x as usize, y as usize, w as usize, h as usize))
+                    .ok_or("it is not inside the frame")?;
+                self.add_job(state, width, &mut |_, request, slot| {
+                    compiled::write_converted(request, slot, batch, &upright, planes, crop.turn)
+                })?
+            }
+            Some((straight, window)) => {
+                let native = converter
+                    .native(window)
+                    .ok_or("its rotated box is not inside the frame")?;
+                let input = &compiled.shape.model_input;
+                let fit = ((input.width, input.height), state.resize_mode());
+                self.add_job(state, width, &mut |_, request, slot| {
+                    compiled::write_straightened(
+                        request, slot, batch, &native, &straight, fit, planes,
+                    )
+                })?
+            }
+        };
         Ok((slot, instance))
     }
 
@@ -1572,10 +1589,76 @@ impl OvInfer {
                 rect.2,
                 rect.3
             );
-            meta::add_detection(buffer, width, height, &info);
+            let corners = d.quad.map(|q| q.map(f64::from));
+            meta::add_rotated_detection(buffer, width, height, &info, corners);
             attached += 1;
         }
         gst::log!(CAT, imp = self, "frame {n}: {attached} detections");
+    }
+}
+
+/// What is cut out of the frame for an ROI.
+struct Crop {
+    /// The ROI clipped to the frame.
+    rect: roi::Rect,
+    /// Its rotated box (`rotated_box`, from a text detector), straightened and turned over
+    /// when the text is upside down, and the window of the frame around it; then `rect` is not
+    /// read.
+    straight: Option<(Straight, (usize, usize, usize, usize))>,
+    /// Read turned over (180°): text an orientation classifier found upside down, read by a
+    /// recogniser.
+    turn: bool,
+}
+
+impl Crop {
+    /// The crop of `roi` (`rect`: clipped to a `frame`-sized frame) for a model of `decoder`.
+    fn of(roi: &meta::Roi, rect: roi::Rect, frame: (u32, u32), decoder: DecoderKind) -> Crop {
+        let turn =
+            decoder == DecoderKind::TextRecognition && roi::upside_down(&roi.attribute_infos());
+        let (fw, fh) = (frame.0 as f32, frame.1 as f32);
+        let straight = roi.rotated_box().and_then(|corners| {
+            let px: [f32; 8] = std::array::from_fn(|i| {
+                corners[i] as f32 * if i.is_multiple_of(2) { fw } else { fh }
+            });
+            let straight = Straight::new(px)?;
+            let straight = if turn { straight.turned() } else { straight };
+            // The frame's pixels around the box (a pixel more each way for sampling).
+            let xs = [px[0], px[2], px[4], px[6]];
+            let ys = [px[1], px[3], px[5], px[7]];
+            let low = |v: [f32; 4], size: f32| {
+                v.iter()
+                    .fold(size, |m, &a| m.min(a))
+                    .floor()
+                    .clamp(0.0, size)
+            };
+            let high = |v: [f32; 4], size: f32| {
+                (v.iter().fold(0.0f32, |m, &a| m.max(a)).ceil() + 1.0).clamp(0.0, size)
+            };
+            let (x0, y0) = (low(xs, fw), low(ys, fh));
+            let (x1, y1) = (high(xs, fw), high(ys, fh));
+            (x1 > x0 && y1 > y0).then(|| {
+                let window = (
+                    x0 as usize,
+                    y0 as usize,
+                    (x1 - x0) as usize,
+                    (y1 - y0) as usize,
+                );
+                (straight.shifted(x0, y0), window)
+            })
+        });
+        Crop {
+            rect,
+            straight,
+            turn,
+        }
+    }
+
+    /// The size of the picture read (width, height).
+    fn size(&self) -> (usize, usize) {
+        match &self.straight {
+            Some((straight, _)) => straight.size(),
+            None => (self.rect.2 as usize, self.rect.3 as usize),
+        }
     }
 }
 
@@ -1760,7 +1843,7 @@ impl ObjectImpl for OvInfer {
                     .build(),
                 glib::ParamSpecUInt::builder("input-max-side")
                     .nick("Input longer side at most")
-                    .blurb("The longer side of a dynamic input the decoder chooses (input-size empty). Text detection on full frames: the frame's size scaled down so that its longer side is at most this many pixels (never enlarged), each side rounded to a multiple of 32 (PaddleOCR's det_limit_side_len with limit_type max). Text recognition: the widest input long lines are read at (rounded down to a multiple of 160). One compiled model per size used")
+                    .blurb("The longer side of a dynamic input the decoder chooses (input-size empty). Text detection on full frames: the frame's size scaled down so that its longer side is at most this many pixels (never enlarged), each side rounded to a multiple of 32 (PaddleOCR's det_limit_side_len with limit_type max). Text recognition: the widest input long lines are read at (rounded down to a multiple of 32). One compiled model per size used")
                     .minimum(32)
                     .maximum(MAX_INPUT_SIDE)
                     .default_value(DEFAULT_INPUT_MAX_SIDE)

@@ -31,6 +31,7 @@ mod settings;
 pub mod shared;
 mod state;
 pub mod stats;
+mod straighten;
 
 use gst::glib;
 use gst::prelude::*;

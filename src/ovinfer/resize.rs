@@ -109,13 +109,7 @@ impl Placement {
         let (iw, ih) = (self.input.0 as f32, self.input.1 as f32);
         let fx = |v: f32| (v * iw - x as f32) / w as f32;
         let fy = |v: f32| (v * ih - y as f32) / h as f32;
-        Detection {
-            x_min: fx(d.x_min),
-            y_min: fy(d.y_min),
-            x_max: fx(d.x_max),
-            y_max: fy(d.y_max),
-            ..*d
-        }
+        d.moved(fx, fy)
     }
 
     /// A box normalised to the picture, normalised to the model's input: the inverse of
@@ -125,13 +119,7 @@ impl Placement {
         let (iw, ih) = (self.input.0.max(1) as f32, self.input.1.max(1) as f32);
         let fx = |v: f32| (x as f32 + v * w as f32) / iw;
         let fy = |v: f32| (y as f32 + v * h as f32) / ih;
-        Detection {
-            x_min: fx(d.x_min),
-            y_min: fy(d.y_min),
-            x_max: fx(d.x_max),
-            y_max: fy(d.y_max),
-            ..*d
-        }
+        d.moved(fx, fy)
     }
 }
 
@@ -232,6 +220,7 @@ mod tests {
 
     fn boxed(x_min: f32, y_min: f32, x_max: f32, y_max: f32) -> Detection {
         Detection {
+            quad: None,
             label_id: 3,
             confidence: 0.75,
             x_min,

@@ -212,13 +212,7 @@ pub fn frame_text(text: &str, confidence: f32, model: &str) -> gst::Structure {
 pub fn to_frame(d: &Detection, rect: Rect, frame: (u32, u32)) -> Detection {
     let (x, y, w, h) = (rect.0 as f32, rect.1 as f32, rect.2 as f32, rect.3 as f32);
     let (fw, fh) = (frame.0.max(1) as f32, frame.1.max(1) as f32);
-    Detection {
-        x_min: (x + d.x_min * w) / fw,
-        y_min: (y + d.y_min * h) / fh,
-        x_max: (x + d.x_max * w) / fw,
-        y_max: (y + d.y_max * h) / fh,
-        ..*d
-    }
+    d.moved(|v| (x + v * w) / fw, |v| (y + v * h) / fh)
 }
 
 #[cfg(test)]
@@ -377,6 +371,7 @@ mod tests {
     #[test]
     fn detections_in_a_crop_move_into_the_frame() {
         let d = Detection {
+            quad: None,
             label_id: 0,
             confidence: 0.9,
             x_min: 0.25,

@@ -112,6 +112,7 @@ pub fn decode(
             let (cx, cy) = (ax + r[0] / sw, ay + r[1] / sh);
             let (bw, bh) = (r[2] / sw, r[3] / sh);
             Some(Detection {
+                quad: None,
                 label_id: 0,
                 confidence,
                 x_min: cx - bw / 2.0,

@@ -28,9 +28,34 @@ pub struct Detection {
     pub y_min: f32,
     pub x_max: f32,
     pub y_max: f32,
+    /// A text detector's rotated rectangle inside the box, normalised as the box: its corners
+    /// x, y from the top-left one around (PaddleOCR's `get_mini_boxes` order), for a recogniser
+    /// to read the text straightened. None for other decoders.
+    pub quad: Option<[f32; 8]>,
 }
 
 impl Detection {
+    /// The detection with its box (and rotated rectangle) moved: x coordinates by `fx`, y by
+    /// `fy`.
+    pub fn moved(&self, fx: impl Fn(f32) -> f32, fy: impl Fn(f32) -> f32) -> Detection {
+        Detection {
+            x_min: fx(self.x_min),
+            y_min: fy(self.y_min),
+            x_max: fx(self.x_max),
+            y_max: fy(self.y_max),
+            quad: self.quad.map(|q| {
+                std::array::from_fn(|i| {
+                    if i.is_multiple_of(2) {
+                        fx(q[i])
+                    } else {
+                        fy(q[i])
+                    }
+                })
+            }),
+            ..*self
+        }
+    }
+
     pub fn area(&self) -> f32 {
         (self.x_max - self.x_min).max(0.0) * (self.y_max - self.y_min).max(0.0)
     }
@@ -401,6 +426,7 @@ mod tests {
     #[test]
     fn clipping_keeps_the_inside_and_drops_empty_boxes() {
         let d = Detection {
+            quad: None,
             label_id: 1,
             confidence: 0.9,
             x_min: -0.2,
@@ -451,6 +477,7 @@ mod props {
         .prop_map(|v| {
             v.into_iter()
                 .map(|(label_id, confidence, x, y, w, h)| Detection {
+                    quad: None,
                     label_id,
                     confidence,
                     x_min: x,

@@ -34,6 +34,7 @@ mod tests {
 
     fn det(label_id: i32, confidence: f32, x: f32, y: f32, s: f32) -> Detection {
         Detection {
+            quad: None,
             label_id,
             confidence,
             x_min: x,

@@ -21,6 +21,7 @@ pub fn decode(out: &Tensor<'_>, threshold: f32) -> Result<Vec<Detection>, String
         // NaN compares false: such rows are skipped here.
         if confidence >= threshold {
             found.push(Detection {
+                quad: None,
                 label_id: row[1] as i32,
                 confidence,
                 x_min: row[3],
@@ -99,6 +100,7 @@ mod tests {
         assert_eq!(
             out,
             vec![Detection {
+                quad: None,
                 label_id: 1,
                 confidence: 0.9,
                 x_min: 0.1,

@@ -10,7 +10,8 @@
 //! is grown on every side by `area × ratio / perimeter` (the Clipper offset of a rectangle with
 //! round joins, whose minimum-area rectangle is exactly that), must then have a shorter side of
 //! at least `MIN_SIZE + 2`, and becomes the upright box around it, normalised to the map (so to
-//! the frame, which is stretched onto the input). Boxes come in reading order: top to bottom,
+//! the frame, which is stretched onto the input), carrying its corners (`Detection::quad`) for
+//! a recogniser to read it straight. Boxes come in reading order: top to bottom,
 //! and left to right within a line (tops within [`LINE_TOLERANCE`] pixels), as rapidocr's.
 
 use super::{Detection, Tensor};
@@ -91,6 +92,19 @@ impl Quad {
             width: w + 2.0 * d,
             height: h + 2.0 * d,
         }
+    }
+
+    /// Its corners as PaddleOCR's `get_mini_boxes` orders them for reading: of the two leftmost
+    /// the upper one first, then of the two rightmost the upper one, the lower one, and the
+    /// lower left one (top-left, top-right, bottom-right, bottom-left for text that is nearly
+    /// level).
+    pub fn reading_corners(&self) -> [Point; 4] {
+        let mut by_x = self.corners;
+        by_x.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let [a, b, c, d] = by_x;
+        let (top_left, bottom_left) = if a.y <= b.y { (a, b) } else { (b, a) };
+        let (top_right, bottom_right) = if c.y <= d.y { (c, d) } else { (d, c) };
+        [top_left, top_right, bottom_right, bottom_left]
     }
 
     /// The upright box around it: (x_min, y_min, x_max, y_max).
@@ -346,9 +360,16 @@ pub fn decode(out: &Tensor<'_>, box_threshold: f32) -> Result<Vec<Detection>, St
         }
         let (x0, y0, x1, y1) = grown.bounds();
         let (fw, fh) = (width as f32, height as f32);
+        let corners = grown.reading_corners();
+        let mut quad = [0.0; 8];
+        for (i, p) in corners.iter().enumerate() {
+            quad[2 * i] = p.x / fw;
+            quad[2 * i + 1] = p.y / fh;
+        }
         found.push((
             y0,
             Detection {
+                quad: Some(quad),
                 label_id: 0,
                 confidence: score,
                 x_min: x0.max(0.0) / fw,

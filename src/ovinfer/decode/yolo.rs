@@ -62,6 +62,7 @@ pub fn decode(
         }
         let (cx, cy, bw, bh) = (at(0, i) / sw, at(1, i) / sh, at(2, i) / sw, at(3, i) / sh);
         candidates.push(Detection {
+            quad: None,
             label_id: best as i32,
             confidence,
             x_min: cx - bw / 2.0,
