@@ -343,7 +343,7 @@ fn reads_a_photographed_page_as_rapidocr() {
 }
 
 /// The same page with no setting: the recogniser reads the page's lines in a group as wide as
-/// the longest needs (736 here, in steps of 32 from 320), as rapidocr widens its batches.
+/// the longest needs (768 here, in steps of 32 from 320), as rapidocr widens its batches.
 /// At the former fixed 320 the long lines were squeezed into nonsense ("bag", "us").
 #[test]
 fn long_lines_widen_the_recogniser_with_no_setting() {
